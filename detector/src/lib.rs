@@ -1,0 +1,1 @@
+//! Sans-IO port-scan detection.

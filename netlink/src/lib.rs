@@ -1,0 +1,1 @@
+//! Netlink socket, nfnetlink framing and NFQUEUE.

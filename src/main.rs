@@ -1,0 +1,3 @@
+fn main() {
+    println!("scanban {}", env!("CARGO_PKG_VERSION"));
+}
