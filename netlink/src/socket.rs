@@ -1,0 +1,450 @@
+//! The netfilter netlink socket (`NETLINK_NETFILTER`), over netlink-sys.
+//!
+//! One type for both roles, configured differently (G25, G26):
+//! - control sockets (nf_tables batches, queue config) keep ENOBUFS reporting, because a lost ACK
+//!   is a correctness bug;
+//! - queue sockets set `NETLINK_NO_ENOBUFS` (the kernel already counted or failed open whatever
+//!   overflowed) and a forced large receive buffer, and read many datagrams per syscall with
+//!   `recvmmsg`.
+//!
+//! Every socket sets `NETLINK_CAP_ACK` (errors echo only the request header, so a failed large
+//! batch cannot flood the receive buffer) and `NETLINK_EXT_ACK` (errors say why).
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+use netlink_sys::{protocols::NETLINK_NETFILTER, Socket};
+
+use crate::ack::{Ack, AckTracker};
+use crate::error::Error;
+use crate::message::{Message, Messages, NLMSG_DONE, NLMSG_ERROR, NLM_F_DUMP_INTR};
+
+/// Most datagrams one `recvmmsg` call fills; bounds the stack arrays it needs.
+pub const MAX_BATCH: usize = 64;
+
+/// How long a request waits for its reply. The kernel answers nfnetlink requests synchronously
+/// inside `sendmsg` (G4), so this only fires if something is badly wrong.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct NlSocket {
+    sock: Socket,
+    portid: u32,
+    seq: u32,
+}
+
+impl NlSocket {
+    /// Opens a nonblocking netfilter socket bound to a kernel-chosen port id.
+    pub fn open() -> io::Result<Self> {
+        let mut sock = Socket::new(NETLINK_NETFILTER)?;
+        let addr = sock.bind_auto()?;
+        sock.set_non_blocking(true)?;
+        sock.set_cap_ack(true)?;
+        sock.set_ext_ack(true)?;
+        // Sequence numbers only need to be unique per socket; starting from the clock makes a
+        // reply to a previous process's socket with the same port id easy to tell apart.
+        let seq = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as u32)
+            .unwrap_or(1);
+        Ok(NlSocket {
+            sock,
+            portid: addr.port_number(),
+            seq,
+        })
+    }
+
+    /// The netlink port id the kernel assigned (what `/proc/net/netfilter/nfnetlink_queue` shows).
+    pub fn portid(&self) -> u32 {
+        self.portid
+    }
+
+    /// A fresh sequence number.
+    pub fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
+    }
+
+    /// Stops the kernel from reporting receive-buffer overruns as ENOBUFS. Queue sockets only.
+    pub fn set_no_enobufs(&self) -> io::Result<()> {
+        self.sock.set_no_enobufs(true)
+    }
+
+    /// Sets the receive buffer, beyond `rmem_max` when we have CAP_NET_ADMIN (SO_RCVBUFFORCE),
+    /// else as large as the unprivileged limit allows. Returns the size the kernel reports.
+    pub fn set_recv_buffer(&self, bytes: usize) -> io::Result<usize> {
+        set_buffer(self.fd(), libc::SO_RCVBUFFORCE, libc::SO_RCVBUF, bytes)?;
+        getsockopt_int(self.fd(), libc::SO_RCVBUF)
+    }
+
+    /// Sets the send buffer; an nf_tables batch must fit in one `sendmsg` (G3).
+    pub fn set_send_buffer(&self, bytes: usize) -> io::Result<usize> {
+        set_buffer(self.fd(), libc::SO_SNDBUFFORCE, libc::SO_SNDBUF, bytes)?;
+        getsockopt_int(self.fd(), libc::SO_SNDBUF)
+    }
+
+    pub fn send_buffer(&self) -> io::Result<usize> {
+        getsockopt_int(self.fd(), libc::SO_SNDBUF)
+    }
+
+    /// Sends one datagram to the kernel. A datagram is never split: a short send is an error.
+    pub fn send(&self, datagram: &[u8]) -> io::Result<()> {
+        let n = self.sock.send(datagram, 0)?;
+        if n != datagram.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                format!("netlink send wrote {n} of {} bytes", datagram.len()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Receives one datagram without blocking. `WouldBlock` when none is queued; a datagram
+    /// larger than `buf` is an error rather than silently cut.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let cap = buf.len();
+        let n = self.sock.recv(&mut &mut buf[..], libc::MSG_TRUNC)?;
+        if n > cap {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("netlink datagram of {n} bytes truncated to {cap}"),
+            ));
+        }
+        Ok(n)
+    }
+
+    /// Waits until the socket is readable or `timeout` passes. Returns whether it is readable.
+    pub fn wait_readable(&self, timeout: Duration) -> io::Result<bool> {
+        poll_readable(self.fd(), timeout)
+    }
+
+    /// Receives up to `batch.slots()` datagrams in one `recvmmsg` call, without blocking.
+    /// Returns how many arrived (0 when none was queued).
+    pub fn recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
+        batch.fill_from(self.fd())
+    }
+
+    /// Sends a datagram of requests and reads replies until `tracker` has an answer for every
+    /// request that wants one. Messages that are not ACKs (queued packets, echoes, NEWGEN) go to
+    /// `other` so that nothing is lost while waiting (G24).
+    pub fn transact(
+        &mut self,
+        datagram: &[u8],
+        tracker: &mut AckTracker,
+        mut other: impl FnMut(&Message<'_>),
+    ) -> Result<(), Error> {
+        self.send(datagram)?;
+        let deadline = Instant::now() + REPLY_TIMEOUT;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            // Replies to a batch are queued before send returns, but errors for later requests
+            // may still be in the socket after the last ACK: drain what is there, then decide.
+            match self.recv(&mut buf) {
+                Ok(n) => {
+                    for msg in Messages::new(&buf[..n]) {
+                        let msg = msg?;
+                        match Ack::parse(&msg)? {
+                            Some(ack) => {
+                                tracker.on_ack(&ack);
+                            }
+                            None => other(&msg),
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if tracker.is_complete() {
+                        return tracker.result().map_err(Error::Request);
+                    }
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() || !self.wait_readable(left)? {
+                        return Err(Error::Timeout {
+                            waiting_for: tracker.unanswered().collect::<Vec<_>>().join(", "),
+                        });
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Sends a dump request (`NLM_F_DUMP`) and hands every reply message to `each` until
+    /// `NLMSG_DONE`. A dump interrupted by a concurrent change (`NLM_F_DUMP_INTR`) is reported as
+    /// `Interrupted` so the caller can retry.
+    pub fn dump(
+        &mut self,
+        request: &[u8],
+        seq: u32,
+        label: &str,
+        mut each: impl FnMut(&Message<'_>) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        self.send(request)?;
+        let deadline = Instant::now() + REPLY_TIMEOUT;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut interrupted = false;
+        loop {
+            match self.recv(&mut buf) {
+                Ok(n) => {
+                    for msg in Messages::new(&buf[..n]) {
+                        let msg = msg?;
+                        if msg.seq != seq {
+                            continue; // stale reply to an earlier request
+                        }
+                        interrupted |= msg.flags & NLM_F_DUMP_INTR != 0;
+                        match msg.msg_type {
+                            NLMSG_DONE if interrupted => {
+                                return Err(Error::Io(io::Error::new(
+                                    io::ErrorKind::Interrupted,
+                                    format!("{label}: dump interrupted by a concurrent change"),
+                                )))
+                            }
+                            NLMSG_DONE => return Ok(()),
+                            NLMSG_ERROR => {
+                                if let Some(ack) = Ack::parse(&msg)? {
+                                    if !ack.is_ok() {
+                                        return Err(Error::Request(
+                                            crate::ack::RequestError::from_ack(label, &ack),
+                                        ));
+                                    }
+                                }
+                            }
+                            _ => each(&msg)?,
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() || !self.wait_readable(left)? {
+                        return Err(Error::Timeout {
+                            waiting_for: label.to_string(),
+                        });
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
+    }
+}
+
+impl AsRawFd for NlSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd()
+    }
+}
+
+/// Preallocated storage for `recvmmsg`: `slots` datagrams of up to `slot_size` bytes each.
+/// Reused for every call, so the receive path allocates nothing.
+pub struct RecvBatch {
+    data: Vec<u8>,
+    slot_size: usize,
+    lens: Vec<usize>,
+    count: usize,
+    truncated: u64,
+}
+
+impl RecvBatch {
+    pub fn new(slots: usize, slot_size: usize) -> Self {
+        let slots = slots.clamp(1, MAX_BATCH);
+        RecvBatch {
+            data: vec![0u8; slots * slot_size],
+            slot_size,
+            lens: vec![0; slots],
+            count: 0,
+            truncated: 0,
+        }
+    }
+
+    pub fn slots(&self) -> usize {
+        self.lens.len()
+    }
+
+    /// The datagrams received by the last call, in arrival order.
+    pub fn datagrams(&self) -> Datagrams<'_> {
+        Datagrams {
+            batch: self,
+            next: 0,
+        }
+    }
+
+    /// Fills the slots from `next` instead of the socket (datagrams set aside earlier).
+    /// Returns how many were loaded; one too large for a slot is counted as truncated.
+    pub(crate) fn load_with(&mut self, mut next: impl FnMut() -> Option<Vec<u8>>) -> usize {
+        self.count = 0;
+        while self.count < self.slots() {
+            let Some(d) = next() else { break };
+            if d.len() > self.slot_size {
+                self.truncated += 1;
+                continue;
+            }
+            self.data[self.count * self.slot_size..][..d.len()].copy_from_slice(&d);
+            self.lens[self.count] = d.len();
+            self.count += 1;
+        }
+        self.count
+    }
+
+    /// Datagrams dropped so far because they did not fit a slot.
+    pub fn truncated(&self) -> u64 {
+        self.truncated
+    }
+
+    fn fill_from(&mut self, fd: RawFd) -> io::Result<usize> {
+        let slots = self.slots();
+        // SAFETY: iovec and mmsghdr are plain C structs for which all-zero bytes (null
+        // pointers, zero lengths) are a valid value.
+        let mut iov: [libc::iovec; MAX_BATCH] = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let mut hdrs: [libc::mmsghdr; MAX_BATCH] = unsafe { std::mem::zeroed() };
+        for (i, chunk) in self.data.chunks_mut(self.slot_size).take(slots).enumerate() {
+            iov[i].iov_base = chunk.as_mut_ptr().cast();
+            iov[i].iov_len = chunk.len();
+            hdrs[i].msg_hdr.msg_iov = &mut iov[i];
+            hdrs[i].msg_hdr.msg_iovlen = 1;
+        }
+        // SAFETY: `hdrs[..slots]` point at `slots` iovecs that each describe a distinct,
+        // live, writable chunk of `self.data`; all of it outlives the call, and the kernel
+        // writes at most `iov_len` bytes into each.
+        let n = unsafe {
+            libc::recvmmsg(
+                fd,
+                hdrs.as_mut_ptr(),
+                slots as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        self.count = 0;
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return match e.kind() {
+                io::ErrorKind::WouldBlock => Ok(0),
+                _ => Err(e),
+            };
+        }
+        let received = &hdrs[..n as usize];
+        if received
+            .iter()
+            .any(|h| h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0)
+        {
+            self.compact_after_truncation(received);
+        } else {
+            for (len, h) in self.lens.iter_mut().zip(received) {
+                *len = h.msg_len as usize;
+            }
+            self.count = received.len();
+        }
+        Ok(self.count)
+    }
+
+    /// Rare path: a truncated datagram left a hole; move the good ones down.
+    fn compact_after_truncation(&mut self, hdrs: &[libc::mmsghdr]) {
+        let mut out = 0;
+        for (i, h) in hdrs.iter().enumerate() {
+            if h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+                self.truncated += 1;
+                continue;
+            }
+            let len = h.msg_len as usize;
+            if out != i {
+                self.data.copy_within(
+                    i * self.slot_size..i * self.slot_size + len,
+                    out * self.slot_size,
+                );
+            }
+            self.lens[out] = len;
+            out += 1;
+        }
+        self.count = out;
+    }
+}
+
+/// Iterator over the datagrams of a `RecvBatch`.
+pub struct Datagrams<'a> {
+    batch: &'a RecvBatch,
+    next: usize,
+}
+
+impl<'a> Iterator for Datagrams<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.next >= self.batch.count {
+            return None;
+        }
+        let i = self.next;
+        self.next += 1;
+        Some(&self.batch.data[i * self.batch.slot_size..][..self.batch.lens[i]])
+    }
+}
+
+fn set_buffer(fd: RawFd, force: libc::c_int, plain: libc::c_int, bytes: usize) -> io::Result<()> {
+    let v = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    if setsockopt_int(fd, force, v).is_ok() {
+        return Ok(());
+    }
+    // Without CAP_NET_ADMIN the FORCE variant is refused; take what rmem_max/wmem_max allow.
+    setsockopt_int(fd, plain, v)
+}
+
+fn setsockopt_int(fd: RawFd, opt: libc::c_int, v: libc::c_int) -> io::Result<()> {
+    // SAFETY: passes a pointer to a live c_int and its exact size; the kernel only reads it.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            opt,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn getsockopt_int(fd: RawFd, opt: libc::c_int) -> io::Result<usize> {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: passes a pointer to a live c_int and its size; the kernel writes at most `len`.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            opt,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(v.max(0) as usize)
+}
+
+/// `poll(2)` on one descriptor for readability.
+pub fn poll_readable(fd: RawFd, timeout: Duration) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    loop {
+        // SAFETY: one valid pollfd, count 1.
+        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        return Ok(r > 0);
+    }
+}
