@@ -83,12 +83,24 @@ impl QueueConfig {
 
     /// Appends the BIND + PARAMS + QUEUE_MAXLEN + FLAGS/MASK message, with `NLM_F_ACK`.
     pub fn encode_bind(&self, buf: &mut Vec<u8>, seq: u32) -> Result<usize, EncodeError> {
+        self.encode(buf, seq, true)
+    }
+
+    /// Appends the same settings without BIND, for a queue this socket already holds (binding
+    /// twice is EBUSY).
+    pub fn encode_update(&self, buf: &mut Vec<u8>, seq: u32) -> Result<usize, EncodeError> {
+        self.encode(buf, seq, false)
+    }
+
+    fn encode(&self, buf: &mut Vec<u8>, seq: u32, bind: bool) -> Result<usize, EncodeError> {
         let mut params = [0u8; 5]; // struct nfqnl_msg_config_params is packed: be32 + u8
         params[..4].copy_from_slice(&self.copy_range.to_be_bytes());
         params[4] = copy_mode::PACKET;
         let mut m = config_message(buf, self.queue, seq);
-        m.bytes(attr::CFG_CMD, &cmd_bytes(cmd::BIND))
-            .bytes(attr::CFG_PARAMS, &params)
+        if bind {
+            m.bytes(attr::CFG_CMD, &cmd_bytes(cmd::BIND));
+        }
+        m.bytes(attr::CFG_PARAMS, &params)
             .be32(attr::CFG_QUEUE_MAXLEN, self.max_len)
             // The mask names every flag we manage, so turning one off takes effect too.
             .be32(

@@ -9,6 +9,7 @@
 //! - Closing the socket makes the kernel drop whatever is still queued (G19), so `shutdown`
 //!   releases everything pending with the given verdict before it unbinds.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io;
 use std::time::Duration;
@@ -37,9 +38,9 @@ pub struct QueueSocket {
     /// Packets that arrived during a control exchange, to hand out before reading the socket.
     stash: VecDeque<Vec<u8>>,
     /// Highest packet id handed out, for `shutdown`.
-    last_id: Option<u32>,
+    last_id: Cell<Option<u32>>,
     /// Error replies seen on the queue socket (e.g. a verdict for an unknown id).
-    errors: u64,
+    errors: Cell<u64>,
     scratch: Vec<u8>,
 }
 
@@ -51,7 +52,7 @@ impl QueueSocket {
     pub fn bind(config: &QueueConfig) -> Result<Self, Error> {
         let sock = NlSocket::open()?;
         sock.set_no_enobufs()?;
-        let slot = config.copy_range as usize + MESSAGE_OVERHEAD;
+        let slot = slot_size(config);
         let want = config.max_len as usize * (slot + SKB_TRUESIZE_ESTIMATE);
         sock.set_recv_buffer(want.clamp(1 << 20, 256 << 20))?;
         let mut q = QueueSocket {
@@ -59,24 +60,38 @@ impl QueueSocket {
             config: config.clone(),
             batch: RecvBatch::new(RECV_SLOTS, slot),
             stash: VecDeque::new(),
-            last_id: None,
-            errors: 0,
+            last_id: Cell::new(None),
+            errors: Cell::new(0),
             scratch: Vec::with_capacity(256),
         };
-        q.apply_config().map_err(|e| q.explain_bind_error(e))?;
+        q.apply_config(true).map_err(|e| q.explain_bind_error(e))?;
         Ok(q)
     }
 
-    fn apply_config(&mut self) -> Result<(), Error> {
+    /// Changes copy range, queue length or flags of the bound queue. Packets that arrive while
+    /// the change is acknowledged are kept for the next `recv`.
+    pub fn reconfigure(&mut self, config: &QueueConfig) -> Result<(), Error> {
+        let previous = std::mem::replace(&mut self.config, config.clone());
+        self.config.queue = previous.queue;
+        if config.copy_range != previous.copy_range {
+            self.batch = RecvBatch::new(RECV_SLOTS, slot_size(config));
+        }
+        self.apply_config(false)
+    }
+
+    fn apply_config(&mut self, bind: bool) -> Result<(), Error> {
         let seq = self.sock.next_seq();
         self.scratch.clear();
-        self.config.encode_bind(&mut self.scratch, seq)?;
+        let what = if bind {
+            self.config.encode_bind(&mut self.scratch, seq)?;
+            "bind"
+        } else {
+            self.config.encode_update(&mut self.scratch, seq)?;
+            "configure"
+        };
         let mut tracker = AckTracker::new();
-        tracker.expect(
-            seq,
-            format!("bind queue {}", self.config.queue),
-            Expect::Ack,
-        );
+        let label = format!("{what} queue {}", self.config.queue);
+        tracker.expect(seq, label, Expect::Ack);
         let datagram = std::mem::take(&mut self.scratch);
         let stash = &mut self.stash;
         let r = self
@@ -121,7 +136,7 @@ impl QueueSocket {
 
     /// Error replies received on this socket so far (verdicts the kernel refused).
     pub fn errors(&self) -> u64 {
-        self.errors
+        self.errors.get()
     }
 
     /// Datagrams dropped because they exceeded a receive slot.
@@ -149,12 +164,12 @@ impl QueueSocket {
 
     /// The packets of the last `recv`, in arrival order. Error replies (refused verdicts) are
     /// counted and skipped; a malformed message is yielded as `Err`.
-    pub fn packets(&mut self) -> Packets<'_> {
+    pub fn packets(&self) -> Packets<'_> {
         Packets {
             datagrams: self.batch.datagrams(),
             current: None,
-            last_id: &mut self.last_id,
-            errors: &mut self.errors,
+            last_id: &self.last_id,
+            errors: &self.errors,
         }
     }
 
@@ -169,7 +184,7 @@ impl QueueSocket {
         while self.recv()? > 0 {
             for _ in self.packets() {}
         }
-        if let Some(last) = self.last_id {
+        if let Some(last) = self.last_id.get() {
             self.scratch.clear();
             encode_verdict_batch(&mut self.scratch, self.config.queue, 0, last, verdict, None)?;
             self.sock.send(&self.scratch)?;
@@ -194,8 +209,8 @@ impl QueueSocket {
 pub struct Packets<'q> {
     datagrams: Datagrams<'q>,
     current: Option<Messages<'q>>,
-    last_id: &'q mut Option<u32>,
-    errors: &'q mut u64,
+    last_id: &'q Cell<Option<u32>>,
+    errors: &'q Cell<u64>,
 }
 
 impl<'q> Iterator for Packets<'q> {
@@ -226,7 +241,7 @@ impl<'q> Packets<'q> {
         m: &Message<'q>,
     ) -> Option<Result<PacketView<'q>, crate::error::DecodeError>> {
         if m.msg_type == crate::message::NLMSG_ERROR {
-            *self.errors += 1;
+            self.errors.set(self.errors.get() + 1);
             return None;
         }
         if m.msg_type < crate::message::NLMSG_MIN_TYPE {
@@ -234,8 +249,12 @@ impl<'q> Packets<'q> {
         }
         let r = PacketView::parse(m);
         if let Ok(p) = &r {
-            *self.last_id = Some(p.id);
+            self.last_id.set(Some(p.id));
         }
         Some(r)
     }
+}
+
+fn slot_size(config: &QueueConfig) -> usize {
+    config.copy_range as usize + MESSAGE_OVERHEAD
 }

@@ -64,7 +64,7 @@ mod tests {
 
     #[test]
     fn parses_the_kernel_format() {
-        // Copied from this machine's /proc (kernel 6.18) with one queue bound.
+        // The kernel's seq_show format: "%5u %6u %5u %1u %5u %5u %5u %8u %2d".
         let text = "    0 2147483649     3 2   128     0     5       17  1\n  garbage\n";
         assert_eq!(
             parse(text),

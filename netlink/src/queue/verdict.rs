@@ -107,7 +107,6 @@ pub struct VerdictBatcher {
     run: Option<Run>,
     buf: Vec<u8>,
     pending: usize,
-    messages: usize,
 }
 
 impl VerdictBatcher {
@@ -118,7 +117,6 @@ impl VerdictBatcher {
             run: None,
             buf: Vec::with_capacity(4096),
             pending: 0,
-            messages: 0,
         }
     }
 
@@ -171,7 +169,6 @@ impl VerdictBatcher {
         };
         // A verdict message is 36 bytes; it cannot exceed attribute limits.
         debug_assert!(r.is_ok());
-        self.messages += 1;
     }
 
     /// Packets recorded since the last flush.
