@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The one test command (README "Test"): installs what the tests need on a fresh Debian machine,
+# then runs formatting, lints, every test including the kernel tests (as root, in throwaway
+# network namespaces), the big-endian codec tests under qemu, and the static musl build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "scripts/test.sh: run as root: the kernel tests build network namespaces" >&2
+  exit 1
+fi
+
+# command -> Debian package
+need=()
+for pair in ip:iproute2 ss:iproute2 nft:nftables iptables-nft:iptables nmap:nmap hping3:hping3 \
+            tcpdump:tcpdump python3:python3 file:file musl-gcc:musl-tools \
+            powerpc-linux-gnu-gcc:gcc-powerpc-linux-gnu qemu-ppc-static:qemu-user-static; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "== apt-get install ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+rustup target add x86_64-unknown-linux-musl powerpc-unknown-linux-gnu >/dev/null
+
+# A kernel test that cannot run is a failure here, not a skip.
+export SCANBAN_REQUIRE_KERNEL_TESTS=1
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== cargo test (unit, fixtures, kernel)"
+cargo test --workspace
+
+echo "== big-endian codec tests (powerpc-unknown-linux-gnu under qemu-ppc-static)"
+CARGO_TARGET_POWERPC_UNKNOWN_LINUX_GNU_LINKER=powerpc-linux-gnu-gcc \
+CARGO_TARGET_POWERPC_UNKNOWN_LINUX_GNU_RUNNER="qemu-ppc-static -L /usr/powerpc-linux-gnu" \
+  cargo test --target powerpc-unknown-linux-gnu --workspace --exclude scanban --lib
+
+echo "== static musl release build"
+cargo build --release --target x86_64-unknown-linux-musl
+bin=target/x86_64-unknown-linux-musl/release/scanban
+if ! file "$bin" | grep -q "static"; then
+  echo "scanban is not statically linked: $(file "$bin")" >&2
+  exit 1
+fi
+echo "static binary: $bin, $(stat -c %s "$bin") bytes"
+
+left=$(ip netns list | grep -c '^sb-' || true)
+if [ "$left" -ne 0 ]; then
+  echo "tests leaked $left network namespace(s):" >&2
+  ip netns list >&2
+  exit 1
+fi
+echo "== all checks passed"
