@@ -9,7 +9,8 @@
 //! Options: `--queue N`, `--drop` (default accept), `--quiet` (no per-packet lines, a summary at
 //! the end), `--count N` (stop after N packets), `--idle SECS` (stop after SECS without packets,
 //! default 10), `--per-packet` (one VERDICT per packet instead of batch verdicts),
-//! `--copy-range BYTES`, `--max-len N`. The summary reports packets, seconds from the first to the
+//! `--copy-range BYTES`, `--max-len N`, `--start-after SECS` (bind, then wait before reading, so
+//! the kernel queues a backlog: the drain benchmark). The summary reports packets, seconds from the first to the
 //! last packet, packets/s and the kernel's drop counters.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -28,6 +29,7 @@ struct Options {
     per_packet: bool,
     copy_range: u32,
     max_len: u32,
+    start_after: Duration,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -40,6 +42,7 @@ fn parse_args() -> Result<Options, String> {
         per_packet: false,
         copy_range: nfnl::queue::DEFAULT_COPY_RANGE,
         max_len: nfnl::queue::DEFAULT_MAX_LEN,
+        start_after: Duration::ZERO,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -61,10 +64,12 @@ fn parse_args() -> Result<Options, String> {
             "--max-len" => {
                 o.max_len = u32::try_from(value("--max-len")?).map_err(|e| e.to_string())?
             }
+            "--start-after" => o.start_after = Duration::from_secs(value("--start-after")?),
             "-h" | "--help" => {
                 return Err(
                     "usage: queue_reader [--queue N] [--drop] [--quiet] [--count N] \
-                            [--idle SECS] [--per-packet] [--copy-range BYTES] [--max-len N]"
+                            [--idle SECS] [--per-packet] [--copy-range BYTES] [--max-len N] \
+                            [--start-after SECS]"
                         .into(),
                 )
             }
@@ -99,6 +104,7 @@ fn main() {
         o.verdict
     );
 
+    std::thread::sleep(o.start_after);
     let mut batcher = VerdictBatcher::new(o.queue);
     let mut single = Vec::with_capacity(64);
     let mut packets = 0u64;
