@@ -314,7 +314,7 @@ impl RecvBatch {
                 fd,
                 hdrs.as_mut_ptr(),
                 slots as libc::c_uint,
-                libc::MSG_DONTWAIT,
+                libc::MSG_DONTWAIT as _, // c_int on glibc, c_uint on musl
                 std::ptr::null_mut(),
             )
         };
