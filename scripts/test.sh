@@ -13,7 +13,7 @@ fi
 # command -> Debian package
 need=()
 for pair in ip:iproute2 ss:iproute2 nft:nftables iptables-nft:iptables nmap:nmap hping3:hping3 \
-            tcpdump:tcpdump python3:python3 file:file musl-gcc:musl-tools \
+            tcpdump:tcpdump python3:python3 file:file bc:bc musl-gcc:musl-tools \
             powerpc-linux-gnu-gcc:gcc-powerpc-linux-gnu qemu-ppc-static:qemu-user-static; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
@@ -32,13 +32,15 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 echo "== cargo test (unit, fixtures, kernel)"
-cargo test --workspace
+cargo test --workspace 2>&1 | tee -a "$log"
 
 echo "== big-endian codec tests (powerpc-unknown-linux-gnu under qemu-ppc-static)"
 CARGO_TARGET_POWERPC_UNKNOWN_LINUX_GNU_LINKER=powerpc-linux-gnu-gcc \
 CARGO_TARGET_POWERPC_UNKNOWN_LINUX_GNU_RUNNER="qemu-ppc-static -L /usr/powerpc-linux-gnu" \
-  cargo test --target powerpc-unknown-linux-gnu --workspace --exclude scanban --lib
+  cargo test --target powerpc-unknown-linux-gnu --workspace --exclude scanban --lib 2>&1 | tee -a "$log"
 
 echo "== static musl release build"
 cargo build --release --target x86_64-unknown-linux-musl
@@ -55,4 +57,7 @@ if [ "$left" -ne 0 ]; then
   ip netns list >&2
   exit 1
 fi
+passed=$(sed -n 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed.*/\1/p' "$log" | paste -sd+ | bc)
+failed=$(sed -n 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed.*/\2/p' "$log" | paste -sd+ | bc)
 echo "== all checks passed"
+echo "tests: $passed passed, $failed failed"
