@@ -23,6 +23,9 @@ use crate::message::{Message, Messages, NLMSG_DONE, NLMSG_ERROR, NLM_F_DUMP_INTR
 /// Most datagrams one `recvmmsg` call fills; bounds the stack arrays it needs.
 pub const MAX_BATCH: usize = 64;
 
+/// Datagrams read after the last expected ACK before `transact` returns anyway.
+const DRAIN_AFTER_COMPLETE: u32 = 64;
+
 /// How long a request waits for its reply. The kernel answers nfnetlink requests synchronously
 /// inside `sendmsg` (G4), so this only fires if something is badly wrong.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -136,9 +139,17 @@ impl NlSocket {
         self.send(datagram)?;
         let deadline = Instant::now() + REPLY_TIMEOUT;
         let mut buf = vec![0u8; 64 * 1024];
+        let mut after_complete = 0;
         loop {
-            // Replies to a batch are queued before send returns, but errors for later requests
-            // may still be in the socket after the last ACK: drain what is there, then decide.
+            // Replies to a batch are queued before send returns, but errors for error-only
+            // requests may sit behind the last ACK: once complete, drain what is there, but only
+            // a bounded amount (a queue socket under a flood never runs dry).
+            if tracker.is_complete() {
+                after_complete += 1;
+                if after_complete > DRAIN_AFTER_COMPLETE {
+                    return tracker.result().map_err(Error::Request);
+                }
+            }
             match self.recv(&mut buf) {
                 Ok(n) => {
                     for msg in Messages::new(&buf[..n]) {

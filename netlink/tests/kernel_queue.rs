@@ -336,3 +336,39 @@ fn shutdown_accepts_what_is_pending_and_unbinds() {
     );
     assert_eq!(queue_stats(&tb, 0), None, "queue unbound");
 }
+
+#[test]
+fn config_exchanges_finish_during_a_flood() {
+    let Some(tb) = Testbed::new("qflood") else {
+        return;
+    };
+    rules(
+        &tb,
+        &["iptables-nft -A INPUT -p udp --dport 7600 -j NFQUEUE --queue-num 0"],
+    );
+    let mut q = bind(&tb, QueueConfig::new(0));
+    // A bounded flood: 2 s at most, 200,000 packets at most.
+    let flood = attacker(
+        &tb,
+        format!(
+            "timeout -s INT 2 hping3 --udp -p 7600 --flood -c 200000 {SERVER_V4} 2>&1 | tail -3"
+        ),
+    );
+    wait_for(Duration::from_secs(5), || {
+        queue_stats(&tb, 0).filter(|s| s.id_sequence > 1000)
+    })
+    .expect("flood reaches the queue");
+    // Each exchange must return although the socket never runs dry.
+    let mut cfg = q.config().clone();
+    for i in 0..10 {
+        cfg.max_len = 4096 + i;
+        q.reconfigure(&cfg).expect("reconfigure under flood");
+    }
+    flood.join().unwrap();
+    // Release everything: stashed packets first, then the rest, until the queue is empty.
+    serve(&mut q, Verdict::Drop, Duration::from_secs(10), |_| {
+        queue_stats(&tb, 0).is_some_and(|s| s.waiting == 0)
+    });
+    let st = queue_stats(&tb, 0).unwrap();
+    assert_eq!(st.waiting, 0, "nothing left behind");
+}

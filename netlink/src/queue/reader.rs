@@ -94,6 +94,8 @@ impl QueueSocket {
         tracker.expect(seq, label, Expect::Ack);
         let datagram = std::mem::take(&mut self.scratch);
         let stash = &mut self.stash;
+        // The stash needs no limit of its own: every packet in it is waiting for our verdict,
+        // and the kernel keeps at most `max_len` of those (beyond, it fails open or drops).
         let r = self
             .sock
             .transact(&datagram, &mut tracker, |m| stash.push_back(m.raw.to_vec()));

@@ -2,8 +2,8 @@
 //! and several in one datagram.
 //!
 //! `VerdictBatcher` turns a run of per-packet decisions, in arrival order, into the fewest
-//! messages: each run of equal verdicts becomes one batch verdict for the run's last id (one
-//! single verdict when the run is one packet), and all of them go out in one `send`. The kernel
+//! messages: each run of equal verdicts becomes one batch verdict for the run's last id, and all
+//! of them go out in one `send`. The kernel
 //! walks the datagram in order (G23), so a later batch never catches an earlier packet that a
 //! previous message in the same datagram already released; and the kernel's "id ≤ N" compares
 //! with wrap-around (`nfq_id_after`), as we do.
@@ -147,26 +147,18 @@ impl VerdictBatcher {
 
     fn close_run(&mut self) {
         let Some(run) = self.run.take() else { return };
-        // seq is irrelevant: verdicts carry no NLM_F_ACK, and errors name the packet id.
-        let r = if run.len == 1 {
-            encode_verdict(
-                &mut self.buf,
-                self.queue,
-                0,
-                run.last_id,
-                run.verdict,
-                self.mark,
-            )
-        } else {
-            encode_verdict_batch(
-                &mut self.buf,
-                self.queue,
-                0,
-                run.last_id,
-                run.verdict,
-                self.mark,
-            )
-        };
+        // Always a batch verdict, even for a run of one: "every id ≤ N" also releases a packet
+        // we never read (a datagram lost to a full socket buffer without fail-open), which a
+        // single verdict would leave queued until the queue is destroyed. seq is irrelevant:
+        // verdicts carry no NLM_F_ACK.
+        let r = encode_verdict_batch(
+            &mut self.buf,
+            self.queue,
+            0,
+            run.last_id,
+            run.verdict,
+            self.mark,
+        );
         // A verdict message is 36 bytes; it cannot exceed attribute limits.
         debug_assert!(r.is_ok());
     }
@@ -222,7 +214,7 @@ mod tests {
     }
 
     #[test]
-    fn runs_become_batch_verdicts_and_singles() {
+    fn runs_become_batch_verdicts_in_one_datagram() {
         let mut b = VerdictBatcher::new(7);
         for (id, v) in [
             (10, Verdict::Accept),
@@ -247,7 +239,7 @@ mod tests {
             decode(&sent),
             vec![
                 (msg::VERDICT_BATCH, NF_ACCEPT, 11),
-                (msg::VERDICT, NF_DROP, 12),
+                (msg::VERDICT_BATCH, NF_DROP, 12),
                 (msg::VERDICT_BATCH, NF_ACCEPT, 15),
             ]
         );
