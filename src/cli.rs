@@ -1,0 +1,303 @@
+//! The command line: `scanban [OPTIONS] COMMAND [ARGS]`.
+//!
+//! Options are the settings of `settings::OPTIONS` (each also a config-file key) plus `-c/--config`,
+//! `-v`, `-h`, `-V`. They may stand before or after the command. Settings from the command line
+//! override the config file's, whatever their order.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::duration;
+use crate::settings::{self, Cidr, SettingError, Settings, OPTIONS};
+
+/// The default config file; absent is fine, unreadable or invalid is not.
+pub const DEFAULT_CONFIG: &str = "/etc/scanban/scanban.conf";
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Run,
+    List {
+        json: bool,
+    },
+    Ban {
+        target: Cidr,
+        duration: Option<Duration>,
+    },
+    Unban {
+        target: Cidr,
+    },
+    Status {
+        json: bool,
+    },
+    Replay {
+        pcap: PathBuf,
+    },
+    Ruleset,
+    Doctor,
+    Help,
+    Version,
+}
+
+#[derive(Debug)]
+pub struct Invocation {
+    pub command: Command,
+    /// `-c PATH`, or None for the default path (read only if it exists).
+    pub config: Option<PathBuf>,
+    /// Settings given on the command line, in order, applied after the config file.
+    pub overrides: Vec<(String, Option<String>)>,
+}
+
+impl Invocation {
+    /// Defaults, then the config file, then the command line.
+    pub fn settings(&self) -> Result<Settings, SettingError> {
+        let mut s = Settings::default();
+        let (path, required) = match &self.config {
+            Some(p) => (p.clone(), true),
+            None => (PathBuf::from(DEFAULT_CONFIG), false),
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => s.apply_file(&text, &path.display().to_string())?,
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(SettingError {
+                    name: "config".into(),
+                    problem: format!("{}: {e}", path.display()),
+                })
+            }
+        }
+        for (name, value) in &self.overrides {
+            s.apply(name, value.as_deref())?;
+        }
+        s.validate()?;
+        Ok(s)
+    }
+}
+
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, String> {
+    use lexopt::prelude::*;
+    let mut p = lexopt::Parser::from_args(args);
+    let mut command: Option<String> = None;
+    let mut positional: Vec<String> = Vec::new();
+    let mut config = None;
+    let mut overrides = Vec::new();
+    let mut json = false;
+    let mut ban_for = None;
+    let mut help = false;
+    let mut version = false;
+    while let Some(arg) = p.next().map_err(|e| e.to_string())? {
+        match arg {
+            Short('h') | Long("help") => help = true,
+            Short('V') | Long("version") => version = true,
+            Short('v') => overrides.push(("verbose".to_string(), None)),
+            Short('c') | Long("config") => config = Some(PathBuf::from(value_of(&mut p)?)),
+            Long("json") => json = true,
+            Long("for") => {
+                let v = value_of(&mut p)?;
+                ban_for = Some(duration::parse(&v).map_err(|e| format!("--for: {e}"))?);
+            }
+            Long(name) => {
+                let name = name.to_string();
+                match settings::takes_value(&name) {
+                    Some(true) => {
+                        let v = value_of(&mut p)?;
+                        overrides.push((name, Some(v)));
+                    }
+                    Some(false) => overrides.push((name, None)),
+                    None => return Err(format!("unknown option --{name} (see scanban --help)")),
+                }
+            }
+            Value(v) => {
+                let v = v
+                    .string()
+                    .map_err(|_| "arguments must be UTF-8".to_string())?;
+                if command.is_none() {
+                    command = Some(v);
+                } else {
+                    positional.push(v);
+                }
+            }
+            other => return Err(other.unexpected().to_string()),
+        }
+    }
+    let command = if help {
+        Command::Help
+    } else if version {
+        Command::Version
+    } else {
+        let cmd = command.ok_or("no command given (see scanban --help)")?;
+        let one = |what: &str| -> Result<String, String> {
+            match positional.as_slice() {
+                [x] => Ok(x.clone()),
+                [] => Err(format!("`scanban {cmd}` needs {what}")),
+                _ => Err(format!("`scanban {cmd}` takes only {what}")),
+            }
+        };
+        let none = || -> Result<(), String> {
+            match positional.first() {
+                None => Ok(()),
+                Some(x) => Err(format!("`scanban {cmd}` takes no argument, got `{x}`")),
+            }
+        };
+        match cmd.as_str() {
+            "run" => none().map(|_| Command::Run)?,
+            "list" => none().map(|_| Command::List { json })?,
+            "status" => none().map(|_| Command::Status { json })?,
+            "ruleset" => none().map(|_| Command::Ruleset)?,
+            "doctor" => none().map(|_| Command::Doctor)?,
+            "ban" => Command::Ban {
+                target: one("an address or prefix")?.parse()?,
+                duration: ban_for,
+            },
+            "unban" => Command::Unban {
+                target: one("an address or prefix")?.parse()?,
+            },
+            "replay" => Command::Replay {
+                pcap: PathBuf::from(one("a pcap file")?),
+            },
+            other => return Err(format!("unknown command `{other}` (see scanban --help)")),
+        }
+    };
+    Ok(Invocation {
+        command,
+        config,
+        overrides,
+    })
+}
+
+fn value_of(p: &mut lexopt::Parser) -> Result<String, String> {
+    p.value()
+        .map_err(|e| e.to_string())?
+        .into_string()
+        .map_err(|_| "arguments must be UTF-8".to_string())
+}
+
+/// The `--help` text, generated from the same table as the config parser.
+pub fn help() -> String {
+    let mut out = String::from(
+        "scanban: detect port scanners through NFQUEUE and ban them in nf_tables\n\n\
+         usage: scanban [OPTIONS] COMMAND\n\n\
+         commands:\n  \
+         run                     detect and ban (managed mode installs table inet scanban)\n  \
+         list [--json]           bans in the kernel: address, time left, reason\n  \
+         ban ADDR[/LEN] [--for D]  ban by hand (default: ban-time)\n  \
+         unban ADDR[/LEN]        lift a ban (works while the daemon is down)\n  \
+         status [--json]         counters of the running daemon\n  \
+         replay FILE.pcap        what would be banned in a capture, offline\n  \
+         ruleset                 print, in nft syntax, exactly what run installs\n  \
+         doctor                  check kernel features and privileges\n\n\
+         options (each is also a line `NAME VALUE` in the config file):\n  \
+         -c, --config PATH       config file (default /etc/scanban/scanban.conf, if present)\n  \
+         -v                      same as --verbose\n  \
+         -h, --help / -V, --version\n",
+    );
+    for o in OPTIONS {
+        let left = match o.value {
+            Some(v) => format!("--{} {v}", o.name),
+            None => format!("--{}", o.name),
+        };
+        out.push_str(&format!("  {left:<32} {}\n", o.help));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(line: &str) -> Result<Invocation, String> {
+        parse(line.split_whitespace().map(OsString::from))
+    }
+
+    #[test]
+    fn commands_and_options_anywhere() {
+        let inv = parse_str("--queue 0-3 run --verdict drop -v").unwrap();
+        assert_eq!(inv.command, Command::Run);
+        let s = inv.settings_without_file();
+        assert_eq!(s.queue.count(), 4);
+        assert!(s.verbose);
+
+        let inv = parse_str("ban 192.0.2.7 --for 2h").unwrap();
+        assert_eq!(
+            inv.command,
+            Command::Ban {
+                target: "192.0.2.7".parse().unwrap(),
+                duration: Some(Duration::from_secs(7200))
+            }
+        );
+        assert_eq!(
+            parse_str("list --json").unwrap().command,
+            Command::List { json: true }
+        );
+        assert_eq!(parse_str("--help").unwrap().command, Command::Help);
+    }
+
+    #[test]
+    fn mistakes_are_explained() {
+        assert!(parse_str("").unwrap_err().contains("no command"));
+        assert!(parse_str("frobnicate")
+            .unwrap_err()
+            .contains("unknown command"));
+        assert!(parse_str("run --bogus 1").unwrap_err().contains("--bogus"));
+        assert!(parse_str("ban").unwrap_err().contains("needs an address"));
+        assert!(parse_str("ban 192.0.2.300")
+            .unwrap_err()
+            .contains("not an address"));
+        assert!(parse_str("run extra")
+            .unwrap_err()
+            .contains("takes no argument"));
+    }
+
+    #[test]
+    fn config_file_then_command_line() {
+        let dir = std::env::temp_dir().join(format!("scanban-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let conf = dir.join("scanban.conf");
+        std::fs::write(&conf, "threshold 30\nverdict drop\n").unwrap();
+        let c = conf.display().to_string();
+
+        let s = parse_str(&format!("-c {c} run --threshold 40"))
+            .unwrap()
+            .settings()
+            .unwrap();
+        assert_eq!(s.threshold, 40, "command line wins");
+        assert_eq!(
+            s.verdict,
+            crate::settings::ProbeVerdict::Drop,
+            "file applies"
+        );
+
+        let e = parse_str(&format!("-c {c} run --threshold 0"))
+            .unwrap()
+            .settings()
+            .unwrap_err();
+        assert_eq!(e.name, "threshold");
+
+        let missing = dir.join("missing.conf").display().to_string();
+        let e = parse_str(&format!("-c {missing} run"))
+            .unwrap()
+            .settings()
+            .unwrap_err();
+        assert_eq!(e.name, "config", "an explicit config file must exist");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn help_lists_every_option() {
+        let h = help();
+        for o in OPTIONS {
+            assert!(h.contains(&format!("--{}", o.name)), "{}", o.name);
+        }
+    }
+
+    impl Invocation {
+        /// Command-line settings alone, for tests that must not read /etc.
+        fn settings_without_file(&self) -> Settings {
+            let mut s = Settings::default();
+            for (n, v) in &self.overrides {
+                let _ = s.apply(n, v.as_deref());
+            }
+            s
+        }
+    }
+}

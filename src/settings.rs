@@ -1,0 +1,471 @@
+//! Every setting of the daemon, with its default, its validation, and its one spelling.
+//!
+//! A setting has one name, used both as a long flag (`--ban-time 2h`) and as a config-file key
+//! (`ban-time 2h`): "every option is also a flag" holds by construction, and `OPTIONS` is the
+//! single list that `--help`, the config parser and the documentation are made from.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::duration;
+
+/// How scanban gets its packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// scanban installs and owns `table inet scanban`, sensor included.
+    Managed,
+    /// The admin's ruleset queues the packets; scanban only binds and bans.
+    Tail,
+}
+
+/// What happens to a queued probe after scanban has looked at it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeVerdict {
+    /// The host answers as before (RST / port unreachable); nothing changes for real clients.
+    Accept,
+    /// Stealth: closed ports stop answering.
+    Drop,
+}
+
+/// What `run` does to its table when it stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnExit {
+    /// Bans stay in the kernel and expire on their own; the sensor rule has `bypass`.
+    Keep,
+    /// The whole table goes away with the daemon.
+    Remove,
+}
+
+/// An address with a prefix length: `192.0.2.0/24`, `2001:db8::/32`, or a bare host address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    pub addr: IpAddr,
+    pub len: u8,
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (a, l) = match s.split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a
+            .parse()
+            .map_err(|_| format!("`{s}` is not an address or CIDR"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let len = match l {
+            None => max,
+            Some(l) => l
+                .parse::<u8>()
+                .ok()
+                .filter(|&n| n <= max)
+                .ok_or_else(|| format!("`{s}`: prefix length must be 0..={max}"))?,
+        };
+        Ok(Cidr { addr, len })
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+/// A range of queue numbers, `0` or `0-3`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl QueueRange {
+    pub fn count(&self) -> u16 {
+        self.last - self.first + 1
+    }
+}
+
+impl std::str::FromStr for QueueRange {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}` is not a queue number or range like 0-3");
+        let (a, b) = s.split_once('-').unwrap_or((s, s));
+        let first: u16 = a.trim().parse().map_err(|_| bad())?;
+        let last: u16 = b.trim().parse().map_err(|_| bad())?;
+        if last < first {
+            return Err(bad());
+        }
+        Ok(QueueRange { first, last })
+    }
+}
+
+impl fmt::Display for QueueRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.first == self.last {
+            write!(f, "{}", self.first)
+        } else {
+            write!(f, "{}-{}", self.first, self.last)
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    // Packets in.
+    pub mode: Mode,
+    pub queue: QueueRange,
+    pub verdict: ProbeVerdict,
+    pub copy_range: u32,
+    pub queue_max_len: u32,
+    // Detection.
+    pub threshold: u32,
+    pub weight_privileged: u32,
+    pub weight_other: u32,
+    pub weight_stealth: u32,
+    pub leak_every: Duration,
+    pub ipv6_prefix: u8,
+    pub allow: Vec<Cidr>,
+    pub capacity: u32,
+    // Bans.
+    pub ban_time: Duration,
+    pub ban_factor: u32,
+    pub ban_max: Duration,
+    pub offender_memory: Duration,
+    pub ban_jitter_percent: u32,
+    pub ban_rate: u32,
+    pub set_size: u32,
+    pub dry_run: bool,
+    pub reset: bool,
+    pub on_exit: OnExit,
+    // Files.
+    pub state_file: Option<PathBuf>,
+    pub events: Option<PathBuf>,
+    pub stats_file: PathBuf,
+    pub metrics_file: Option<PathBuf>,
+    pub verbose: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            mode: Mode::Managed,
+            queue: QueueRange { first: 0, last: 0 },
+            verdict: ProbeVerdict::Accept,
+            copy_range: 128,
+            queue_max_len: 4096,
+            threshold: 21,
+            weight_privileged: 3,
+            weight_other: 1,
+            weight_stealth: 7,
+            leak_every: Duration::from_secs(5),
+            ipv6_prefix: 64,
+            allow: Vec::new(),
+            capacity: 65_536,
+            ban_time: Duration::from_secs(3600),
+            ban_factor: 2,
+            ban_max: Duration::from_secs(7 * 86_400),
+            offender_memory: Duration::from_secs(86_400),
+            ban_jitter_percent: 5,
+            ban_rate: 20,
+            set_size: 65_536,
+            dry_run: false,
+            reset: false,
+            on_exit: OnExit::Keep,
+            state_file: None,
+            events: None,
+            stats_file: PathBuf::from("/run/scanban/stats"),
+            metrics_file: None,
+            verbose: false,
+        }
+    }
+}
+
+/// One setting's documentation: its name, the value it takes (None for a switch) and what it does.
+pub struct OptionDoc {
+    pub name: &'static str,
+    pub value: Option<&'static str>,
+    pub help: &'static str,
+}
+
+const fn opt(name: &'static str, value: &'static str, help: &'static str) -> OptionDoc {
+    OptionDoc {
+        name,
+        value: Some(value),
+        help,
+    }
+}
+
+const fn switch(name: &'static str, help: &'static str) -> OptionDoc {
+    OptionDoc {
+        name,
+        value: None,
+        help,
+    }
+}
+
+pub const OPTIONS: &[OptionDoc] = &[
+    opt("mode", "managed|tail", "managed: install table inet scanban with its sensor (default); tail: only bind the queue(s) your own ruleset feeds"),
+    opt("queue", "N|N-M", "queue number(s) to read, one thread each (default 0)"),
+    opt("verdict", "accept|drop", "what queued probes get: accept lets the host answer as before (default), drop makes closed ports silent"),
+    opt("copy-range", "BYTES", "bytes of each packet copied from the kernel (default 128: IP and TCP headers with options)"),
+    opt("queue-max-len", "N", "packets the kernel holds for scanban before failing open (default 4096)"),
+    opt("threshold", "SCORE", "score at which a source is banned (default 21: 7 privileged or 21 other closed ports)"),
+    opt("weight-privileged", "N", "score of a distinct closed port below 1024 (default 3)"),
+    opt("weight-other", "N", "score of a distinct closed port from 1024 (default 1)"),
+    opt("weight-stealth", "N", "score of a NULL/FIN/XMAS/SYN+FIN/SYN+RST probe (default 7)"),
+    opt("leak-every", "DURATION", "a source's score drops by one point per DURATION (default 5s)"),
+    opt("ipv6-prefix", "LEN", "IPv6 sources are counted and banned by this prefix (default 64)"),
+    opt("allow", "CIDR", "never track or ban these sources; repeatable (loopback, link-local and multicast are always allowed)"),
+    opt("capacity", "N", "sources tracked at once; the least recently seen is forgotten first (default 65536)"),
+    opt("ban-time", "DURATION", "first ban's length (default 1h)"),
+    opt("ban-factor", "N", "each repeat ban lasts N times the previous one (default 2)"),
+    opt("ban-max", "DURATION", "longest ban (default 1w)"),
+    opt("offender-memory", "DURATION", "how long a banned source counts as a repeat offender (default 24h)"),
+    opt("ban-jitter", "PERCENT", "random spread of ban lengths so bans do not all expire together (default 5)"),
+    opt("ban-rate", "N", "most new bans per second, against spoofed floods (default 20)"),
+    opt("set-size", "N", "most bans the kernel sets hold (default 65536)"),
+    switch("dry-run", "detect and log what would be banned, ban nothing"),
+    switch("reset", "remove existing bans at start (they are kept by default)"),
+    opt("on-exit", "keep|remove", "keep the table and its bans when stopping (default), or remove it"),
+    opt("state-file", "PATH", "save active bans here on exit (and every few minutes) and restore them at start"),
+    opt("events", "PATH|-", "append one JSON line per ban to PATH, or stdout with -"),
+    opt("stats-file", "PATH", "counters for `scanban status`, rewritten every few seconds (default /run/scanban/stats)"),
+    opt("metrics-file", "PATH", "the same counters in Prometheus text format"),
+    switch("verbose", "debug logging"),
+];
+
+/// A setting that could not be applied, naming it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingError {
+    pub name: String,
+    pub problem: String,
+}
+
+impl fmt::Display for SettingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.name, self.problem)
+    }
+}
+
+impl std::error::Error for SettingError {}
+
+/// Whether `name` is a switch (takes no value), a setting (takes one), or unknown.
+pub fn takes_value(name: &str) -> Option<bool> {
+    OPTIONS
+        .iter()
+        .find(|o| o.name == name)
+        .map(|o| o.value.is_some())
+}
+
+impl Settings {
+    /// Applies one setting by name. Switches take `None`.
+    pub fn apply(&mut self, name: &str, value: Option<&str>) -> Result<(), SettingError> {
+        let fail = |problem: String| SettingError {
+            name: name.to_string(),
+            problem,
+        };
+        let v = || value.ok_or_else(|| fail("needs a value".into()));
+        let num = |lo: u32, hi: u32| -> Result<u32, SettingError> {
+            let text = v()?;
+            text.parse::<u32>()
+                .ok()
+                .filter(|n| (lo..=hi).contains(n))
+                .ok_or_else(|| fail(format!("`{text}` must be a whole number from {lo} to {hi}")))
+        };
+        let dur = |min: Duration| -> Result<Duration, SettingError> {
+            let d = duration::parse(v()?).map_err(|e| fail(e.to_string()))?;
+            if d < min {
+                return Err(fail(format!("must be at least {}", duration::Human(min))));
+            }
+            Ok(d)
+        };
+        match name {
+            "mode" => {
+                self.mode = match v()? {
+                    "managed" => Mode::Managed,
+                    "tail" => Mode::Tail,
+                    other => return Err(fail(format!("`{other}` is not managed or tail"))),
+                }
+            }
+            "queue" => self.queue = v()?.parse().map_err(fail)?,
+            "verdict" => {
+                self.verdict = match v()? {
+                    "accept" => ProbeVerdict::Accept,
+                    "drop" => ProbeVerdict::Drop,
+                    other => return Err(fail(format!("`{other}` is not accept or drop"))),
+                }
+            }
+            "copy-range" => self.copy_range = num(64, 65_531)?,
+            "queue-max-len" => self.queue_max_len = num(16, 65_536)?,
+            "threshold" => self.threshold = num(1, 1_000_000)?,
+            "weight-privileged" => self.weight_privileged = num(0, 1000)?,
+            "weight-other" => self.weight_other = num(0, 1000)?,
+            "weight-stealth" => self.weight_stealth = num(0, 1000)?,
+            "leak-every" => self.leak_every = dur(Duration::from_millis(10))?,
+            "ipv6-prefix" => self.ipv6_prefix = num(8, 128)? as u8,
+            "allow" => self.allow.push(v()?.parse().map_err(fail)?),
+            "capacity" => self.capacity = num(16, 16_777_216)?,
+            "ban-time" => self.ban_time = dur(Duration::from_secs(1))?,
+            "ban-factor" => self.ban_factor = num(1, 100)?,
+            "ban-max" => self.ban_max = dur(Duration::from_secs(1))?,
+            "offender-memory" => self.offender_memory = dur(Duration::ZERO)?,
+            "ban-jitter" => self.ban_jitter_percent = num(0, 50)?,
+            "ban-rate" => self.ban_rate = num(1, 100_000)?,
+            "set-size" => self.set_size = num(16, 16_777_216)?,
+            "dry-run" => self.dry_run = true,
+            "reset" => self.reset = true,
+            "on-exit" => {
+                self.on_exit = match v()? {
+                    "keep" => OnExit::Keep,
+                    "remove" => OnExit::Remove,
+                    other => return Err(fail(format!("`{other}` is not keep or remove"))),
+                }
+            }
+            "state-file" => self.state_file = Some(PathBuf::from(v()?)),
+            "events" => self.events = Some(PathBuf::from(v()?)),
+            "stats-file" => self.stats_file = PathBuf::from(v()?),
+            "metrics-file" => self.metrics_file = Some(PathBuf::from(v()?)),
+            "verbose" => self.verbose = true,
+            _ => return Err(fail("unknown setting".into())),
+        }
+        Ok(())
+    }
+
+    /// Checks that settings agree with each other.
+    pub fn validate(&self) -> Result<(), SettingError> {
+        let fail = |name: &str, problem: String| {
+            Err(SettingError {
+                name: name.into(),
+                problem,
+            })
+        };
+        if self.ban_max < self.ban_time {
+            return fail(
+                "ban-max",
+                format!(
+                    "{} is shorter than ban-time {}",
+                    duration::Human(self.ban_max),
+                    duration::Human(self.ban_time)
+                ),
+            );
+        }
+        if self.mode == Mode::Managed && self.queue.count() > 64 {
+            return fail("queue", "at most 64 queues".into());
+        }
+        Ok(())
+    }
+
+    /// Reads a config file's text: one setting per line, `name value` (or `name` for a switch),
+    /// `#` starts a comment. Errors name the line and the setting.
+    pub fn apply_file(&mut self, text: &str, path: &str) -> Result<(), SettingError> {
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            let (name, value) = match line.split_once(char::is_whitespace) {
+                Some((n, v)) => (n, Some(v.trim())),
+                None => (line, None),
+            };
+            let at = |e: SettingError| SettingError {
+                name: format!("{path}:{}: {}", i + 1, e.name),
+                problem: e.problem,
+            };
+            match takes_value(name) {
+                None => {
+                    return Err(at(SettingError {
+                        name: name.into(),
+                        problem: "unknown setting".into(),
+                    }))
+                }
+                Some(false) if value.is_some() => {
+                    return Err(at(SettingError {
+                        name: name.into(),
+                        problem: "is a switch and takes no value".into(),
+                    }))
+                }
+                _ => self.apply(name, value).map_err(at)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_documented_option_is_accepted_and_every_accepted_option_documented() {
+        for o in OPTIONS {
+            let mut s = Settings::default();
+            let sample = match o.value {
+                None => None,
+                Some("managed|tail") => Some("tail"),
+                Some("N|N-M") => Some("0-3"),
+                Some("accept|drop") => Some("drop"),
+                Some("keep|remove") => Some("remove"),
+                Some("DURATION") => Some("2h"),
+                Some("CIDR") => Some("192.0.2.0/24"),
+                Some("PATH") | Some("PATH|-") => Some("/tmp/x"),
+                Some("LEN") => Some("56"),
+                Some("PERCENT") => Some("10"),
+                Some(_) => Some("100"),
+            };
+            s.apply(o.name, sample)
+                .unwrap_or_else(|e| panic!("{}: {e}", o.name));
+            assert_ne!(s, Settings::default(), "{} changed nothing", o.name);
+        }
+        assert!(Settings::default().apply("no-such", Some("1")).is_err());
+    }
+
+    #[test]
+    fn config_file_errors_name_the_line_and_setting() {
+        let mut s = Settings::default();
+        let text = "# comment\nmode tail\nqueue 0-3   # four queues\nallow 192.0.2.0/24\nallow 2001:db8::/32\ndry-run\n";
+        s.apply_file(text, "scanban.conf").unwrap();
+        assert_eq!(s.mode, Mode::Tail);
+        assert_eq!(s.queue, QueueRange { first: 0, last: 3 });
+        assert_eq!(s.allow.len(), 2);
+        assert!(s.dry_run);
+
+        let e = Settings::default()
+            .apply_file("mode managed\nban-time soon\n", "x.conf")
+            .unwrap_err();
+        assert_eq!(e.name, "x.conf:2: ban-time");
+        assert!(e.problem.contains("not a duration"), "{e}");
+        let e = Settings::default()
+            .apply_file("threshhold 5\n", "x.conf")
+            .unwrap_err();
+        assert_eq!(e.to_string(), "x.conf:1: threshhold: unknown setting");
+        let e = Settings::default()
+            .apply_file("dry-run yes\n", "x.conf")
+            .unwrap_err();
+        assert!(e.problem.contains("switch"));
+    }
+
+    #[test]
+    fn values_are_range_checked() {
+        let mut s = Settings::default();
+        assert!(s.apply("ipv6-prefix", Some("129")).is_err());
+        assert!(s.apply("queue", Some("3-1")).is_err());
+        assert!(s.apply("allow", Some("192.0.2.0/33")).is_err());
+        assert!(s.apply("threshold", Some("0")).is_err());
+        s.apply("ban-time", Some("2w")).unwrap();
+        assert_eq!(s.validate().unwrap_err().name, "ban-max");
+    }
+
+    #[test]
+    fn cidr_and_queue_range_print_as_parsed() {
+        for c in ["192.0.2.0/24", "2001:db8::/32", "198.51.100.7/32"] {
+            assert_eq!(c.parse::<Cidr>().unwrap().to_string(), c);
+        }
+        assert_eq!("2001:db8::1".parse::<Cidr>().unwrap().len, 128);
+        assert_eq!("0-3".parse::<QueueRange>().unwrap().count(), 4);
+        assert_eq!("7".parse::<QueueRange>().unwrap().to_string(), "7");
+    }
+}
