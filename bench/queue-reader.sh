@@ -13,6 +13,13 @@ cd "$(dirname "$0")/.."
 secs=${1:-3}
 cargo build -q --release -p nfnl --example queue_reader
 reader=target/release/examples/queue_reader
+# The peer: a minimal C reader on Debian's libnetfilter_queue (bench/c/nfq_reader.c).
+if [ ! -f /usr/include/libnetfilter_queue/libnetfilter_queue.h ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libnetfilter-queue-dev >/dev/null
+fi
+mkdir -p target/bench
+gcc -O2 -Wall -o target/bench/nfq_reader bench/c/nfq_reader.c -lnetfilter_queue
+peer=target/bench/nfq_reader
 srv=sb-bench-$$-srv; atk=sb-bench-$$-atk
 cleanup() { ip netns del "$srv" 2>/dev/null || true; ip netns del "$atk" 2>/dev/null || true; }
 trap cleanup EXIT
@@ -33,21 +40,26 @@ ceiling() {
   echo "ceiling (iptables-nft DROP, no queue): $sent packets sent in ${secs}s = $((sent / secs)) pps offered"
 }
 
-run() { # mode, extra reader args
+run() { # label, reader command...
   local mode=$1; shift
-  ip netns exec "$srv" "$reader" --quiet --idle 2 --max-len 65536 "$@" 2> "/tmp/qr-$$.log" &
+  ip netns exec "$srv" "$@" 2> "/tmp/qr-$$.log" &
   local pid=$!
   sleep 0.5
   local sent; sent=$(flood 9)
   wait "$pid" || true
-  echo "$mode $*: sent $sent; $(grep -o '[0-9]* packets in.*' "/tmp/qr-$$.log")"
+  printf '%-34s sent %7s; %s\n' "$mode" "$sent" "$(grep -o '[0-9]* packets in.*' "/tmp/qr-$$.log")"
 }
 echo "machine: $(nproc) cpus, $(lscpu | sed -n 's/Model name: *//p'), kernel $(uname -r)"
 ceiling
-run live
-run live --per-packet
-for v in "" --drop; do
-  run drain --start-after "$((secs + 1))" $v
-  run drain --start-after "$((secs + 1))" --per-packet $v
+ours() { echo "$reader --quiet --idle 2 --max-len 65536"; }
+wait_s=$((secs + 1))
+run "live accept batch: scanban" $(ours)
+run "live accept batch: C" "$peer" 0 accept batch 2 0 65536
+for v in accept drop; do
+  flag=""; [ "$v" = drop ] && flag=--drop
+  run "drain $v batch: scanban" $(ours) --start-after "$wait_s" $flag
+  run "drain $v batch: C" "$peer" 0 "$v" batch 2 "$wait_s" 65536
+  run "drain $v per-packet: scanban" $(ours) --start-after "$wait_s" --per-packet $flag
+  run "drain $v per-packet: C" "$peer" 0 "$v" single 2 "$wait_s" 65536
 done
 rm -f "/tmp/qr-$$.log"
