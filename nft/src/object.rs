@@ -1,0 +1,439 @@
+//! Tables, chains, sets and set elements: the objects scanban installs, as plain values that
+//! encode into nf_tables attributes and decode back from dumps.
+
+use std::fmt;
+
+use nfnl::attr::{Attr, AttrIter};
+use nfnl::message::MessageBuilder;
+use nfnl::DecodeError;
+
+use crate::expr::{parse_verdict, Verdict};
+use crate::uapi::{chain, data, elem, set, table, LIST_ELEM};
+use crate::userdata;
+
+/// `nfgen_family` of a table (`NFPROTO_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Inet = 1,
+    Ip = 2,
+    Ip6 = 10,
+}
+
+impl Family {
+    pub fn from_u8(v: u8) -> Option<Family> {
+        match v {
+            1 => Some(Family::Inet),
+            2 => Some(Family::Ip),
+            10 => Some(Family::Ip6),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Inet => "inet",
+            Family::Ip => "ip",
+            Family::Ip6 => "ip6",
+        }
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    pub family: Family,
+    pub name: String,
+    /// `NFT_TABLE_F_DORMANT` / `NFT_TABLE_F_OWNER` (see `uapi::table`).
+    pub flags: u32,
+}
+
+impl Table {
+    pub fn new(family: Family, name: &str) -> Self {
+        Table {
+            family,
+            name: name.to_string(),
+            flags: 0,
+        }
+    }
+
+    pub(crate) fn encode(&self, m: &mut MessageBuilder<'_>) {
+        m.str(table::NAME, &self.name)
+            .be32(table::FLAGS, self.flags);
+    }
+
+    pub(crate) fn parse(family: Family, attrs: &[u8]) -> Result<Self, DecodeError> {
+        let mut t = Table::new(family, "");
+        for a in AttrIter::new(attrs) {
+            let a = a?;
+            match a.kind() {
+                table::NAME => t.name = a.str("NFTA_TABLE_NAME")?.to_string(),
+                table::FLAGS => t.flags = a.be32("NFTA_TABLE_FLAGS")?,
+                _ => {}
+            }
+        }
+        Ok(t)
+    }
+}
+
+/// Netfilter hooks (`enum nf_inet_hooks`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    Prerouting = 0,
+    Input = 1,
+    Forward = 2,
+    Output = 3,
+    Postrouting = 4,
+}
+
+impl Hook {
+    fn from_u32(v: u32) -> Option<Hook> {
+        Some(match v {
+            0 => Hook::Prerouting,
+            1 => Hook::Input,
+            2 => Hook::Forward,
+            3 => Hook::Output,
+            4 => Hook::Postrouting,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Hook::Prerouting => "prerouting",
+            Hook::Input => "input",
+            Hook::Forward => "forward",
+            Hook::Output => "output",
+            Hook::Postrouting => "postrouting",
+        }
+    }
+}
+
+/// What makes a chain a base chain: its hook, priority, type and policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseChain {
+    pub hook: Hook,
+    pub priority: i32,
+    /// "filter", "nat", "route".
+    pub kind: String,
+    /// Accept or drop.
+    pub policy: Verdict,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain {
+    pub family: Family,
+    pub table: String,
+    pub name: String,
+    pub base: Option<BaseChain>,
+}
+
+impl Chain {
+    pub(crate) fn encode(&self, m: &mut MessageBuilder<'_>) {
+        m.str(chain::TABLE, &self.table)
+            .str(chain::NAME, &self.name);
+        if let Some(b) = &self.base {
+            let policy = match b.policy {
+                Verdict::Drop => 0,
+                _ => 1,
+            };
+            m.str(chain::TYPE, &b.kind)
+                .be32(chain::POLICY, policy)
+                .nest(chain::HOOK, |m| {
+                    m.be32(chain::HOOK_HOOKNUM, b.hook as u32)
+                        .be32(chain::HOOK_PRIORITY, b.priority as u32);
+                });
+        }
+    }
+
+    pub(crate) fn parse(family: Family, attrs: &[u8]) -> Result<Self, DecodeError> {
+        let mut c = Chain {
+            family,
+            table: String::new(),
+            name: String::new(),
+            base: None,
+        };
+        let mut kind = None;
+        let mut policy = Verdict::Accept;
+        let mut hook = None;
+        for a in AttrIter::new(attrs) {
+            let a = a?;
+            match a.kind() {
+                chain::TABLE => c.table = a.str("NFTA_CHAIN_TABLE")?.to_string(),
+                chain::NAME => c.name = a.str("NFTA_CHAIN_NAME")?.to_string(),
+                chain::TYPE => kind = Some(a.str("NFTA_CHAIN_TYPE")?.to_string()),
+                chain::POLICY if a.be32("NFTA_CHAIN_POLICY")? == 0 => policy = Verdict::Drop,
+                chain::HOOK => {
+                    let mut num = None;
+                    let mut prio = 0i32;
+                    for h in a.nested() {
+                        let h = h?;
+                        match h.kind() {
+                            chain::HOOK_HOOKNUM => num = Hook::from_u32(h.be32("hooknum")?),
+                            chain::HOOK_PRIORITY => prio = h.be32("priority")? as i32,
+                            _ => {}
+                        }
+                    }
+                    hook = num.map(|n| (n, prio));
+                }
+                _ => {}
+            }
+        }
+        if let Some((hook, priority)) = hook {
+            c.base = Some(BaseChain {
+                hook,
+                priority,
+                kind: kind.unwrap_or_else(|| "filter".into()),
+                policy,
+            });
+        }
+        Ok(c)
+    }
+}
+
+/// Set key types nft knows by number (`datatype.h`); lengths in bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyType {
+    Ipv4Addr,
+    Ipv6Addr,
+    InetService,
+    /// A concatenation; each field padded to a 4-byte register (G13).
+    Concat(Vec<KeyType>),
+}
+
+impl KeyType {
+    fn id(&self) -> u32 {
+        match self {
+            KeyType::Ipv4Addr => 7,
+            KeyType::Ipv6Addr => 8,
+            KeyType::InetService => 13,
+            KeyType::Concat(parts) => parts.iter().fold(0, |acc, p| (acc << 6) | p.id()),
+        }
+    }
+
+    /// Bytes of the key as the kernel stores it.
+    pub fn len(&self) -> u32 {
+        match self {
+            KeyType::Ipv4Addr => 4,
+            KeyType::Ipv6Addr => 16,
+            KeyType::InetService => 2,
+            KeyType::Concat(parts) => parts.iter().map(|p| (p.len() + 3) & !3).sum(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn from_id(id: u32, len: u32) -> Option<KeyType> {
+        Some(match (id, len) {
+            (7, 4) => KeyType::Ipv4Addr,
+            (8, 16) => KeyType::Ipv6Addr,
+            (13, 2) => KeyType::InetService,
+            _ => return None,
+        })
+    }
+
+    pub fn name(&self) -> String {
+        match self {
+            KeyType::Ipv4Addr => "ipv4_addr".into(),
+            KeyType::Ipv6Addr => "ipv6_addr".into(),
+            KeyType::InetService => "inet_service".into(),
+            KeyType::Concat(p) => p.iter().map(|k| k.name()).collect::<Vec<_>>().join(" . "),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Set {
+    pub family: Family,
+    pub table: String,
+    pub name: String,
+    pub key: KeyType,
+    /// `NFT_SET_*` flags; `F_TIMEOUT` is required before any timeout is accepted (G12).
+    pub flags: u32,
+    /// Most elements (`NFTA_SET_DESC_SIZE`); the kernel refuses inserts beyond it.
+    pub size: Option<u32>,
+    /// Default element timeout in milliseconds.
+    pub timeout_ms: Option<u64>,
+    pub comment: Option<String>,
+    /// Key type and length as dumped, when not one `KeyType` names.
+    pub raw_key: Option<(u32, u32)>,
+}
+
+impl Set {
+    pub(crate) fn encode(&self, m: &mut MessageBuilder<'_>, id: u32) {
+        let mut flags = self.flags;
+        if matches!(self.key, KeyType::Concat(_)) {
+            flags |= set::F_CONCAT;
+        }
+        m.str(set::TABLE, &self.table)
+            .str(set::NAME, &self.name)
+            .be32(set::FLAGS, flags)
+            .be32(set::KEY_TYPE, self.key.id())
+            .be32(set::KEY_LEN, self.key.len())
+            .be32(set::ID, id);
+        if let Some(t) = self.timeout_ms {
+            m.be64(set::TIMEOUT, t);
+        }
+        let key = self.key.clone();
+        let size = self.size;
+        m.nest(set::DESC, |m| {
+            if let Some(s) = size {
+                m.be32(set::DESC_SIZE, s);
+            }
+            if let KeyType::Concat(parts) = &key {
+                m.nest(set::DESC_CONCAT, |m| {
+                    for p in parts {
+                        m.nest(LIST_ELEM, |m| {
+                            m.be32(set::FIELD_LEN, p.len());
+                        });
+                    }
+                });
+            }
+        });
+        let mut ud = Vec::new();
+        userdata::push(
+            &mut ud,
+            userdata::kind::SET_KEYBYTEORDER,
+            &userdata::BYTEORDER_BIG_ENDIAN.to_ne_bytes(),
+        );
+        if let Some(c) = &self.comment {
+            userdata::push_comment(&mut ud, userdata::kind::SET_COMMENT, c);
+        }
+        m.bytes(set::USERDATA, &ud);
+    }
+
+    pub(crate) fn parse(family: Family, attrs: &[u8]) -> Result<Self, DecodeError> {
+        let mut s = Set {
+            family,
+            table: String::new(),
+            name: String::new(),
+            key: KeyType::Ipv4Addr,
+            flags: 0,
+            size: None,
+            timeout_ms: None,
+            comment: None,
+            raw_key: None,
+        };
+        let (mut kt, mut kl) = (0, 0);
+        for a in AttrIter::new(attrs) {
+            let a = a?;
+            match a.kind() {
+                set::TABLE => s.table = a.str("NFTA_SET_TABLE")?.to_string(),
+                set::NAME => s.name = a.str("NFTA_SET_NAME")?.to_string(),
+                set::FLAGS => s.flags = a.be32("NFTA_SET_FLAGS")?,
+                set::KEY_TYPE => kt = a.be32("NFTA_SET_KEY_TYPE")?,
+                set::KEY_LEN => kl = a.be32("NFTA_SET_KEY_LEN")?,
+                set::TIMEOUT => s.timeout_ms = Some(a.be64("NFTA_SET_TIMEOUT")?),
+                set::DESC => {
+                    for d in a.nested() {
+                        let d = d?;
+                        if d.kind() == set::DESC_SIZE {
+                            s.size = Some(d.be32("NFTA_SET_DESC_SIZE")?);
+                        }
+                    }
+                }
+                set::USERDATA => {
+                    s.comment = userdata::comment(a.value(), userdata::kind::SET_COMMENT)
+                }
+                _ => {}
+            }
+        }
+        s.flags &= !set::F_CONCAT;
+        match KeyType::from_id(kt, kl) {
+            Some(k) => s.key = k,
+            None => s.raw_key = Some((kt, kl)),
+        }
+        Ok(s)
+    }
+}
+
+/// One set element.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Element {
+    /// The key in the set's layout (network order for addresses and ports).
+    pub key: Vec<u8>,
+    /// Lifetime in milliseconds (needs a set with `F_TIMEOUT`).
+    pub timeout_ms: Option<u64>,
+    /// Time left, in milliseconds: in dumps; on input, must not exceed the timeout.
+    pub expiration_ms: Option<u64>,
+    pub comment: Option<String>,
+}
+
+impl Element {
+    pub fn new(key: &[u8]) -> Self {
+        Element {
+            key: key.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    pub(crate) fn encode(&self, m: &mut MessageBuilder<'_>) {
+        // Attribute order as nft sends it: timeout, expiration, key, userdata.
+        m.nest(LIST_ELEM, |m| {
+            if let Some(t) = self.timeout_ms {
+                m.be64(elem::TIMEOUT, t);
+            }
+            if let Some(e) = self.expiration_ms {
+                m.be64(elem::EXPIRATION, e);
+            }
+            m.nest(elem::KEY, |m| {
+                m.bytes(data::VALUE, &self.key);
+            });
+            if let Some(c) = &self.comment {
+                let mut ud = Vec::new();
+                userdata::push_comment(&mut ud, userdata::kind::ELEM_COMMENT, c);
+                m.bytes(elem::USERDATA, &ud);
+            }
+        });
+    }
+
+    /// Bytes `encode` appends, so batches can split element lists under the 64 KiB nest limit.
+    pub(crate) fn encoded_len(&self) -> usize {
+        let pad = |n: usize| (n + 3) & !3;
+        let mut n = 4 + 4 + 4 + pad(self.key.len());
+        n += self.timeout_ms.map_or(0, |_| 12);
+        n += self.expiration_ms.map_or(0, |_| 12);
+        n += self.comment.as_ref().map_or(0, |c| {
+            4 + pad(2 + c.len().min(userdata::MAX_COMMENT - 1) + 1)
+        });
+        n
+    }
+
+    pub(crate) fn parse(a: &Attr<'_>) -> Result<Self, DecodeError> {
+        let mut e = Element::default();
+        for f in a.nested() {
+            let f = f?;
+            match f.kind() {
+                elem::KEY => {
+                    for k in f.nested() {
+                        let k = k?;
+                        if k.kind() == data::VALUE {
+                            e.key = k.value().to_vec();
+                        }
+                    }
+                }
+                elem::TIMEOUT => e.timeout_ms = Some(f.be64("NFTA_SET_ELEM_TIMEOUT")?),
+                elem::EXPIRATION => e.expiration_ms = Some(f.be64("NFTA_SET_ELEM_EXPIRATION")?),
+                elem::USERDATA => {
+                    e.comment = userdata::comment(f.value(), userdata::kind::ELEM_COMMENT)
+                }
+                elem::DATA => {
+                    // Maps are not used by scanban; verdict maps would land here.
+                    for d in f.nested().flatten() {
+                        if d.kind() == data::VERDICT {
+                            let _ = parse_verdict(&d);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(e)
+    }
+}

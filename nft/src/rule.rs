@@ -1,0 +1,459 @@
+//! Rules, and the small vocabulary scanban writes them in.
+//!
+//! Every builder method appends the kernel expressions of one nft statement *and* that
+//! statement's nft text, so a rule built here can be printed in nft syntax exactly as installed
+//! (`scanban ruleset`). The expression sequences are the ones `nft --debug=netlink` shows for
+//! the same statement on nft 1.0.6 (fixtures/nft), including the implicit protocol guards
+//! nft adds in `inet` tables (`ip saddr` first checks `meta nfproto ipv4`).
+
+use nfnl::attr::AttrIter;
+use nfnl::message::MessageBuilder;
+use nfnl::DecodeError;
+
+use crate::expr::{
+    ct_key, meta_key, nfqueue_v3_info, queue_flag, socket_key, CmpOp, Expr, PayloadBase, Verdict,
+    REG_1,
+};
+use crate::object::Family;
+use crate::uapi::{rule, LIST_ELEM};
+use crate::userdata;
+
+/// Conntrack state bits (`NF_CT_STATE_*` as nft's `ct state` uses them).
+pub mod ct_state {
+    pub const INVALID: u32 = 1;
+    pub const ESTABLISHED: u32 = 2;
+    pub const RELATED: u32 = 4;
+    pub const NEW: u32 = 8;
+    pub const UNTRACKED: u32 = 64;
+}
+
+/// TCP flag bits.
+pub mod tcp_flag {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const PSH: u8 = 0x08;
+    pub const ACK: u8 = 0x10;
+    pub const URG: u8 = 0x20;
+}
+
+const IPPROTO_TCP: u8 = 6;
+const IPPROTO_UDP: u8 = 17;
+const NFPROTO_IPV4: u8 = 2;
+const NFPROTO_IPV6: u8 = 10;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub family: Family,
+    pub table: String,
+    pub chain: String,
+    pub exprs: Vec<Expr>,
+    pub comment: Option<String>,
+    /// Set by the kernel; in dumps.
+    pub handle: Option<u64>,
+    /// The nft text of what the builder added; empty for rules read from the kernel.
+    pub text: Vec<String>,
+}
+
+impl Rule {
+    pub fn new(family: Family, table: &str, chain: &str) -> Self {
+        Rule {
+            family,
+            table: table.to_string(),
+            chain: chain.to_string(),
+            exprs: Vec::new(),
+            comment: None,
+            handle: None,
+            text: Vec::new(),
+        }
+    }
+
+    fn add(mut self, text: String, exprs: impl IntoIterator<Item = Expr>) -> Self {
+        self.exprs.extend(exprs);
+        self.text.push(text);
+        self
+    }
+
+    fn cmp(op: CmpOp, data: &[u8]) -> Expr {
+        Expr::Cmp {
+            sreg: REG_1,
+            op,
+            data: data.to_vec(),
+        }
+    }
+
+    fn meta(key: u32) -> Expr {
+        Expr::Meta { key, dreg: REG_1 }
+    }
+
+    fn payload(base: PayloadBase, offset: u32, len: u32) -> Expr {
+        Expr::Payload {
+            base,
+            offset,
+            len,
+            dreg: REG_1,
+        }
+    }
+
+    fn nfproto(family: u8) -> [Expr; 2] {
+        [
+            Self::meta(meta_key::NFPROTO),
+            Self::cmp(CmpOp::Eq, &[family]),
+        ]
+    }
+
+    fn l4proto(proto: u8) -> [Expr; 2] {
+        [
+            Self::meta(meta_key::L4PROTO),
+            Self::cmp(CmpOp::Eq, &[proto]),
+        ]
+    }
+
+    /// `ip saddr @set`
+    pub fn ip_saddr_in(self, set: &str) -> Self {
+        let mut e = Self::nfproto(NFPROTO_IPV4).to_vec();
+        e.push(Self::payload(PayloadBase::Network, 12, 4));
+        e.push(Expr::Lookup {
+            sreg: REG_1,
+            set: set.into(),
+            invert: false,
+        });
+        self.add(format!("ip saddr @{set}"), e)
+    }
+
+    /// `ip6 saddr & <prefix mask> @set`: sources are banned by prefix, so the address is masked
+    /// before the lookup and the set holds masked keys.
+    pub fn ip6_saddr_prefix_in(self, prefix_len: u8, set: &str) -> Self {
+        let mask = ipv6_mask(prefix_len);
+        let mut e = Self::nfproto(NFPROTO_IPV6).to_vec();
+        e.push(Self::payload(PayloadBase::Network, 8, 16));
+        if prefix_len < 128 {
+            e.push(Expr::Bitwise {
+                sreg: REG_1,
+                dreg: REG_1,
+                len: 16,
+                mask: mask.to_vec(),
+                xor: vec![0; 16],
+            });
+        }
+        let text = if prefix_len < 128 {
+            format!("ip6 saddr & {} == @{set}", std::net::Ipv6Addr::from(mask))
+        } else {
+            format!("ip6 saddr @{set}")
+        };
+        e.push(Expr::Lookup {
+            sreg: REG_1,
+            set: set.into(),
+            invert: false,
+        });
+        self.add(text, e)
+    }
+
+    /// `iif "lo"` by index: loopback is always ifindex 1.
+    pub fn iif_loopback(self) -> Self {
+        self.add(
+            "iif \"lo\"".into(),
+            [
+                Self::meta(meta_key::IIF),
+                Self::cmp(CmpOp::Eq, &1u32.to_ne_bytes()),
+            ],
+        )
+    }
+
+    /// `meta pkttype != host`: broadcast and multicast are not probes of this host.
+    pub fn pkttype_not_host(self) -> Self {
+        self.add(
+            "meta pkttype != host".into(),
+            [Self::meta(meta_key::PKTTYPE), Self::cmp(CmpOp::Neq, &[0])],
+        )
+    }
+
+    /// `ct state` matching any of `bits` (host-endian register, G1).
+    pub fn ct_state_in(self, bits: u32) -> Self {
+        let names: Vec<&str> = [
+            (ct_state::INVALID, "invalid"),
+            (ct_state::ESTABLISHED, "established"),
+            (ct_state::RELATED, "related"),
+            (ct_state::NEW, "new"),
+            (ct_state::UNTRACKED, "untracked"),
+        ]
+        .iter()
+        .filter(|(b, _)| bits & b != 0)
+        .map(|(_, n)| *n)
+        .collect();
+        let text = format!("ct state {}", names.join(","));
+        self.add(
+            text,
+            [
+                Expr::Ct {
+                    key: ct_key::STATE,
+                    dreg: REG_1,
+                },
+                Expr::Bitwise {
+                    sreg: REG_1,
+                    dreg: REG_1,
+                    len: 4,
+                    mask: bits.to_ne_bytes().to_vec(),
+                    xor: vec![0; 4],
+                },
+                Self::cmp(CmpOp::Neq, &[0; 4]),
+            ],
+        )
+    }
+
+    /// `meta l4proto tcp` / `udp`.
+    pub fn l4proto_tcp(self) -> Self {
+        self.add("meta l4proto tcp".into(), Self::l4proto(IPPROTO_TCP))
+    }
+
+    pub fn l4proto_udp(self) -> Self {
+        self.add("meta l4proto udp".into(), Self::l4proto(IPPROTO_UDP))
+    }
+
+    /// `tcp flags & (mask) == value`, printed as nft 1.0.6 lists it (`tcp flags syn / syn,ack`,
+    /// or `tcp flags ! syn,rst,ack` when `value` is 0), with nft's implicit `meta l4proto tcp`.
+    pub fn tcp_flags(self, mask: u8, value: u8) -> Self {
+        let text = if value == 0 {
+            format!("tcp flags ! {}", flag_names(mask).join(","))
+        } else {
+            format!(
+                "tcp flags {} / {}",
+                flag_names(value).join(","),
+                flag_names(mask).join(",")
+            )
+        };
+        let mut e = Self::l4proto(IPPROTO_TCP).to_vec();
+        e.extend([
+            Self::payload(PayloadBase::Transport, 13, 1),
+            Expr::Bitwise {
+                sreg: REG_1,
+                dreg: REG_1,
+                len: 1,
+                mask: vec![mask],
+                xor: vec![0],
+            },
+            Self::cmp(CmpOp::Eq, &[value]),
+        ]);
+        self.add(text, e)
+    }
+
+    /// `socket transparent <value>`: matches only if a local socket owns the packet's
+    /// destination (the socket expression breaks the rule otherwise); with both 0 and 1 in two
+    /// rules, "any local socket".
+    pub fn socket_transparent(self, value: u8) -> Self {
+        self.add(
+            format!("socket transparent {value}"),
+            [
+                Expr::Socket {
+                    key: socket_key::TRANSPARENT,
+                    dreg: REG_1,
+                },
+                Self::cmp(CmpOp::Eq, &[value]),
+            ],
+        )
+    }
+
+    pub fn counter(self) -> Self {
+        self.add(
+            "counter".into(),
+            [Expr::Counter {
+                packets: 0,
+                bytes: 0,
+            }],
+        )
+    }
+
+    /// Native `queue` (kernel module nft_queue).
+    pub fn queue(self, first: u16, total: u16, bypass: bool, fanout: bool) -> Self {
+        let mut flags = 0;
+        let mut words = Vec::new();
+        if bypass {
+            flags |= queue_flag::BYPASS;
+            words.push("bypass");
+        }
+        if fanout {
+            flags |= queue_flag::CPU_FANOUT;
+            words.push("fanout");
+        }
+        let range = queue_range_text(first, total);
+        let flags_text = if words.is_empty() {
+            String::new()
+        } else {
+            format!("flags {} ", words.join(","))
+        };
+        self.add(
+            format!("queue {flags_text}to {range}"),
+            [Expr::Queue {
+                num: first,
+                total,
+                flags,
+            }],
+        )
+    }
+
+    /// The same through nft_compat and the x_tables NFQUEUE target, revision 3 (G17), for
+    /// kernels without nft_queue. nft prints it like a native queue; the text says which it is.
+    pub fn queue_compat(self, first: u16, total: u16, bypass: bool, fanout: bool) -> Self {
+        let mut flags = 0;
+        if bypass {
+            flags |= queue_flag::BYPASS;
+        }
+        if fanout {
+            flags |= queue_flag::CPU_FANOUT;
+        }
+        let range = queue_range_text(first, total);
+        let mut text = format!("queue num {range}");
+        if bypass {
+            text.push_str(" bypass");
+        }
+        if fanout {
+            text.push_str(" fanout");
+        }
+        text.push_str(" # installed as xt target NFQUEUE rev 3 (no nft_queue in this kernel)");
+        self.add(
+            text,
+            [Expr::Target {
+                name: "NFQUEUE".into(),
+                rev: 3,
+                info: nfqueue_v3_info(first, total, flags),
+            }],
+        )
+    }
+
+    pub fn accept(self) -> Self {
+        self.verdict(Verdict::Accept, "accept")
+    }
+
+    pub fn drop(self) -> Self {
+        self.verdict(Verdict::Drop, "drop")
+    }
+
+    pub fn ret(self) -> Self {
+        self.verdict(Verdict::Return, "return")
+    }
+
+    pub fn jump(self, chain: &str) -> Self {
+        let text = format!("jump {chain}");
+        self.verdict(Verdict::Jump(chain.into()), &text)
+    }
+
+    fn verdict(self, verdict: Verdict, text: &str) -> Self {
+        self.add(text.into(), [Expr::Immediate { verdict }])
+    }
+
+    pub fn with_comment(mut self, comment: &str) -> Self {
+        self.comment = Some(comment.to_string());
+        self
+    }
+
+    /// The rule in nft syntax, as `nft list` would show it inside its chain.
+    pub fn to_nft(&self) -> String {
+        let mut s = self.text.join(" ");
+        if let Some(c) = &self.comment {
+            s.push_str(&format!(" comment \"{}\"", c.replace('"', "'")));
+        }
+        s
+    }
+
+    pub(crate) fn encode(&self, m: &mut MessageBuilder<'_>) {
+        m.str(rule::TABLE, &self.table)
+            .str(rule::CHAIN, &self.chain)
+            .nest(rule::EXPRESSIONS, |m| {
+                for e in &self.exprs {
+                    e.encode(m);
+                }
+            });
+        if let Some(c) = &self.comment {
+            let mut ud = Vec::new();
+            userdata::push_comment(&mut ud, userdata::kind::RULE_COMMENT, c);
+            m.bytes(rule::USERDATA, &ud);
+        }
+    }
+
+    pub(crate) fn parse(family: Family, attrs: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Rule::new(family, "", "");
+        for a in AttrIter::new(attrs) {
+            let a = a?;
+            match a.kind() {
+                rule::TABLE => r.table = a.str("NFTA_RULE_TABLE")?.to_string(),
+                rule::CHAIN => r.chain = a.str("NFTA_RULE_CHAIN")?.to_string(),
+                rule::HANDLE => r.handle = Some(a.be64("NFTA_RULE_HANDLE")?),
+                rule::EXPRESSIONS => {
+                    for e in a.nested() {
+                        let e = e?;
+                        if e.kind() == LIST_ELEM {
+                            r.exprs.push(Expr::parse(&e)?);
+                        }
+                    }
+                }
+                rule::USERDATA => {
+                    r.comment = userdata::comment(a.value(), userdata::kind::RULE_COMMENT)
+                }
+                _ => {}
+            }
+        }
+        Ok(r)
+    }
+}
+
+fn queue_range_text(first: u16, total: u16) -> String {
+    if total <= 1 {
+        first.to_string()
+    } else {
+        format!("{first}-{}", first + total - 1)
+    }
+}
+
+fn flag_names(bits: u8) -> Vec<&'static str> {
+    [
+        (tcp_flag::FIN, "fin"),
+        (tcp_flag::SYN, "syn"),
+        (tcp_flag::RST, "rst"),
+        (tcp_flag::PSH, "psh"),
+        (tcp_flag::ACK, "ack"),
+        (tcp_flag::URG, "urg"),
+    ]
+    .iter()
+    .filter(|(b, _)| bits & b != 0)
+    .map(|(_, n)| *n)
+    .collect()
+}
+
+/// The network mask of an IPv6 prefix length, as 16 bytes.
+pub fn ipv6_mask(prefix_len: u8) -> [u8; 16] {
+    let bits = u128::MAX
+        .checked_shl(128 - u32::from(prefix_len.min(128)))
+        .unwrap_or(0);
+    bits.to_be_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_reads_like_nft() {
+        let r = Rule::new(Family::Inet, "scanban", "prerouting")
+            .ip6_saddr_prefix_in(64, "banned6")
+            .counter()
+            .drop();
+        assert_eq!(
+            r.to_nft(),
+            "ip6 saddr & ffff:ffff:ffff:ffff:: == @banned6 counter drop"
+        );
+        let r = Rule::new(Family::Inet, "scanban", "sensor")
+            .tcp_flags(tcp_flag::SYN | tcp_flag::ACK, tcp_flag::SYN)
+            .queue(0, 2, true, false)
+            .with_comment("probes");
+        assert_eq!(
+            r.to_nft(),
+            "tcp flags syn / syn,ack queue flags bypass to 0-1 comment \"probes\""
+        );
+        let r = Rule::new(Family::Inet, "t", "c").tcp_flags(0x16, 0);
+        assert_eq!(r.to_nft(), "tcp flags ! syn,rst,ack");
+        assert_eq!(ipv6_mask(0), [0; 16]);
+        assert_eq!(ipv6_mask(128), [0xff; 16]);
+        assert_eq!(ipv6_mask(56)[6], 0xff);
+        assert_eq!(ipv6_mask(56)[7], 0);
+    }
+}
