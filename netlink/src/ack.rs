@@ -204,11 +204,19 @@ impl AckTracker {
         true
     }
 
-    /// Every request that asked for an ACK has one.
+    /// Every request that asked for an ACK has one, or an error-only request failed: an error
+    /// against a batch's BEGIN (a stale generation id, G7) ends the transaction before any
+    /// object message is answered.
     pub fn is_complete(&self) -> bool {
-        self.pending
+        let batch_failed = self
+            .pending
             .iter()
-            .all(|p| p.expect == Expect::ErrorOnly || p.outcome.is_some())
+            .any(|p| p.expect == Expect::ErrorOnly && matches!(p.outcome, Some(Err(_))));
+        batch_failed
+            || self
+                .pending
+                .iter()
+                .all(|p| p.expect == Expect::ErrorOnly || p.outcome.is_some())
     }
 
     /// Requests still waiting for their ACK, by label.
@@ -315,6 +323,18 @@ mod tests {
         let bytes = error_msg(0, 99, &[]);
         let msg = Messages::new(&bytes).next().unwrap().unwrap();
         assert!(!t.on_ack(&Ack::parse(&msg).unwrap().unwrap()));
+    }
+
+    #[test]
+    fn an_error_against_the_batch_itself_completes_the_transaction() {
+        let mut t = AckTracker::new();
+        t.expect(20, "batch", Expect::ErrorOnly);
+        t.expect(21, "table inet late", Expect::Ack);
+        let bytes = error_msg(85, 20, &[]);
+        let msg = Messages::new(&bytes).next().unwrap().unwrap();
+        assert!(t.on_ack(&Ack::parse(&msg).unwrap().unwrap()));
+        assert!(t.is_complete());
+        assert_eq!(t.result().unwrap_err().request, "batch");
     }
 
     #[test]

@@ -53,6 +53,9 @@ pub struct Rule {
     pub handle: Option<u64>,
     /// The nft text of what the builder added; empty for rules read from the kernel.
     pub text: Vec<String>,
+    /// Remarks printed after the rule as an nft comment line (`# ...`), e.g. how a statement
+    /// was installed when that differs from its nft syntax.
+    pub notes: Vec<String>,
 }
 
 impl Rule {
@@ -65,6 +68,7 @@ impl Rule {
             comment: None,
             handle: None,
             text: Vec::new(),
+            notes: Vec::new(),
         }
     }
 
@@ -309,8 +313,11 @@ impl Rule {
         if fanout {
             text.push_str(" fanout");
         }
-        text.push_str(" # installed as xt target NFQUEUE rev 3 (no nft_queue in this kernel)");
-        self.add(
+        let mut rule = self;
+        rule.notes.push(
+            "installed as xt target NFQUEUE rev 3 through nft_compat (no native queue)".into(),
+        );
+        rule.add(
             text,
             [Expr::Target {
                 name: "NFQUEUE".into(),
@@ -346,11 +353,16 @@ impl Rule {
         self
     }
 
-    /// The rule in nft syntax, as `nft list` would show it inside its chain.
+    /// The rule in nft syntax, as `nft list` shows it inside its chain, followed by the notes
+    /// as a `#` comment.
     pub fn to_nft(&self) -> String {
         let mut s = self.text.join(" ");
         if let Some(c) = &self.comment {
             s.push_str(&format!(" comment \"{}\"", c.replace('"', "'")));
+        }
+        if !self.notes.is_empty() {
+            s.push_str(" # ");
+            s.push_str(&self.notes.join("; "));
         }
         s
     }
