@@ -189,7 +189,7 @@ fn scanban_ruleset_installs_as_nft_reads_it() {
             .map(str::trim)
             .filter(|l| !l.is_empty() && !l.starts_with("table") && !l.starts_with("chain"))
             .filter(|l| !l.starts_with("type ") && *l != "}")
-            .map(|l| strip_counter_values(l))
+            .map(strip_counter_values)
             .collect();
         let ours: Vec<String> = expected
             .iter()
