@@ -392,3 +392,27 @@ fn a_stale_generation_is_refused() {
         other => panic!("{other}"),
     }
 }
+
+#[test]
+fn re_adding_an_element_refreshes_its_timeout_where_the_probe_says_so() {
+    let Some(tb) = Testbed::new("nftrefresh") else {
+        return;
+    };
+    let mut sock = socket(&tb);
+    let f = probe::probe(&mut sock).unwrap();
+    let mut b = Batch::new();
+    b.add_table(&Table::new(Family::Inet, T));
+    b.add_set(&set("banned4", KeyType::Ipv4Addr, 16));
+    let mut e = Element::new(&[192, 0, 2, 20]);
+    e.timeout_ms = Some(5_000);
+    b.add_elements(Family::Inet, T, "banned4", &[e.clone()]);
+    b.send(&mut sock).unwrap();
+
+    e.timeout_ms = Some(3_600_000);
+    let mut b = Batch::new();
+    b.add_elements(Family::Inet, T, "banned4", &[e]);
+    b.send(&mut sock).unwrap();
+    let now = dump::list_elements(&mut sock, Family::Inet, T, "banned4").unwrap();
+    let refreshed = now[0].expiration_ms.unwrap() > 5_000;
+    assert_eq!(refreshed, f.timeout_refresh, "{f:?}, element {:?}", now[0]);
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Time to insert 1 and 10,000 set elements (IPv6 keys, 1 h timeout): nft::Batch (one
+# transaction, built and sent in process) against spawning `nft add element` per ban and
+# `nft -f` of a file with all 10,000, in one throwaway namespace, same run. Medians of RUNS.
+# Usage: sudo bench/nft-insert.sh [RUNS]   (default 11)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-11}
+cargo build -q --release -p nft --example insert_timing
+ns=sb-nftins-$$
+ip netns add "$ns"
+trap 'ip netns del "$ns"' EXIT
+echo "machine: $(nproc) cpus, $(lscpu | sed -n 's/Model name: *//p'), kernel $(uname -r), $(nft --version)"
+ip netns exec "$ns" target/release/examples/insert_timing "$runs"
+
+# The nft side runs entirely inside the namespace (no `ip netns exec` per call in the timing).
+ip netns exec "$ns" bash -s "$runs" <<'INNER'
+set -euo pipefail
+runs=$1
+setup='add table inet timing
+add set inet timing s { type ipv6_addr; flags timeout; size 65536; }'
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+now_us() { echo $(( $(date +%s%N) / 1000 )); }
+fresh() { nft flush ruleset; echo "$setup" | nft -f -; }
+
+# One `nft add element` per ban, the way a script or the article's tool would do it.
+for i in $(seq "$runs"); do
+  fresh
+  t0=$(now_us)
+  nft add element inet timing s '{ 2001:db8::1 timeout 1h }'
+  echo $(( $(now_us) - t0 ))
+done | median | xargs -I{} echo "nft add element (spawn), 1 element: median {} us"
+
+# 10,000 elements through one nft -f file.
+file=$(mktemp)
+{
+  echo "add element inet timing s {"
+  for i in $(seq 0 9999); do printf '2001:db8::%x timeout 1h,\n' "$i"; done
+  echo "}"
+} > "$file"
+for i in $(seq "$runs"); do
+  fresh
+  t0=$(now_us)
+  nft -f "$file"
+  echo $(( $(now_us) - t0 ))
+done | median | xargs -I{} echo "nft -f, 10000 elements: median {} us"
+rm -f "$file"
+INNER
