@@ -1,1 +1,320 @@
-//! Sans-IO port-scan detection.
+//! `detector`: whether a source is port-scanning, decided without I/O.
+//!
+//! Sans-IO in the quinn-proto sense: no sockets, no clock, no threads, no logging. The caller
+//! passes each probe with the time (`observe`), collects ban decisions (`poll_action`), and
+//! calls `on_timer` when `next_deadline` says so. The same code runs in the daemon, in
+//! `scanban replay` on a pcap, and in tests with a fake clock.
+//!
+//! Policy (see `Config` for the numbers): each *distinct* closed (protocol, port) a source
+//! probes adds its weight to the source's score (privileged ports more, stealth probes most);
+//! repeats add nothing; the score leaks over time; at the threshold the source is banned, unless
+//! the ban rate limit says no. Memory is bounded by `Config::capacity` and allocated up front:
+//! `observe` never allocates.
+//!
+//! Modules: [`packet`] (header parsing), [`source`] (who is counted), [`allowlist`],
+//! [`table`] (bounded tracking), [`offenders`] (ban escalation), [`ratelimit`], [`evidence`],
+//! [`config`], [`pcap`] and [`replay`] (offline use).
+
+pub mod allowlist;
+pub mod config;
+pub mod evidence;
+pub mod offenders;
+pub mod packet;
+pub mod pcap;
+pub mod ratelimit;
+pub mod replay;
+pub mod source;
+pub mod table;
+
+use std::collections::VecDeque;
+
+pub use allowlist::{Allowlist, Cidr};
+pub use config::Config;
+pub use evidence::Evidence;
+pub use packet::{Ignored, Observation, Proto};
+pub use source::SourceKey;
+
+use evidence::{stealth, SHOWN_PORTS};
+use offenders::Offenders;
+use ratelimit::RateLimiter;
+use table::{Inserted, Table};
+
+/// A decision for the caller to carry out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Put `key` in the ban set for `duration_ms`.
+    Ban {
+        key: SourceKey,
+        duration_ms: u64,
+        evidence: Evidence,
+    },
+}
+
+/// What one observation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ignored(Ignored),
+    /// A new closed port for this source; its score now.
+    Counted {
+        score: u32,
+    },
+    /// A port this source already probed: nothing added.
+    Repeat,
+    /// The source crossed the threshold and a ban action is waiting in `poll_action`.
+    Banned,
+    /// The source crossed the threshold but the ban rate limit held the ban back.
+    Suppressed,
+}
+
+/// Counters for `scanban status` and the metrics file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub observed: u64,
+    /// By `Ignored` reason, in `Ignored::ALL` order.
+    pub ignored: [u64; 5],
+    pub counted: u64,
+    pub repeats: u64,
+    /// Sources tracked now.
+    pub tracked: u64,
+    /// Sources forgotten to make room.
+    pub evicted: u64,
+    pub bans: u64,
+    pub suppressed: u64,
+    /// Ban actions dropped because nobody polled them (should stay 0).
+    pub actions_dropped: u64,
+}
+
+/// Housekeeping period.
+const TICK_MS: u64 = 1_000;
+
+pub struct Detector {
+    config: Config,
+    allow: Allowlist,
+    table: Table,
+    offenders: Offenders,
+    limiter: RateLimiter,
+    actions: VecDeque<Action>,
+    action_capacity: usize,
+    counters: Counters,
+    rng: u64,
+    last_tick_ms: u64,
+}
+
+impl Detector {
+    /// `seed` drives the ban-length jitter (the daemon passes randomness, tests a constant).
+    pub fn new(config: Config, seed: u64) -> Self {
+        let action_capacity = (config.ban_burst as usize).max(16) * 2;
+        Detector {
+            allow: Allowlist::new(config.allow.iter().copied()),
+            table: Table::new(config.capacity),
+            offenders: Offenders::new(config.offender_capacity, config.offender_memory_ms),
+            limiter: RateLimiter::new(config.ban_rate, config.ban_burst),
+            actions: VecDeque::with_capacity(action_capacity),
+            action_capacity,
+            counters: Counters::default(),
+            rng: seed | 1,
+            last_tick_ms: 0,
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Replaces the allowlist (configured plus automatic entries); tracked sources now on it
+    /// are forgotten.
+    pub fn set_allowlist(&mut self, allow: Allowlist) {
+        self.allow = allow;
+    }
+
+    /// Parses a queued packet and observes it.
+    pub fn observe_packet(&mut self, now_ms: u64, bytes: &[u8], ifindex: Option<u32>) -> Outcome {
+        match packet::parse(bytes) {
+            Ok(mut obs) => {
+                obs.ifindex = ifindex;
+                self.observe(now_ms, &obs)
+            }
+            Err(why) => self.ignore(why),
+        }
+    }
+
+    fn ignore(&mut self, why: Ignored) -> Outcome {
+        self.counters.observed += 1;
+        let i = Ignored::ALL.iter().position(|w| *w == why).unwrap_or(0);
+        self.counters.ignored[i] += 1;
+        Outcome::Ignored(why)
+    }
+
+    pub fn observe(&mut self, now_ms: u64, obs: &Observation) -> Outcome {
+        if source::never_tracked(&obs.src) || self.allow.contains(&obs.src) {
+            return self.ignore(Ignored::Allowlisted);
+        }
+        self.counters.observed += 1;
+        let c = &self.config;
+        let key = SourceKey::new(obs.src, c.ipv6_prefix);
+        let kind = stealth_kind(obs);
+        let weight = if kind != 0 {
+            c.weight_stealth
+        } else if obs.dst_port < 1024 {
+            c.weight_privileged
+        } else {
+            c.weight_other
+        };
+        let (leak_every, threshold) = (c.leak_every_ms, c.threshold);
+        let (track, how) = self.table.get_or_insert(key, now_ms);
+        if how == Inserted::NewAfterEviction {
+            self.counters.evicted += 1;
+        }
+        track.leak(now_ms, leak_every);
+        track.probes = track.probes.saturating_add(1);
+        if !track.add_port(obs.proto, obs.dst_port) {
+            self.counters.repeats += 1;
+            return Outcome::Repeat;
+        }
+        self.counters.counted += 1;
+        track.stealth |= kind;
+        track.score_milli = track.score_milli.saturating_add(u64::from(weight) * 1000);
+        let score = (track.score_milli / 1000) as u32;
+        if score < threshold {
+            return Outcome::Counted { score };
+        }
+        if !self.limiter.try_take(now_ms) {
+            self.counters.suppressed += 1;
+            return Outcome::Suppressed;
+        }
+        self.ban(key, now_ms);
+        Outcome::Banned
+    }
+
+    fn ban(&mut self, key: SourceKey, now_ms: u64) {
+        let Some(track) = self.table.remove(&key) else {
+            return;
+        };
+        let c = &self.config;
+        let offence = self
+            .offenders
+            .record(key, now_ms, c.ban_ms, c.ban_factor, c.ban_max_ms);
+        let duration_ms = self.jitter(offence.last_duration_ms);
+        let mut ports = [(Proto::Tcp, 0u16); SHOWN_PORTS];
+        let mut shown = 0;
+        for (slot, p) in ports.iter_mut().zip(track.ports()) {
+            *slot = p;
+            shown += 1;
+        }
+        let evidence = Evidence {
+            score: (track.score_milli / 1000) as u32,
+            distinct_ports: track.distinct,
+            probes: track.probes,
+            ports,
+            shown,
+            stealth: track.stealth,
+            ban_ms: duration_ms,
+            offence: offence.count,
+        };
+        if self.actions.len() >= self.action_capacity {
+            self.actions.pop_front();
+            self.counters.actions_dropped += 1;
+        }
+        self.actions.push_back(Action::Ban {
+            key,
+            duration_ms,
+            evidence,
+        });
+        self.counters.bans += 1;
+    }
+
+    /// `duration` spread by ±`ban_jitter_percent`, never past `ban_max_ms`, at least 1 s.
+    fn jitter(&mut self, duration: u64) -> u64 {
+        let pct = u64::from(self.config.ban_jitter_percent.min(50));
+        if pct == 0 {
+            return duration;
+        }
+        // xorshift64*: deterministic for a given seed, plenty for spreading expiries.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        let r = self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        let span = duration / 100 * pct;
+        let offset = if span == 0 { 0 } else { r % (2 * span + 1) };
+        (duration - span + offset)
+            .min(self.config.ban_max_ms)
+            .max(1000)
+    }
+
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When `on_timer` should run next.
+    pub fn next_deadline(&self) -> u64 {
+        self.last_tick_ms + TICK_MS
+    }
+
+    /// Housekeeping: forgets sources whose score has leaked to nothing (oldest first, stopping
+    /// at the first that still counts) and offences past the memory horizon.
+    pub fn on_timer(&mut self, now_ms: u64) {
+        self.last_tick_ms = now_ms;
+        let leak_every = self.config.leak_every_ms;
+        while let Some(oldest) = self.table.oldest() {
+            let mut t = *oldest;
+            t.leak(now_ms, leak_every);
+            if t.score_milli > 0 {
+                break;
+            }
+            let key = t.key;
+            self.table.remove(&key);
+        }
+        self.offenders.expire(now_ms);
+    }
+
+    /// Forgets a source entirely (an admin lifted its ban and means it).
+    pub fn forget(&mut self, key: &SourceKey) {
+        self.table.remove(key);
+    }
+
+    pub fn counters(&self) -> Counters {
+        Counters {
+            tracked: self.table.len() as u64,
+            ..self.counters
+        }
+    }
+
+    /// The score a source has now (after leak), if tracked.
+    pub fn score(&self, key: &SourceKey, now_ms: u64) -> Option<u32> {
+        self.table.get(key).map(|t| {
+            let mut t = *t;
+            t.leak(now_ms, self.config.leak_every_ms);
+            (t.score_milli / 1000) as u32
+        })
+    }
+}
+
+/// Stealth probe kind of a TCP observation (`evidence::stealth` bit), 0 for a plain probe.
+fn stealth_kind(obs: &Observation) -> u8 {
+    if obs.proto != Proto::Tcp {
+        return 0;
+    }
+    const FIN: u8 = 0x01;
+    const SYN: u8 = 0x02;
+    const RST: u8 = 0x04;
+    const PSH: u8 = 0x08;
+    const ACK: u8 = 0x10;
+    const URG: u8 = 0x20;
+    let f = obs.tcp_flags & 0x3f;
+    if f & SYN != 0 && f & FIN != 0 {
+        stealth::SYN_FIN
+    } else if f & SYN != 0 && f & RST != 0 {
+        stealth::SYN_RST
+    } else if f & (SYN | ACK | RST) != 0 {
+        0
+    } else if f == 0 {
+        stealth::NULL
+    } else if f & (FIN | PSH | URG) == FIN | PSH | URG {
+        stealth::XMAS
+    } else if f & FIN != 0 {
+        stealth::FIN
+    } else {
+        0
+    }
+}

@@ -1,0 +1,63 @@
+//! The detector's policy knobs. Defaults come from the detectors admins already trust:
+//! scanlogd's weights and threshold (3 per privileged port, 1 otherwise, ban at 21) and
+//! CrowdSec's leaky bucket for port scans (one point leaks away per 5 s).
+
+use crate::allowlist::Cidr;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Score at which a source is banned.
+    pub threshold: u32,
+    /// Weight of a distinct closed port below 1024.
+    pub weight_privileged: u32,
+    /// Weight of a distinct closed port from 1024.
+    pub weight_other: u32,
+    /// Weight of a stealth probe (NULL, FIN, XMAS, SYN+FIN, SYN+RST); 7 bans in three.
+    pub weight_stealth: u32,
+    /// One point leaks away per this many milliseconds.
+    pub leak_every_ms: u64,
+    /// IPv6 sources are keyed by this prefix length.
+    pub ipv6_prefix: u8,
+    pub allow: Vec<Cidr>,
+    /// Sources tracked at once; the least recently seen is forgotten first.
+    pub capacity: usize,
+    /// First ban, in milliseconds.
+    pub ban_ms: u64,
+    /// A repeat offender's ban is the previous one times this.
+    pub ban_factor: u32,
+    /// Longest ban, in milliseconds.
+    pub ban_max_ms: u64,
+    /// How long a banned source is remembered as an offender, in milliseconds.
+    pub offender_memory_ms: u64,
+    /// Offenders remembered at once.
+    pub offender_capacity: usize,
+    /// Random spread of ban lengths, in percent either way.
+    pub ban_jitter_percent: u32,
+    /// New bans per second this detector may issue (the daemon gives each shard its part).
+    pub ban_rate: u32,
+    /// Bans that may be issued at once before the rate applies.
+    pub ban_burst: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            threshold: 21,
+            weight_privileged: 3,
+            weight_other: 1,
+            weight_stealth: 7,
+            leak_every_ms: 5_000,
+            ipv6_prefix: 64,
+            allow: Vec::new(),
+            capacity: 65_536,
+            ban_ms: 3_600_000,
+            ban_factor: 2,
+            ban_max_ms: 7 * 86_400_000,
+            offender_memory_ms: 86_400_000,
+            offender_capacity: 16_384,
+            ban_jitter_percent: 5,
+            ban_rate: 20,
+            ban_burst: 40,
+        }
+    }
+}

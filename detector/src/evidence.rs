@@ -1,0 +1,157 @@
+//! Why a source was banned, carried with the ban: what logs, set-element comments and event
+//! lines show. Fixed size, no allocation.
+
+use std::fmt::{self, Write};
+
+use crate::packet::Proto;
+
+/// Stealth probe kinds (bit flags).
+pub mod stealth {
+    pub const NULL: u8 = 1;
+    pub const FIN: u8 = 2;
+    pub const XMAS: u8 = 4;
+    pub const SYN_FIN: u8 = 8;
+    pub const SYN_RST: u8 = 16;
+    pub const NAMES: [(u8, &str); 5] = [
+        (NULL, "NULL"),
+        (FIN, "FIN"),
+        (XMAS, "XMAS"),
+        (SYN_FIN, "SYN+FIN"),
+        (SYN_RST, "SYN+RST"),
+    ];
+}
+
+/// Ports shown in the evidence (all distinct ports count; these are the first few).
+pub const SHOWN_PORTS: usize = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Evidence {
+    /// Score when the ban was decided.
+    pub score: u32,
+    /// Distinct (protocol, port) pairs probed while tracked.
+    pub distinct_ports: u32,
+    /// Probes counted from this source while tracked.
+    pub probes: u32,
+    pub ports: [(Proto, u16); SHOWN_PORTS],
+    pub shown: u8,
+    /// `stealth::*` bits seen.
+    pub stealth: u8,
+    pub ban_ms: u64,
+    /// 1 for a first ban, n for the n-th within the offender memory.
+    pub offence: u32,
+}
+
+impl Evidence {
+    pub fn ports(&self) -> &[(Proto, u16)] {
+        &self.ports[..usize::from(self.shown)]
+    }
+
+    /// The evidence in at most `max` bytes (set-element comments hold 127): cut at a word.
+    pub fn summary(&self, max: usize) -> String {
+        let full = self.to_string();
+        if full.len() <= max {
+            return full;
+        }
+        let mut cut = max.saturating_sub(3);
+        while !full.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let cut = full[..cut].rfind(' ').unwrap_or(cut);
+        format!("{}...", &full[..cut])
+    }
+}
+
+/// `score 21 from 9 ports (tcp/21,22,23,25,80,110,143,443 ...) stealth FIN, 1h ban #1`
+impl fmt::Display for Evidence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "score {} from {} ports (",
+            self.score, self.distinct_ports
+        )?;
+        let mut last: Option<Proto> = None;
+        for (i, (proto, port)) in self.ports().iter().enumerate() {
+            if last != Some(*proto) {
+                if i > 0 {
+                    f.write_char(' ')?;
+                }
+                write!(f, "{}/{port}", proto.name())?;
+                last = Some(*proto);
+            } else {
+                write!(f, ",{port}")?;
+            }
+        }
+        if self.distinct_ports as usize > self.ports().len() {
+            f.write_str(" ...")?;
+        }
+        f.write_char(')')?;
+        if self.stealth != 0 {
+            f.write_str(" stealth")?;
+            let mut sep = ' ';
+            for (bit, name) in stealth::NAMES {
+                if self.stealth & bit != 0 {
+                    write!(f, "{sep}{name}")?;
+                    sep = ',';
+                }
+            }
+        }
+        write!(f, ", {} ban #{}", human_ms(self.ban_ms), self.offence)
+    }
+}
+
+/// `1h`, `2h30m`, `45s`: the units admins read.
+pub fn human_ms(ms: u64) -> String {
+    let mut s = ms / 1000;
+    if s == 0 {
+        return format!("{ms}ms");
+    }
+    let mut out = String::new();
+    for (unit, secs) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
+        if s >= secs {
+            let _ = write!(out, "{}{unit}", s / secs);
+            s %= secs;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(ports: &[(Proto, u16)], distinct: u32) -> Evidence {
+        let mut e = Evidence {
+            score: 21,
+            distinct_ports: distinct,
+            probes: distinct,
+            ports: [(Proto::Tcp, 0); SHOWN_PORTS],
+            shown: ports.len() as u8,
+            stealth: stealth::FIN | stealth::XMAS,
+            ban_ms: 3_600_000,
+            offence: 1,
+        };
+        e.ports[..ports.len()].copy_from_slice(ports);
+        e
+    }
+
+    #[test]
+    fn reads_like_a_log_line_and_fits_a_comment() {
+        let e = sample(
+            &[
+                (Proto::Tcp, 22),
+                (Proto::Tcp, 80),
+                (Proto::Udp, 53),
+                (Proto::Udp, 161),
+            ],
+            12,
+        );
+        assert_eq!(
+            e.to_string(),
+            "score 21 from 12 ports (tcp/22,80 udp/53,161 ...) stealth FIN,XMAS, 1h ban #1"
+        );
+        assert!(e.summary(40).len() <= 40);
+        assert!(e.summary(40).ends_with("..."));
+        assert_eq!(human_ms(9_000_000), "2h30m");
+        assert_eq!(human_ms(500), "500ms");
+    }
+}

@@ -1,0 +1,293 @@
+//! Reading the headers of a queued packet into an `Observation`: IPv4 (with options), IPv6 (through its extension
+//! headers), then TCP or UDP ports and TCP flags. The bytes start at the IP header, possibly cut
+//! to the queue's copy range.
+//!
+//! Contract: `parse` never panics and never allocates, whatever the bytes; anything it cannot
+//! or should not read comes back as a typed `Ignored` reason. Every index is checked with `get`.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Transport protocols scanban counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    pub fn name(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+/// Why a packet was not turned into an observation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Ignored {
+    /// Shorter than the headers it announces.
+    Truncated,
+    /// Not IPv4 or IPv6, or a header that contradicts itself.
+    Malformed,
+    /// A fragment other than the first: it carries no ports.
+    Fragment,
+    /// Neither TCP nor UDP (ICMP, ESP, SCTP, ...).
+    OtherProtocol,
+    /// Source never tracked: loopback, unspecified, multicast, link-local or allowlisted.
+    Allowlisted,
+}
+
+impl Ignored {
+    pub const ALL: [Ignored; 5] = [
+        Ignored::Truncated,
+        Ignored::Malformed,
+        Ignored::Fragment,
+        Ignored::OtherProtocol,
+        Ignored::Allowlisted,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Ignored::Truncated => "truncated",
+            Ignored::Malformed => "malformed",
+            Ignored::Fragment => "fragment",
+            Ignored::OtherProtocol => "other_protocol",
+            Ignored::Allowlisted => "allowlisted",
+        }
+    }
+}
+
+/// One probe as the detector sees it: the header fields it needs, and the interface it came in
+/// on when the caller knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Observation {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub proto: Proto,
+    pub src_port: u16,
+    pub dst_port: u16,
+    /// TCP flags byte (FIN 0x01, SYN 0x02, RST 0x04, PSH 0x08, ACK 0x10, URG 0x20); 0 for UDP.
+    pub tcp_flags: u8,
+    /// Input interface index, when known.
+    pub ifindex: Option<u32>,
+}
+
+const IPPROTO_HOPOPTS: u8 = 0;
+const IPPROTO_TCP: u8 = 6;
+const IPPROTO_UDP: u8 = 17;
+const IPPROTO_ROUTING: u8 = 43;
+const IPPROTO_FRAGMENT: u8 = 44;
+const IPPROTO_AH: u8 = 51;
+const IPPROTO_DSTOPTS: u8 = 60;
+const IPPROTO_MOBILITY: u8 = 135;
+
+/// Parses the IP and transport headers at the start of `b`.
+pub fn parse(b: &[u8]) -> Result<Observation, Ignored> {
+    let (src, dst, proto, l4) = network(b)?;
+    transport(proto, l4, src, dst)
+}
+
+/// The network layer of a packet: source, destination, transport protocol number and the
+/// transport header bytes (after IPv6 extension headers). Errors as `parse`.
+pub fn network(b: &[u8]) -> Result<(IpAddr, IpAddr, u8, &[u8]), Ignored> {
+    match b.first().map(|v| v >> 4) {
+        Some(4) => network_v4(b),
+        Some(6) => network_v6(b),
+        Some(_) => Err(Ignored::Malformed),
+        None => Err(Ignored::Truncated),
+    }
+}
+
+fn network_v4(b: &[u8]) -> Result<(IpAddr, IpAddr, u8, &[u8]), Ignored> {
+    let h = b.get(..20).ok_or(Ignored::Truncated)?;
+    let ihl = usize::from(h[0] & 0x0f) * 4;
+    if ihl < 20 {
+        return Err(Ignored::Malformed);
+    }
+    let frag = u16::from_be_bytes([h[6], h[7]]);
+    if frag & 0x1fff != 0 {
+        return Err(Ignored::Fragment);
+    }
+    let src = IpAddr::V4(Ipv4Addr::new(h[12], h[13], h[14], h[15]));
+    let dst = IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19]));
+    let l4 = b.get(ihl..).ok_or(Ignored::Truncated)?;
+    Ok((src, dst, h[9], l4))
+}
+
+fn network_v6(b: &[u8]) -> Result<(IpAddr, IpAddr, u8, &[u8]), Ignored> {
+    let h = b.get(..40).ok_or(Ignored::Truncated)?;
+    let addr = |at: usize| {
+        let mut a = [0u8; 16];
+        a.copy_from_slice(&h[at..at + 16]);
+        IpAddr::V6(Ipv6Addr::from(a))
+    };
+    let (src, dst) = (addr(8), addr(24));
+    let mut next = h[6];
+    let mut at = 40;
+    // A chain longer than this is not a real packet; bounding it bounds the work.
+    for _ in 0..8 {
+        match next {
+            IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_DSTOPTS | IPPROTO_MOBILITY => {
+                let e = b.get(at..at + 2).ok_or(Ignored::Truncated)?;
+                next = e[0];
+                at += (usize::from(e[1]) + 1) * 8;
+            }
+            IPPROTO_AH => {
+                let e = b.get(at..at + 2).ok_or(Ignored::Truncated)?;
+                next = e[0];
+                at += (usize::from(e[1]) + 2) * 4;
+            }
+            IPPROTO_FRAGMENT => {
+                let e = b.get(at..at + 8).ok_or(Ignored::Truncated)?;
+                if u16::from_be_bytes([e[2], e[3]]) & 0xfff8 != 0 {
+                    return Err(Ignored::Fragment);
+                }
+                next = e[0];
+                at += 8;
+            }
+            _ => {
+                let l4 = b.get(at..).ok_or(Ignored::Truncated)?;
+                return Ok((src, dst, next, l4));
+            }
+        }
+    }
+    Err(Ignored::Malformed)
+}
+
+fn transport(proto: u8, l4: &[u8], src: IpAddr, dst: IpAddr) -> Result<Observation, Ignored> {
+    let (proto, need) = match proto {
+        IPPROTO_TCP => (Proto::Tcp, 14),
+        IPPROTO_UDP => (Proto::Udp, 4),
+        _ => return Err(Ignored::OtherProtocol),
+    };
+    let t = l4.get(..need).ok_or(Ignored::Truncated)?;
+    Ok(Observation {
+        src,
+        dst,
+        proto,
+        src_port: u16::from_be_bytes([t[0], t[1]]),
+        dst_port: u16::from_be_bytes([t[2], t[3]]),
+        tcp_flags: if proto == Proto::Tcp { t[13] } else { 0 },
+        ifindex: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v4(proto: u8, frag: u16, l4: &[u8]) -> Vec<u8> {
+        let mut p = vec![
+            0x45,
+            0,
+            0,
+            0,
+            0,
+            0,
+            (frag >> 8) as u8,
+            frag as u8,
+            64,
+            proto,
+            0,
+            0,
+        ];
+        p.extend_from_slice(&[192, 0, 2, 2, 192, 0, 2, 1]);
+        p.extend_from_slice(l4);
+        p
+    }
+
+    fn tcp(dport: u16, flags: u8) -> Vec<u8> {
+        let mut t = vec![0xc3, 0x50];
+        t.extend_from_slice(&dport.to_be_bytes());
+        t.extend_from_slice(&[0; 9]);
+        t.push(flags);
+        t.extend_from_slice(&[0; 6]);
+        t
+    }
+
+    #[test]
+    fn ipv4_tcp_and_udp() {
+        let h = parse(&v4(6, 0x4000, &tcp(22, 0x02))).unwrap();
+        assert_eq!(h.proto, Proto::Tcp);
+        assert_eq!((h.src_port, h.dst_port, h.tcp_flags), (50000, 22, 0x02));
+        assert_eq!(h.src, "192.0.2.2".parse::<IpAddr>().unwrap());
+        let h = parse(&v4(17, 0, &[0, 53, 0, 161, 0, 8, 0, 0])).unwrap();
+        assert_eq!((h.proto, h.dst_port, h.tcp_flags), (Proto::Udp, 161, 0));
+    }
+
+    #[test]
+    fn ipv4_options_fragments_and_truncation() {
+        let mut p = v4(6, 0, &[]);
+        p[0] = 0x46; // 24-byte header
+        p.extend_from_slice(&[1, 1, 1, 1]);
+        p.extend_from_slice(&tcp(80, 0x02));
+        assert_eq!(parse(&p).unwrap().dst_port, 80);
+        assert_eq!(parse(&v4(6, 0x0010, &tcp(80, 2))), Err(Ignored::Fragment));
+        assert_eq!(
+            parse(&v4(6, 0x2000, &tcp(80, 2))).unwrap().dst_port,
+            80,
+            "first fragment"
+        );
+        assert_eq!(parse(&v4(6, 0, &tcp(80, 2)[..10])), Err(Ignored::Truncated));
+        assert_eq!(parse(&v4(1, 0, &[8, 0, 0, 0])), Err(Ignored::OtherProtocol));
+        let mut bad = v4(6, 0, &tcp(80, 2));
+        bad[0] = 0x43;
+        assert_eq!(parse(&bad), Err(Ignored::Malformed));
+        assert_eq!(parse(&[]), Err(Ignored::Truncated));
+    }
+
+    fn v6(next: u8, ext: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x60, 0, 0, 0, 0, 0, next, 64];
+        p.extend_from_slice(&"2001:db8::2".parse::<Ipv6Addr>().unwrap().octets());
+        p.extend_from_slice(&"2001:db8::1".parse::<Ipv6Addr>().unwrap().octets());
+        p.extend_from_slice(ext);
+        p
+    }
+
+    #[test]
+    fn ipv6_through_extension_headers() {
+        let h = parse(&v6(6, &tcp(443, 0x29))).unwrap();
+        assert_eq!((h.dst_port, h.tcp_flags), (443, 0x29));
+        assert!(h.src.is_ipv6(), "never read as IPv4");
+        // hop-by-hop (8 bytes) -> destination options (16 bytes) -> UDP
+        let mut ext = vec![60, 0, 0, 0, 0, 0, 0, 0, 17, 1];
+        ext.extend_from_slice(&[0; 14]);
+        ext.extend_from_slice(&[0, 1, 0, 53]);
+        let h = parse(&v6(0, &ext)).unwrap();
+        assert_eq!((h.proto, h.dst_port), (Proto::Udp, 53));
+        // fragment header: first fragment is read, later ones are not
+        let mut first = vec![6, 0, 0, 1, 0, 0, 0, 1];
+        first.extend_from_slice(&tcp(25, 2));
+        assert_eq!(parse(&v6(44, &first)).unwrap().dst_port, 25);
+        let later = [6, 0, 0x05, 0x01, 0, 0, 0, 1];
+        assert_eq!(parse(&v6(44, &later)), Err(Ignored::Fragment));
+        // an extension header that runs past the copy range
+        assert_eq!(parse(&v6(0, &[6, 200])), Err(Ignored::Truncated));
+        // ESP hides the transport header
+        assert_eq!(parse(&v6(50, &[0; 8])), Err(Ignored::OtherProtocol));
+        // a chain of hop-by-hop headers that never ends
+        let endless: Vec<u8> = std::iter::repeat([0u8, 0, 0, 0, 0, 0, 0, 0])
+            .take(20)
+            .flatten()
+            .collect();
+        assert_eq!(parse(&v6(0, &endless)), Err(Ignored::Malformed));
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        let mut state = 0x2545_f491u32;
+        let mut buf = [0u8; 96];
+        for round in 0..20_000 {
+            for b in buf.iter_mut() {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                *b = state as u8;
+            }
+            buf[0] = if round % 2 == 0 { 0x45 } else { 0x60 } | (buf[0] & 0x0f);
+            let len = (state as usize) % buf.len();
+            let _ = parse(&buf[..len]);
+        }
+    }
+}

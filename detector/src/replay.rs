@@ -1,0 +1,192 @@
+//! Offline replay of a capture: which sources scanban would have banned, after how many probes.
+//!
+//! A capture holds more than the daemon would see. The kernel sensor queues only inbound TCP
+//! SYNs (no ACK) and flagless/FIN/XMAS-style TCP probes, and UDP, addressed to this host's
+//! ports that have no local socket. Replay approximates that:
+//! - *this host* is the addresses given, or else every address that answered a probe like a
+//!   host does: a SYN-ACK or RST back to a TCP packet without ACK (a scanner's own RSTs
+//!   answer SYN-ACKs, so they do not count), or more ICMP/ICMPv6 port-unreachables sent than
+//!   received;
+//! - a port is *open* if this host answered from it with a SYN-ACK (TCP) or sent UDP from it;
+//! - a packet is *queued* if it goes to this host, to a port not open, and is a TCP packet
+//!   without ACK whose flags are SYN-without-ACK or none of SYN/RST/ACK, or a UDP datagram.
+//!
+//! Once banned, a source's packets stop reaching the sensor until the ban expires, as the
+//! prerouting drop would make them. Conntrack state is not modelled (a UDP client's repeats
+//! would be "established" to the kernel; here they are repeats, which add nothing anyway).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use crate::packet::{self, Proto};
+use crate::pcap::{self, PcapError};
+use crate::{Action, Config, Counters, Detector, Evidence, Outcome, SourceKey};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BanRecord {
+    pub key: SourceKey,
+    /// The source's queued probes up to and including the one that triggered the ban.
+    pub after_probes: u64,
+    /// Capture time of that probe (ms since the epoch).
+    pub at_ms: u64,
+    pub duration_ms: u64,
+    pub evidence: Evidence,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub frames: u64,
+    /// Frames without IPv4/IPv6 (ARP, ...).
+    pub not_ip: u64,
+    /// Frames the sensor would have queued.
+    pub queued: u64,
+    pub local: Vec<IpAddr>,
+    pub open_ports: usize,
+    pub bans: Vec<BanRecord>,
+    /// Queued probes per source that was never banned.
+    pub unbanned: Vec<(SourceKey, u64)>,
+    pub counters: Counters,
+}
+
+const TCP_SYN: u8 = 0x02;
+const TCP_RST: u8 = 0x04;
+const TCP_ACK: u8 = 0x10;
+
+/// Replays `file` (pcap or pcapng bytes) through a detector built from `config`.
+pub fn run(file: &[u8], config: &Config, local: &[IpAddr]) -> Result<Report, PcapError> {
+    let mut report = Report {
+        frames: 0,
+        not_ip: 0,
+        queued: 0,
+        local: Vec::new(),
+        open_ports: 0,
+        bans: Vec::new(),
+        unbanned: Vec::new(),
+        counters: Counters::default(),
+    };
+    // Pass 1: who is this host, which of its ports are open.
+    let mut hosts: BTreeSet<IpAddr> = local.iter().copied().collect();
+    let infer = hosts.is_empty();
+    let mut open: BTreeSet<(IpAddr, Proto, u16)> = BTreeSet::new();
+    let mut udp_senders: Vec<(IpAddr, u16)> = Vec::new();
+    // (prober, prober port, target, target port) of TCP packets without ACK.
+    let mut probes_seen: BTreeSet<(IpAddr, u16, IpAddr, u16)> = BTreeSet::new();
+    let mut unreachable_sent: BTreeMap<IpAddr, u32> = BTreeMap::new();
+    let mut unreachable_received: BTreeMap<IpAddr, u32> = BTreeMap::new();
+    for frame in pcap::frames(file)? {
+        let frame = frame?;
+        let Some(ip) = frame.ip() else { continue };
+        let Ok((src, dst, proto, l4)) = packet::network(ip) else {
+            continue;
+        };
+        match (proto, l4) {
+            (6, l4) if l4.len() >= 14 => {
+                let flags = l4[13];
+                let sport = u16::from_be_bytes([l4[0], l4[1]]);
+                let dport = u16::from_be_bytes([l4[2], l4[3]]);
+                if flags & TCP_ACK == 0 {
+                    probes_seen.insert((src, sport, dst, dport));
+                    continue;
+                }
+                let answers_probe = probes_seen.contains(&(dst, dport, src, sport));
+                if flags & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK {
+                    open.insert((src, Proto::Tcp, sport));
+                }
+                if infer && answers_probe && flags & (TCP_SYN | TCP_RST) != 0 {
+                    hosts.insert(src);
+                }
+            }
+            (17, l4) if l4.len() >= 4 => {
+                udp_senders.push((src, u16::from_be_bytes([l4[0], l4[1]])));
+            }
+            // ICMP destination unreachable / port unreachable (type 3 code 3) and ICMPv6
+            // destination unreachable / port unreachable (type 1 code 4).
+            (1, [3, 3, ..]) | (58, [1, 4, ..]) => {
+                *unreachable_sent.entry(src).or_insert(0) += 1;
+                *unreachable_received.entry(dst).or_insert(0) += 1;
+            }
+            _ => {}
+        }
+    }
+    // A scanner's own stack also answers stray replies with port-unreachables, but far fewer
+    // than the scanned host sends it.
+    if infer {
+        for (addr, sent) in &unreachable_sent {
+            if *sent > unreachable_received.get(addr).copied().unwrap_or(0) {
+                hosts.insert(*addr);
+            }
+        }
+    }
+    for (src, port) in udp_senders {
+        if hosts.contains(&src) {
+            open.insert((src, Proto::Udp, port));
+        }
+    }
+
+    // Pass 2: what the sensor would queue, through the detector.
+    let mut det = Detector::new(config.clone(), 0x5ca1_ab1e);
+    let mut probes: BTreeMap<SourceKey, u64> = BTreeMap::new();
+    let mut banned: BTreeSet<SourceKey> = BTreeSet::new();
+    let mut banned_until: BTreeMap<SourceKey, u64> = BTreeMap::new();
+    for frame in pcap::frames(file)? {
+        let frame = frame?;
+        report.frames += 1;
+        let Some(ip) = frame.ip() else {
+            report.not_ip += 1;
+            continue;
+        };
+        let now = frame.time_ms;
+        if now >= det.next_deadline() {
+            det.on_timer(now);
+        }
+        let obs = match packet::parse(ip) {
+            Ok(o) => o,
+            Err(_) => continue,
+        };
+        if !hosts.contains(&obs.dst) || open.contains(&(obs.dst, obs.proto, obs.dst_port)) {
+            continue;
+        }
+        if obs.proto == Proto::Tcp {
+            let f = obs.tcp_flags;
+            let syn_only = f & (TCP_SYN | TCP_ACK) == TCP_SYN;
+            let stealth = f & (TCP_SYN | TCP_RST | TCP_ACK) == 0;
+            if !(syn_only || stealth) {
+                continue;
+            }
+        }
+        let key = SourceKey::new(obs.src, config.ipv6_prefix);
+        if banned_until.get(&key).is_some_and(|&until| now < until) {
+            continue; // dropped in prerouting
+        }
+        report.queued += 1;
+        let n = probes.entry(key).or_insert(0);
+        *n += 1;
+        let count = *n;
+        if det.observe(now, &obs) == Outcome::Banned {
+            while let Some(Action::Ban {
+                key,
+                duration_ms,
+                evidence,
+            }) = det.poll_action()
+            {
+                banned.insert(key);
+                banned_until.insert(key, now.saturating_add(duration_ms));
+                report.bans.push(BanRecord {
+                    key,
+                    after_probes: count,
+                    at_ms: now,
+                    duration_ms,
+                    evidence,
+                });
+            }
+        }
+    }
+    report.local = hosts.into_iter().collect();
+    report.open_ports = open.len();
+    report.unbanned = probes
+        .into_iter()
+        .filter(|(k, _)| !banned.contains(k))
+        .collect();
+    report.counters = det.counters();
+    Ok(report)
+}

@@ -1,0 +1,155 @@
+//! Who a probe is counted against: an IPv4 address, or an IPv6 prefix (a /64 by default: one
+//! host commonly owns a whole /64, and hopping inside it must not reset its score).
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SourceKey {
+    V4(Ipv4Addr),
+    /// The address masked to `len` bits, and `len`.
+    V6(Ipv6Addr, u8),
+}
+
+impl SourceKey {
+    pub fn new(addr: IpAddr, ipv6_prefix: u8) -> Self {
+        match addr {
+            IpAddr::V4(a) => SourceKey::V4(a),
+            IpAddr::V6(a) => {
+                let len = ipv6_prefix.min(128);
+                let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+                SourceKey::V6(Ipv6Addr::from(u128::from(a) & mask), len)
+            }
+        }
+    }
+
+    /// The key as the kernel set stores it: 4 or 16 bytes, network order (IPv6 masked).
+    pub fn set_key(&self) -> ([u8; 16], usize) {
+        let mut out = [0u8; 16];
+        match self {
+            SourceKey::V4(a) => {
+                out[..4].copy_from_slice(&a.octets());
+                (out, 4)
+            }
+            SourceKey::V6(a, _) => (a.octets(), 16),
+        }
+    }
+
+    pub fn is_ipv4(&self) -> bool {
+        matches!(self, SourceKey::V4(_))
+    }
+
+    /// Which of `n` shards owns this source: stable, cheap, and spread over all shards. The
+    /// daemon keeps one `Detector` per shard so queue threads rarely wait for each other while
+    /// every probe of one source lands in the same detector whichever queue carried it.
+    pub fn shard(&self, n: usize) -> usize {
+        if n <= 1 {
+            return 0;
+        }
+        let x: u64 = match self {
+            SourceKey::V4(a) => u64::from(u32::from(*a)),
+            SourceKey::V6(a, _) => {
+                let v = u128::from(*a);
+                (v >> 64) as u64 ^ v as u64
+            }
+        };
+        // Fibonacci hashing: the high bits of a multiplicative hash.
+        ((x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) % n as u64) as usize
+    }
+}
+
+impl fmt::Display for SourceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SourceKey::V4(a) => write!(f, "{a}"),
+            SourceKey::V6(a, 128) => write!(f, "{a}"),
+            SourceKey::V6(a, len) => write!(f, "{a}/{len}"),
+        }
+    }
+}
+
+/// Addresses that are never a scanner to ban: they cannot be a remote source, or banning them
+/// would only hurt this host (loopback, unspecified, multicast and broadcast, link-local).
+pub fn never_tracked(addr: &IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(a) => {
+            a.is_loopback()
+                || a.is_unspecified()
+                || a.octets()[0] == 0
+                || a.is_multicast()
+                || a.is_broadcast()
+                || a.is_link_local()
+        }
+        IpAddr::V6(a) => {
+            if let Some(v4) = a.to_ipv4_mapped() {
+                return never_tracked(&IpAddr::V4(v4));
+            }
+            a.is_loopback()
+                || a.is_unspecified()
+                || a.is_multicast()
+                || (a.segments()[0] & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv6_sources_aggregate_by_prefix() {
+        let a = SourceKey::new(ip("2001:db8:1:2::1"), 64);
+        let b = SourceKey::new(ip("2001:db8:1:2:ffff::9"), 64);
+        let c = SourceKey::new(ip("2001:db8:1:3::1"), 64);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(a.to_string(), "2001:db8:1:2::/64");
+        assert_eq!(
+            SourceKey::new(ip("2001:db8::5"), 128).to_string(),
+            "2001:db8::5"
+        );
+        assert_eq!(SourceKey::new(ip("192.0.2.7"), 64).to_string(), "192.0.2.7");
+        let (key, len) = a.set_key();
+        assert_eq!(len, 16);
+        assert_eq!(&key[..8], &[0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 2]);
+        assert_eq!(&key[8..], &[0; 8]);
+    }
+
+    #[test]
+    fn shards_are_stable_and_spread() {
+        let mut counts = [0u32; 4];
+        for i in 0..4000u32 {
+            let k = SourceKey::V4(Ipv4Addr::from(0xc633_6400 + i));
+            assert_eq!(k.shard(4), k.shard(4));
+            counts[k.shard(4)] += 1;
+        }
+        assert!(counts.iter().all(|&c| c > 800), "{counts:?}");
+        assert_eq!(SourceKey::V4(Ipv4Addr::LOCALHOST).shard(1), 0);
+    }
+
+    #[test]
+    fn special_addresses_are_never_tracked() {
+        for a in [
+            "127.0.0.1",
+            "0.0.0.0",
+            "0.1.2.3",
+            "224.0.0.251",
+            "255.255.255.255",
+            "169.254.1.1",
+            "::1",
+            "::",
+            "ff02::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(never_tracked(&ip(a)), "{a}");
+        }
+        for a in ["192.0.2.7", "2001:db8::7", "::ffff:192.0.2.7"] {
+            assert!(!never_tracked(&ip(a)), "{a}");
+        }
+    }
+}

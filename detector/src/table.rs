@@ -1,0 +1,388 @@
+//! The bounded table of tracked sources: a hash index over a preallocated slab, with an
+//! intrusive least-recently-seen list for O(1) eviction.
+//!
+//! Memory is fixed at construction, so a flood of spoofed sources costs evictions, never growth
+//! or allocation. The index is open addressing with linear probing over twice as many u32 slots
+//! as sources (load ≤ 1/2), with backward-shift deletion so churn leaves no tombstones, hashed
+//! with std's `RandomState` (SipHash-1-3 under per-process random keys): crafted sources cannot
+//! collide on purpose, so probe runs stay short whatever an attacker sends, and no per-bucket cap
+//! is needed on top. (std's HashMap was the first choice; under eviction churn it rehashes into a
+//! new allocation once tombstones pile up, which the no-allocation test caught.)
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+
+use crate::packet::Proto;
+use crate::source::SourceKey;
+
+/// Distinct (protocol, port) pairs remembered per source. The default threshold is reached by
+/// 21 ports at most; a slow scanner that goes past this evicts its oldest ports (which then
+/// count again if revisited: scanning behaviour anyway).
+pub const PORTS_PER_SOURCE: usize = 24;
+
+const NONE: u32 = u32::MAX;
+
+/// What is known about one source.
+#[derive(Debug, Clone, Copy)]
+pub struct Track {
+    pub key: SourceKey,
+    /// Score in thousandths of a point, as of `updated_ms`.
+    pub score_milli: u64,
+    pub updated_ms: u64,
+    pub probes: u32,
+    pub distinct: u32,
+    /// `(proto << 16) | port`, a ring of the most recent distinct ports.
+    ports: [u32; PORTS_PER_SOURCE],
+    nports: u8,
+    next_port: u8,
+    pub stealth: u8,
+}
+
+impl Track {
+    fn new(key: SourceKey, now_ms: u64) -> Self {
+        Track {
+            key,
+            score_milli: 0,
+            updated_ms: now_ms,
+            probes: 0,
+            distinct: 0,
+            ports: [0; PORTS_PER_SOURCE],
+            nports: 0,
+            next_port: 0,
+            stealth: 0,
+        }
+    }
+
+    /// Applies the leak up to `now_ms`: one point per `leak_every_ms`.
+    pub fn leak(&mut self, now_ms: u64, leak_every_ms: u64) {
+        let elapsed = now_ms.saturating_sub(self.updated_ms);
+        let leaked = elapsed.saturating_mul(1000) / leak_every_ms.max(1);
+        self.score_milli = self.score_milli.saturating_sub(leaked);
+        self.updated_ms = self.updated_ms.max(now_ms);
+    }
+
+    /// Records a port; false if it was already known.
+    pub fn add_port(&mut self, proto: Proto, port: u16) -> bool {
+        let v = (u32::from(proto == Proto::Udp) << 16) | u32::from(port);
+        if self.ports[..usize::from(self.nports)].contains(&v) {
+            return false;
+        }
+        self.ports[usize::from(self.next_port)] = v;
+        self.next_port = ((usize::from(self.next_port) + 1) % PORTS_PER_SOURCE) as u8;
+        self.nports = self.nports.saturating_add(1).min(PORTS_PER_SOURCE as u8);
+        self.distinct = self.distinct.saturating_add(1);
+        true
+    }
+
+    /// Remembered ports, oldest first.
+    pub fn ports(&self) -> impl Iterator<Item = (Proto, u16)> + '_ {
+        let n = usize::from(self.nports);
+        let start = if n < PORTS_PER_SOURCE {
+            0
+        } else {
+            usize::from(self.next_port)
+        };
+        (0..n).map(move |i| {
+            let v = self.ports[(start + i) % PORTS_PER_SOURCE];
+            let proto = if v >> 16 == 1 { Proto::Udp } else { Proto::Tcp };
+            (proto, v as u16)
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    track: Track,
+    prev: u32,
+    next: u32,
+}
+
+/// Open-addressing index from source to slab slot.
+struct Index {
+    /// Slab slot numbers, `NONE` for empty; length a power of two.
+    buckets: Vec<u32>,
+    hasher: RandomState,
+    len: usize,
+}
+
+impl Index {
+    fn new(capacity: usize) -> Self {
+        let n = (capacity * 2).next_power_of_two().max(2);
+        Index {
+            buckets: vec![NONE; n],
+            hasher: RandomState::new(),
+            len: 0,
+        }
+    }
+
+    fn home(&self, key: &SourceKey) -> usize {
+        (self.hasher.hash_one(key) as usize) & (self.buckets.len() - 1)
+    }
+
+    /// The bucket holding `key`, if present.
+    fn find(&self, key: &SourceKey, slots: &[Slot]) -> Option<usize> {
+        let mask = self.buckets.len() - 1;
+        let mut b = self.home(key);
+        loop {
+            let s = self.buckets[b];
+            if s == NONE {
+                return None;
+            }
+            if slots[s as usize].track.key == *key {
+                return Some(b);
+            }
+            b = (b + 1) & mask;
+        }
+    }
+
+    fn insert(&mut self, key: &SourceKey, slot: u32) {
+        let mask = self.buckets.len() - 1;
+        let mut b = self.home(key);
+        while self.buckets[b] != NONE {
+            b = (b + 1) & mask;
+        }
+        self.buckets[b] = slot;
+        self.len += 1;
+    }
+
+    /// Empties bucket `b` and shifts later members of its probe run back, so lookups never need
+    /// tombstones.
+    fn remove_at(&mut self, mut b: usize, slots: &[Slot]) {
+        let mask = self.buckets.len() - 1;
+        self.buckets[b] = NONE;
+        self.len -= 1;
+        let mut next = (b + 1) & mask;
+        while self.buckets[next] != NONE {
+            let s = self.buckets[next];
+            let home = self.home(&slots[s as usize].track.key);
+            // Move it back if its home is not within (b, next] cyclically.
+            let in_range = if b <= next {
+                b < home && home <= next
+            } else {
+                b < home || home <= next
+            };
+            if !in_range {
+                self.buckets[b] = s;
+                self.buckets[next] = NONE;
+                b = next;
+            }
+            next = (next + 1) & mask;
+        }
+    }
+}
+
+pub struct Table {
+    index: Index,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    capacity: usize,
+    /// Most recently seen.
+    head: u32,
+    /// Least recently seen: evicted first.
+    tail: u32,
+}
+
+/// Whether `get_or_insert` had to make room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    Existing,
+    New,
+    NewAfterEviction,
+}
+
+impl Table {
+    pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        Table {
+            index: Index::new(capacity),
+            slots: Vec::with_capacity(capacity),
+            free: Vec::with_capacity(capacity),
+            capacity,
+            head: NONE,
+            tail: NONE,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.len == 0
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The source's track, created (evicting the least recently seen if full) if absent, and
+    /// marked most recently seen.
+    pub fn get_or_insert(&mut self, key: SourceKey, now_ms: u64) -> (&mut Track, Inserted) {
+        if let Some(b) = self.index.find(&key, &self.slots) {
+            let i = self.index.buckets[b];
+            self.unlink(i);
+            self.push_front(i);
+            return (&mut self.slots[i as usize].track, Inserted::Existing);
+        }
+        let mut how = Inserted::New;
+        let i = if let Some(i) = self.free.pop() {
+            i
+        } else if self.slots.len() < self.capacity {
+            self.slots.push(Slot {
+                track: Track::new(key, now_ms),
+                prev: NONE,
+                next: NONE,
+            });
+            (self.slots.len() - 1) as u32
+        } else {
+            let victim = self.tail;
+            self.unlink(victim);
+            let old = self.slots[victim as usize].track.key;
+            if let Some(b) = self.index.find(&old, &self.slots) {
+                self.index.remove_at(b, &self.slots);
+            }
+            how = Inserted::NewAfterEviction;
+            victim
+        };
+        self.slots[i as usize].track = Track::new(key, now_ms);
+        self.index.insert(&key, i);
+        self.push_front(i);
+        (&mut self.slots[i as usize].track, how)
+    }
+
+    pub fn get(&self, key: &SourceKey) -> Option<&Track> {
+        let b = self.index.find(key, &self.slots)?;
+        Some(&self.slots[self.index.buckets[b] as usize].track)
+    }
+
+    pub fn remove(&mut self, key: &SourceKey) -> Option<Track> {
+        let b = self.index.find(key, &self.slots)?;
+        let i = self.index.buckets[b];
+        self.index.remove_at(b, &self.slots);
+        self.unlink(i);
+        self.free.push(i);
+        Some(self.slots[i as usize].track)
+    }
+
+    /// The least recently seen track.
+    pub fn oldest(&self) -> Option<&Track> {
+        (self.tail != NONE).then(|| &self.slots[self.tail as usize].track)
+    }
+
+    fn unlink(&mut self, i: u32) {
+        let (prev, next) = {
+            let s = &self.slots[i as usize];
+            (s.prev, s.next)
+        };
+        if prev != NONE {
+            self.slots[prev as usize].next = next;
+        } else {
+            self.head = next;
+        }
+        if next != NONE {
+            self.slots[next as usize].prev = prev;
+        } else {
+            self.tail = prev;
+        }
+        let s = &mut self.slots[i as usize];
+        s.prev = NONE;
+        s.next = NONE;
+    }
+
+    fn push_front(&mut self, i: u32) {
+        let old = self.head;
+        {
+            let s = &mut self.slots[i as usize];
+            s.prev = NONE;
+            s.next = old;
+        }
+        if old != NONE {
+            self.slots[old as usize].prev = i;
+        } else {
+            self.tail = i;
+        }
+        self.head = i;
+    }
+
+    /// Bytes one tracked source costs: its slab slot, its free-list entry, and two to four
+    /// index buckets (twice the capacity, rounded up to a power of two).
+    pub fn bytes_per_source() -> usize {
+        std::mem::size_of::<Slot>() + std::mem::size_of::<u32>() + 2 * std::mem::size_of::<u32>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn key(i: u32) -> SourceKey {
+        SourceKey::V4(Ipv4Addr::from(0xc633_6400 + i))
+    }
+
+    #[test]
+    fn evicts_the_least_recently_seen() {
+        let mut t = Table::new(3);
+        for i in 0..3 {
+            t.get_or_insert(key(i), 0);
+        }
+        t.get_or_insert(key(0), 1); // 0 is now the most recent; 1 the oldest
+        let (_, how) = t.get_or_insert(key(9), 2);
+        assert_eq!(how, Inserted::NewAfterEviction);
+        assert!(t.get(&key(1)).is_none());
+        assert!(t.get(&key(0)).is_some());
+        assert_eq!(t.len(), 3);
+        assert_eq!(t.oldest().unwrap().key, key(2));
+        t.remove(&key(2));
+        assert_eq!(t.len(), 2);
+        let (_, how) = t.get_or_insert(key(10), 3);
+        assert_eq!(how, Inserted::New, "a freed slot is reused before evicting");
+    }
+
+    #[test]
+    fn ports_are_distinct_per_protocol_and_ring_beyond_the_cap() {
+        let mut tr = Track::new(key(0), 0);
+        assert!(tr.add_port(Proto::Tcp, 80));
+        assert!(!tr.add_port(Proto::Tcp, 80));
+        assert!(tr.add_port(Proto::Udp, 80), "udp/80 is not tcp/80");
+        for p in 1000..1100 {
+            tr.add_port(Proto::Tcp, p);
+        }
+        assert_eq!(tr.ports().count(), PORTS_PER_SOURCE);
+        assert_eq!(tr.ports().last(), Some((Proto::Tcp, 1099)));
+        assert_eq!(tr.distinct, 102);
+    }
+
+    #[test]
+    fn index_survives_heavy_churn() {
+        let mut t = Table::new(100);
+        for round in 0..50u32 {
+            for i in 0..300u32 {
+                t.get_or_insert(key(round * 1000 + i), u64::from(i));
+            }
+            // Everything the table claims to hold is findable, and nothing else.
+            assert_eq!(t.len(), 100);
+            for i in 200..300u32 {
+                assert!(t.get(&key(round * 1000 + i)).is_some(), "{round} {i}");
+            }
+            for i in 0..10u32 {
+                t.remove(&key(round * 1000 + 250 + i));
+            }
+            assert_eq!(t.len(), 90);
+            assert!(t.get(&key(round * 1000 + 255)).is_none());
+            assert!(t.get(&key(round * 1000 + 299)).is_some());
+        }
+    }
+
+    #[test]
+    fn leak_is_one_point_per_interval() {
+        let mut tr = Track::new(key(0), 0);
+        tr.score_milli = 10_000;
+        tr.leak(12_500, 5_000);
+        assert_eq!(tr.score_milli, 7_500);
+        tr.leak(1_000_000, 5_000);
+        assert_eq!(tr.score_milli, 0);
+        tr.leak(10, 5_000);
+        assert_eq!(tr.updated_ms, 1_000_000, "time never runs backwards");
+    }
+}

@@ -1,0 +1,252 @@
+//! The policy's promises, as properties over generated probe sequences (proptest) and as
+//! scenarios with a fake clock.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use detector::{Action, Allowlist, Cidr, Config, Detector, Observation, Outcome, Proto, SourceKey};
+use proptest::prelude::*;
+
+fn probe(src: IpAddr, proto: Proto, port: u16, flags: u8) -> Observation {
+    Observation {
+        src,
+        dst: if src.is_ipv4() {
+            IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))
+        } else {
+            IpAddr::V6("2001:db8::1".parse().unwrap())
+        },
+        proto,
+        src_port: 40000,
+        dst_port: port,
+        tcp_flags: flags,
+        ifindex: None,
+    }
+}
+
+const SYN: u8 = 0x02;
+
+fn v4(i: u32) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::from(0xcb00_7100 + i)) // 203.0.113.0/24 and up
+}
+
+fn bans(d: &mut Detector) -> Vec<(SourceKey, u64)> {
+    let mut out = Vec::new();
+    while let Some(Action::Ban {
+        key, duration_ms, ..
+    }) = d.poll_action()
+    {
+        out.push((key, duration_ms));
+    }
+    out
+}
+
+proptest! {
+    #[test]
+    fn allowlisted_sources_are_never_banned(ports in proptest::collection::vec(any::<u16>(), 1..200),
+                                            host in 0u32..256) {
+        let c = Config { allow: vec!["203.0.113.0/24".parse().unwrap()], ..Config::default() };
+        let mut d = Detector::new(c, 1);
+        for (i, p) in ports.iter().enumerate() {
+            let o = d.observe(i as u64, &probe(v4(host % 256), Proto::Tcp, *p, SYN));
+            prop_assert_eq!(o, Outcome::Ignored(detector::Ignored::Allowlisted));
+        }
+        prop_assert!(d.poll_action().is_none());
+        prop_assert_eq!(d.counters().tracked, 0);
+    }
+
+    #[test]
+    fn tracked_sources_never_exceed_capacity(sources in proptest::collection::vec((any::<u32>(), any::<u16>()), 1..2000)) {
+        let c = Config { capacity: 64, ..Config::default() };
+        let mut d = Detector::new(c, 2);
+        for (i, (s, p)) in sources.iter().enumerate() {
+            d.observe(i as u64, &probe(IpAddr::V4(Ipv4Addr::from(*s | 0x0100_0000)), Proto::Udp, *p, 0));
+            prop_assert!(d.counters().tracked <= 64);
+        }
+    }
+
+    #[test]
+    fn a_burst_scores_the_same_in_any_order(mut ports in proptest::collection::btree_set(1u16..3000, 1..15).prop_map(|s| s.into_iter().collect::<Vec<_>>()),
+                                            seed in any::<u64>()) {
+        let run = |ports: &[u16]| {
+            let mut d = Detector::new(Config::default(), 3);
+            let mut last = Outcome::Repeat;
+            for p in ports {
+                last = d.observe(1000, &probe(v4(1), Proto::Tcp, *p, SYN));
+                if last == Outcome::Banned { break; }
+            }
+            (last, d.score(&SourceKey::new(v4(1), 64), 1000), d.poll_action().map(|Action::Ban { evidence, .. }| evidence.score))
+        };
+        let first = run(&ports);
+        // A deterministic shuffle from the seed.
+        let mut s = seed | 1;
+        for i in (1..ports.len()).rev() {
+            s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+            ports.swap(i, (s % (i as u64 + 1)) as usize);
+        }
+        let banned_first = first.0 == Outcome::Banned;
+        let second = run(&ports);
+        prop_assert_eq!(banned_first, second.0 == Outcome::Banned);
+        if !banned_first {
+            prop_assert_eq!(first.1, second.1);
+        }
+    }
+
+    #[test]
+    fn probes_slower_than_the_leak_never_ban(ports in proptest::collection::vec(1u16..65535, 1..300)) {
+        // Each new port's weight leaks away before the next arrives: the score never builds.
+        let c = Config::default();
+        let mut d = Detector::new(c.clone(), 4);
+        let mut now = 0;
+        for p in ports {
+            let w = if p < 1024 { c.weight_privileged } else { c.weight_other };
+            now += u64::from(w) * c.leak_every_ms;
+            let o = d.observe(now, &probe(v4(9), Proto::Tcp, p, SYN));
+            prop_assert!(o != Outcome::Banned && o != Outcome::Suppressed, "{:?}", o);
+        }
+    }
+
+    #[test]
+    fn any_bytes_parse_or_are_ignored(bytes in proptest::collection::vec(any::<u8>(), 0..128)) {
+        let mut d = Detector::new(Config::default(), 5);
+        let _ = d.observe_packet(0, &bytes, None);
+    }
+}
+
+#[test]
+fn tcp_80_and_udp_80_are_two_ports_and_repeats_add_nothing() {
+    let mut d = Detector::new(Config::default(), 6);
+    assert_eq!(
+        d.observe(0, &probe(v4(1), Proto::Tcp, 80, SYN)),
+        Outcome::Counted { score: 3 }
+    );
+    assert_eq!(
+        d.observe(0, &probe(v4(1), Proto::Udp, 80, 0)),
+        Outcome::Counted { score: 6 }
+    );
+    for _ in 0..50 {
+        assert_eq!(
+            d.observe(0, &probe(v4(1), Proto::Tcp, 80, SYN)),
+            Outcome::Repeat
+        );
+    }
+    assert!(d.poll_action().is_none());
+}
+
+#[test]
+fn ipv6_sources_in_one_64_add_up_and_ipv4_is_untouched() {
+    let mut d = Detector::new(Config::default(), 7);
+    for i in 0..7u16 {
+        let src = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 7, 7, 0, 0, 0, i + 1));
+        d.observe(0, &probe(src, Proto::Tcp, 20 + i, SYN));
+    }
+    let b = bans(&mut d);
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0].0.to_string(), "2001:db8:7:7::/64");
+}
+
+#[test]
+fn ten_ipv6_sources_on_one_port_ban_nobody() {
+    // The article's tool read these as IPv4 and banned an unrelated address.
+    let mut d = Detector::new(Config::default(), 8);
+    for i in 0..10u16 {
+        let mut pkt = vec![0x60, 0, 0, 0, 0, 20, 6, 64];
+        pkt.extend_from_slice(&Ipv6Addr::new(0x2001, 0xdb8, i, 0, 0, 0, 0, 1).octets());
+        pkt.extend_from_slice(&"2001:db8::1".parse::<Ipv6Addr>().unwrap().octets());
+        pkt.extend_from_slice(&[
+            0x9c, 0x40, 0, 22, 0, 0, 0, 0, 0, 0, 0, 0, 0x50, SYN, 0, 0, 0, 0, 0, 0,
+        ]);
+        assert_eq!(
+            d.observe_packet(0, &pkt, Some(2)),
+            Outcome::Counted { score: 3 }
+        );
+    }
+    assert!(bans(&mut d).is_empty());
+    assert_eq!(d.counters().tracked, 10);
+}
+
+#[test]
+fn repeat_offenders_are_banned_longer_up_to_the_cap() {
+    let c = Config {
+        ban_jitter_percent: 0,
+        ban_ms: 1000,
+        ban_max_ms: 5000,
+        ..Config::default()
+    };
+    let mut d = Detector::new(c, 9);
+    let mut durations = Vec::new();
+    for round in 0..5u64 {
+        for p in 0..7u16 {
+            d.observe(round * 10_000, &probe(v4(3), Proto::Tcp, 100 + p, SYN));
+        }
+        durations.extend(bans(&mut d).into_iter().map(|b| b.1));
+    }
+    assert_eq!(durations, vec![1000, 2000, 4000, 5000, 5000]);
+}
+
+#[test]
+fn jitter_spreads_bans_within_bounds() {
+    let mut d = Detector::new(Config::default(), 10);
+    for s in 0..40u32 {
+        for p in 0..7u16 {
+            d.observe(
+                u64::from(s) * 1000,
+                &probe(v4(100 + s), Proto::Tcp, 1 + p, SYN),
+            );
+        }
+    }
+    let b = bans(&mut d);
+    assert_eq!(b.len(), 40);
+    let distinct: std::collections::BTreeSet<u64> = b.iter().map(|x| x.1).collect();
+    assert!(distinct.len() > 30, "spread: {distinct:?}");
+    assert!(b.iter().all(|x| (3_420_000..=3_780_000).contains(&x.1)));
+}
+
+#[test]
+fn the_ban_rate_limit_holds_a_flood_back() {
+    let c = Config::default();
+    let mut d = Detector::new(c.clone(), 11);
+    // 1000 "scanners" at the same instant (a spoofed flood of stealth probes).
+    for s in 0..1000u32 {
+        for p in 0..3u16 {
+            d.observe(5000, &probe(v4(s), Proto::Tcp, 1 + p, 0x01));
+        }
+    }
+    let first = bans(&mut d).len() as u32;
+    assert_eq!(first, c.ban_burst);
+    assert_eq!(d.counters().suppressed, u64::from(1000 - c.ban_burst));
+    // One second later, the rate lets `ban_rate` more through.
+    for s in 2000..3000u32 {
+        for p in 0..3u16 {
+            d.observe(6000, &probe(v4(s), Proto::Tcp, 1 + p, 0x01));
+        }
+    }
+    assert_eq!(bans(&mut d).len() as u32, c.ban_rate);
+}
+
+#[test]
+fn builtin_never_tracked_and_replaceable_allowlist() {
+    let mut d = Detector::new(Config::default(), 12);
+    for src in ["127.0.0.1", "169.254.3.3", "fe80::1", "224.0.0.1"] {
+        let o = d.observe(0, &probe(src.parse().unwrap(), Proto::Udp, 137, 0));
+        assert_eq!(o, Outcome::Ignored(detector::Ignored::Allowlisted), "{src}");
+    }
+    assert!(matches!(
+        d.observe(0, &probe(v4(5), Proto::Tcp, 1, SYN)),
+        Outcome::Counted { .. }
+    ));
+    d.set_allowlist(Allowlist::new([Cidr::host(v4(5))]));
+    assert_eq!(
+        d.observe(0, &probe(v4(5), Proto::Tcp, 2, SYN)),
+        Outcome::Ignored(detector::Ignored::Allowlisted)
+    );
+}
+
+#[test]
+fn idle_sources_are_forgotten_on_the_timer() {
+    let mut d = Detector::new(Config::default(), 13);
+    d.observe(0, &probe(v4(1), Proto::Tcp, 22, SYN));
+    d.observe(10_000, &probe(v4(2), Proto::Tcp, 22, SYN));
+    d.on_timer(15_000); // v4(1) has leaked its 3 points by then; v4(2) not yet
+    assert_eq!(d.counters().tracked, 1);
+    assert!(d.score(&SourceKey::new(v4(2), 64), 15_000).is_some());
+    assert_eq!(d.next_deadline(), 16_000);
+}
