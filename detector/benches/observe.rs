@@ -1,0 +1,86 @@
+//! ns per observation, at capacity: for a source already tracked, a new source (which evicts the
+//! least recently seen), and an allowlisted source. A plain timing loop (no criterion): run with
+//! `cargo bench -p detector --bench observe`. Figures belong in docs/BENCHMARKS.md, never in a
+//! test.
+
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Instant;
+
+use detector::{Config, Detector, Observation, Proto};
+
+fn obs(src: u32, port: u16) -> Observation {
+    Observation {
+        src: IpAddr::V4(Ipv4Addr::from(src)),
+        dst: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+        proto: Proto::Tcp,
+        src_port: 40000,
+        dst_port: port,
+        tcp_flags: 0x02,
+        ifindex: None,
+    }
+}
+
+fn time(label: &str, n: u32, mut f: impl FnMut(u32)) {
+    // Best of five runs: the least disturbed by the rest of the machine.
+    let best = (0..5)
+        .map(|_| {
+            let start = Instant::now();
+            for i in 0..n {
+                f(i);
+            }
+            start.elapsed().as_nanos() as f64 / f64::from(n)
+        })
+        .fold(f64::INFINITY, f64::min);
+    println!("{label:<48} {best:>7.1} ns/observation");
+}
+
+fn main() {
+    let config = Config {
+        allow: vec!["198.51.100.0/24".parse().unwrap()],
+        ..Config::default()
+    };
+    let capacity = config.capacity as u32;
+    println!(
+        "capacity {capacity} sources, {} bytes per tracked source",
+        detector::table::Table::bytes_per_source()
+    );
+    let base = 0x0b00_0000u32; // 11.0.0.0/8: keys only, nothing is sent anywhere
+    let mut d = Detector::new(config.clone(), 1);
+    for i in 0..capacity {
+        d.observe(0, &obs(base + i, 2000));
+    }
+    let mut now = 1u64;
+    // Known source, repeated port: lookup, leak, LRU move, repeat.
+    time("tracked source, repeated port", 2_000_000, |i| {
+        now += 1;
+        black_box(d.observe(now, &obs(base + (i * 7919) % capacity, 2000)));
+    });
+    // Known source, new ports (some reach the threshold and are banned, then re-tracked).
+    time("tracked source, new port", 2_000_000, |i| {
+        now += 1;
+        let o = d.observe(now, &obs(base + (i * 7919) % capacity, 3000 + (i / capacity) as u16));
+        black_box(o);
+        while d.poll_action().is_some() {}
+    });
+    // New sources at capacity: each evicts the least recently seen.
+    let mut next = base + capacity;
+    time("new source at capacity (evicts one)", 2_000_000, |_| {
+        now += 1;
+        next += 1;
+        black_box(d.observe(now, &obs(next, 2000)));
+    });
+    time("allowlisted source", 2_000_000, |i| {
+        black_box(d.observe(now, &obs(0xc633_6400 + (i & 0xff), 22)));
+    });
+    let packet = {
+        let mut p = vec![0x45, 0, 0, 60, 0, 0, 0x40, 0, 64, 6, 0, 0, 11, 0, 0, 1, 192, 0, 2, 1];
+        p.extend_from_slice(&[0x9c, 0x40, 0, 22, 0, 0, 0, 0, 0, 0, 0, 0, 0xa0, 0x02, 0, 0]);
+        p.extend_from_slice(&[0; 24]);
+        p
+    };
+    time("parse only (IPv4 TCP SYN)", 5_000_000, |_| {
+        black_box(detector::packet::parse(black_box(&packet)).ok());
+    });
+    println!("{:?}", d.counters());
+}
