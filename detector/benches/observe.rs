@@ -59,7 +59,10 @@ fn main() {
     // Known source, new ports (some reach the threshold and are banned, then re-tracked).
     time("tracked source, new port", 2_000_000, |i| {
         now += 1;
-        let o = d.observe(now, &obs(base + (i * 7919) % capacity, 3000 + (i / capacity) as u16));
+        let o = d.observe(
+            now,
+            &obs(base + (i * 7919) % capacity, 3000 + (i / capacity) as u16),
+        );
         black_box(o);
         while d.poll_action().is_some() {}
     });
@@ -74,7 +77,9 @@ fn main() {
         black_box(d.observe(now, &obs(0xc633_6400 + (i & 0xff), 22)));
     });
     let packet = {
-        let mut p = vec![0x45, 0, 0, 60, 0, 0, 0x40, 0, 64, 6, 0, 0, 11, 0, 0, 1, 192, 0, 2, 1];
+        let mut p = vec![
+            0x45, 0, 0, 60, 0, 0, 0x40, 0, 64, 6, 0, 0, 11, 0, 0, 1, 192, 0, 2, 1,
+        ];
         p.extend_from_slice(&[0x9c, 0x40, 0, 22, 0, 0, 0, 0, 0, 0, 0, 0, 0xa0, 0x02, 0, 0]);
         p.extend_from_slice(&[0; 24]);
         p

@@ -8,7 +8,10 @@ use std::path::Path;
 fn fixture_packets() -> Vec<Vec<u8>> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/pcap");
     let mut out = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     for f in files {
         if !f.to_string_lossy().contains(".pcap") {
@@ -34,7 +37,12 @@ fn corpus_and_captures_parse_without_panicking() {
         // One seed per distinct (version, protocol, flags) shape.
         let mut seen = std::collections::BTreeSet::new();
         for p in &packets {
-            let shape = (p[0] >> 4, detector::packet::parse(p).map(|o| (o.proto, o.tcp_flags)).ok());
+            let shape = (
+                p[0] >> 4,
+                detector::packet::parse(p)
+                    .map(|o| (o.proto, o.tcp_flags))
+                    .ok(),
+            );
             if seen.insert(format!("{shape:?}")) {
                 std::fs::write(corpus.join(format!("seed-{}.bin", seen.len())), p).unwrap();
             }
@@ -47,7 +55,11 @@ fn corpus_and_captures_parse_without_panicking() {
             let _ = detector::packet::parse(&p[..cut.min(p.len())]);
         }
     }
-    assert!(parsed > packets.len() * 9 / 10, "{parsed} of {}", packets.len());
+    assert!(
+        parsed > packets.len() * 9 / 10,
+        "{parsed} of {}",
+        packets.len()
+    );
     let mut seeds = 0;
     for entry in std::fs::read_dir(&corpus).unwrap() {
         let bytes = std::fs::read(entry.unwrap().path()).unwrap();
