@@ -22,7 +22,7 @@ use nfnl::message::{
 use nfnl::{EncodeError, Error, NlSocket};
 
 use crate::object::{Chain, Element, Family, Set, Table};
-use crate::rule::Rule;
+use crate::rule::{Position, Rule};
 use crate::uapi::{batch, elem, msg, rule, table};
 
 /// Element-list bytes per NEWSETELEM message: well under the 64 KiB nest limit.
@@ -195,8 +195,9 @@ impl Batch {
         });
     }
 
-    /// Appends a rule at the end of its chain (without `NLM_F_APPEND` the kernel would insert it
-    /// at the head, G9).
+    /// Adds a rule: at the end of its chain, or before/after the rule named by `r.position`.
+    /// The kernel reads `NLM_F_APPEND` as "after" (the end, without a position) and its absence
+    /// as "before" (the head, without a position, G9).
     pub fn add_rule(&mut self, r: &Rule) {
         let mut text = r.to_nft();
         if text.len() > 80 {
@@ -208,13 +209,25 @@ impl Batch {
             text.push_str("...");
         }
         let label = format!("rule {} {} {}: {text}", r.family, r.table, r.chain);
-        self.push(
+        let append = match r.position {
+            Some(Position::Before(_)) => 0,
+            _ => NLM_F_APPEND,
+        };
+        self.push(r.family, msg::NEWRULE, NLM_F_CREATE | append, label, |m| {
+            r.encode(m)
+        });
+    }
+
+    /// Inserts a rule at the head of its chain.
+    pub fn insert_rule_first(&mut self, r: &Rule) {
+        let label = format!(
+            "rule {} {} {} (first): {}",
             r.family,
-            msg::NEWRULE,
-            NLM_F_CREATE | NLM_F_APPEND,
-            label,
-            |m| r.encode(m),
+            r.table,
+            r.chain,
+            r.to_nft()
         );
+        self.push(r.family, msg::NEWRULE, NLM_F_CREATE, label, |m| r.encode(m));
     }
 
     /// Adds elements (with their timeouts and comments), split over as many messages as the

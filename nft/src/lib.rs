@@ -21,4 +21,4 @@ pub mod userdata;
 pub use batch::Batch;
 pub use expr::{Expr, Verdict};
 pub use object::{BaseChain, Chain, Element, Family, Hook, KeyType, Set, Table};
-pub use rule::Rule;
+pub use rule::{Position, Rule};

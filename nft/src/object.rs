@@ -437,3 +437,86 @@ impl Element {
         Ok(e)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nfnl::message::{Messages, NfGenMsg};
+
+    fn attrs(fill: impl FnOnce(&mut MessageBuilder<'_>)) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let mut m = MessageBuilder::new(&mut buf, 0x0a00, 1, 1, NfGenMsg::default());
+        fill(&mut m);
+        m.finish().unwrap();
+        let msg = Messages::new(&buf).next().unwrap().unwrap();
+        msg.nfgen().unwrap().1.to_vec()
+    }
+
+    #[test]
+    fn objects_decode_what_they_encode() {
+        let t = Table {
+            family: Family::Ip6,
+            name: "t".into(),
+            flags: table::F_OWNER,
+        };
+        assert_eq!(
+            Table::parse(Family::Ip6, &attrs(|m| t.encode(m))).unwrap(),
+            t
+        );
+
+        let c = Chain {
+            family: Family::Inet,
+            table: "t".into(),
+            name: "c".into(),
+            base: Some(BaseChain {
+                hook: Hook::Forward,
+                priority: -150,
+                kind: "filter".into(),
+                policy: Verdict::Drop,
+            }),
+        };
+        assert_eq!(
+            Chain::parse(Family::Inet, &attrs(|m| c.encode(m))).unwrap(),
+            c
+        );
+        let regular = Chain { base: None, ..c };
+        assert_eq!(
+            Chain::parse(Family::Inet, &attrs(|m| regular.encode(m))).unwrap(),
+            regular
+        );
+
+        let s = Set {
+            family: Family::Inet,
+            table: "t".into(),
+            name: "s".into(),
+            key: KeyType::Ipv6Addr,
+            flags: set::F_TIMEOUT | set::F_INTERVAL,
+            size: Some(1000),
+            timeout_ms: Some(60_000),
+            comment: Some("bans".into()),
+            raw_key: None,
+        };
+        assert_eq!(
+            Set::parse(Family::Inet, &attrs(|m| s.encode(m, 1))).unwrap(),
+            s
+        );
+        // A concatenation decodes to its raw type and length (nft's type id, 4-byte fields).
+        let concat = Set {
+            key: KeyType::Concat(vec![KeyType::Ipv4Addr, KeyType::InetService]),
+            ..s.clone()
+        };
+        let back = Set::parse(Family::Inet, &attrs(|m| concat.encode(m, 2))).unwrap();
+        assert_eq!(back.raw_key, Some(((7 << 6) | 13, 8)));
+
+        let e = Element {
+            key: vec![192, 0, 2, 1],
+            timeout_ms: Some(5000),
+            expiration_ms: Some(4000),
+            comment: Some("c".into()),
+        };
+        let bytes = attrs(|m| e.encode(m));
+        let elem = AttrIter::new(&bytes).next().unwrap().unwrap();
+        assert_eq!(Element::parse(&elem).unwrap(), e);
+        assert_eq!(e.encoded_len(), bytes.len());
+    }
+}

@@ -42,6 +42,13 @@ const IPPROTO_UDP: u8 = 17;
 const NFPROTO_IPV4: u8 = 2;
 const NFPROTO_IPV6: u8 = 10;
 
+/// A rule's place in its chain, relative to the rule with this handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Position {
+    Before(u64),
+    After(u64),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     pub family: Family,
@@ -51,6 +58,8 @@ pub struct Rule {
     pub comment: Option<String>,
     /// Set by the kernel; in dumps.
     pub handle: Option<u64>,
+    /// Where to put the rule relative to an existing one (`NFTA_RULE_POSITION`, a handle).
+    pub position: Option<Position>,
     /// The nft text of what the builder added; empty for rules read from the kernel.
     pub text: Vec<String>,
     /// Remarks printed after the rule as an nft comment line (`# ...`), e.g. how a statement
@@ -67,6 +76,7 @@ impl Rule {
             exprs: Vec::new(),
             comment: None,
             handle: None,
+            position: None,
             text: Vec::new(),
             notes: Vec::new(),
         }
@@ -369,12 +379,15 @@ impl Rule {
 
     pub(crate) fn encode(&self, m: &mut MessageBuilder<'_>) {
         m.str(rule::TABLE, &self.table)
-            .str(rule::CHAIN, &self.chain)
-            .nest(rule::EXPRESSIONS, |m| {
-                for e in &self.exprs {
-                    e.encode(m);
-                }
-            });
+            .str(rule::CHAIN, &self.chain);
+        if let Some(Position::Before(h) | Position::After(h)) = self.position {
+            m.be64(rule::POSITION, h);
+        }
+        m.nest(rule::EXPRESSIONS, |m| {
+            for e in &self.exprs {
+                e.encode(m);
+            }
+        });
         if let Some(c) = &self.comment {
             let mut ud = Vec::new();
             userdata::push_comment(&mut ud, userdata::kind::RULE_COMMENT, c);

@@ -416,3 +416,47 @@ fn re_adding_an_element_refreshes_its_timeout_where_the_probe_says_so() {
     let refreshed = now[0].expiration_ms.unwrap() > 5_000;
     assert_eq!(refreshed, f.timeout_refresh, "{f:?}, element {:?}", now[0]);
 }
+
+#[test]
+fn rules_go_where_they_are_told() {
+    let Some(tb) = Testbed::new("nftpos") else {
+        return;
+    };
+    let mut sock = socket(&tb);
+    let rule = |name: &str| Rule::new(Family::Inet, T, "c").counter().with_comment(name);
+    let mut b = Batch::new();
+    b.add_table(&Table::new(Family::Inet, T));
+    b.add_chain(&Chain {
+        family: Family::Inet,
+        table: T.into(),
+        name: "c".into(),
+        base: None,
+    });
+    b.add_rule(&rule("A"));
+    b.add_rule(&rule("B"));
+    b.insert_rule_first(&rule("first"));
+    b.send(&mut sock).unwrap();
+    let order = |sock: &mut NlSocket| -> Vec<(String, u64)> {
+        dump::list_rules(sock, Family::Inet, T, Some("c"))
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.comment.unwrap_or_default(), r.handle.unwrap()))
+            .collect()
+    };
+    let now = order(&mut sock);
+    assert_eq!(
+        now.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
+        ["first", "A", "B"]
+    );
+    let (a, b_handle) = (now[1].1, now[2].1);
+    let mut b = Batch::new();
+    let mut after_a = rule("after A");
+    after_a.position = Some(nft::Position::After(a));
+    b.add_rule(&after_a);
+    let mut before_b = rule("before B");
+    before_b.position = Some(nft::Position::Before(b_handle));
+    b.add_rule(&before_b);
+    b.send(&mut sock).unwrap();
+    let names: Vec<String> = order(&mut sock).into_iter().map(|r| r.0).collect();
+    assert_eq!(names, ["first", "A", "after A", "before B", "B"]);
+}
