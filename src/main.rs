@@ -1,12 +1,25 @@
 //! scanban: detects port scanners through NFQUEUE and bans them in an nf_tables set.
 
+mod atomic_file;
+mod bans;
 mod cli;
+mod daemon;
 mod duration;
+mod hostinfo;
+mod ruleset;
 mod settings;
+mod signals;
+mod stats;
+mod status;
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use cli::Command;
+use detector::SourceKey;
+use log::LevelFilter;
+use nfnl::NlSocket;
+use settings::Settings;
 
 /// Invalid command line or configuration: nothing was changed in the kernel.
 const EXIT_USAGE: u8 = 2;
@@ -37,10 +50,301 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    // The commands arrive with the nft/ and detector/ layers (issues 3–5).
-    eprintln!(
-        "scanban: `{:?}` is not available in this build yet (queue {} in {:?} mode configured)",
-        inv.command, settings.queue, settings.mode
+    init_logging(settings.verbose);
+    let result = match inv.command {
+        Command::Run => daemon::run(settings),
+        Command::Ruleset => ruleset_text(&settings).map(|t| print!("{t}")),
+        Command::List { json } => list(&settings, json),
+        Command::Ban { target, duration } => ban(&settings, target, duration),
+        Command::Unban { target } => unban(&settings, target),
+        Command::Status { json } => {
+            return if status::show(&settings.stats_file, json) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            };
+        }
+        Command::Replay { pcap } => replay(&settings, &pcap),
+        Command::Doctor => doctor(&settings),
+        Command::Help | Command::Version => Ok(()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("scanban: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(verbose: bool) {
+    let level = if verbose {
+        LevelFilter::Debug
+    } else {
+        LevelFilter::Info
+    };
+    let config = simplelog::ConfigBuilder::new()
+        .set_time_level(LevelFilter::Off)
+        .set_target_level(LevelFilter::Off)
+        .set_thread_level(LevelFilter::Off)
+        .build();
+    let _ = simplelog::WriteLogger::init(level, config, std::io::stderr());
+}
+
+fn socket() -> Result<NlSocket, String> {
+    NlSocket::open().map_err(|e| format!("netlink socket: {e} (scanban needs CAP_NET_ADMIN)"))
+}
+
+/// What `run` would install, in nft syntax, for this kernel and these settings.
+fn ruleset_text(s: &Settings) -> Result<String, String> {
+    let mut sock = socket()?;
+    let f = nft::probe::probe(&mut sock).map_err(|e| format!("probing nf_tables: {e}"))?;
+    let with_sensor = s.mode == settings::Mode::Managed && !s.dry_run;
+    let mut out = format!(
+        "# scanban {} ruleset ({} mode){}\n",
+        env!("CARGO_PKG_VERSION"),
+        if with_sensor {
+            "managed"
+        } else {
+            "tail/dry-run: no sensor"
+        },
+        if f.native_queue {
+            ""
+        } else {
+            "; queue rules use the xt NFQUEUE target through nft_compat"
+        }
     );
-    ExitCode::FAILURE
+    out.push_str(&ruleset::build(s, &f, with_sensor).to_nft());
+    Ok(out)
+}
+
+fn key_of(s: &Settings, target: settings::Cidr) -> Result<SourceKey, String> {
+    let full = if target.addr.is_ipv4() { 32 } else { 128 };
+    if target.addr.is_ipv4() && target.len != 32 {
+        return Err("IPv4 bans are per address (no prefix)".into());
+    }
+    if target.addr.is_ipv6() && target.len != full && target.len != s.ipv6_prefix {
+        return Err(format!(
+            "IPv6 bans are per /{} (ipv6-prefix); give an address or a /{} prefix",
+            s.ipv6_prefix, s.ipv6_prefix
+        ));
+    }
+    Ok(SourceKey::new(target.addr, s.ipv6_prefix))
+}
+
+fn ban(s: &Settings, target: settings::Cidr, duration: Option<Duration>) -> Result<(), String> {
+    let key = key_of(s, target)?;
+    let d = duration.unwrap_or(s.ban_time);
+    let mut sock = socket()?;
+    // The sets and the drop rules must exist even if the daemon never ran; a running daemon's
+    // table is left as it is.
+    let drops = nft::dump::list_rules(
+        &mut sock,
+        nft::Family::Inet,
+        ruleset::TABLE,
+        Some("prerouting"),
+    )
+    .map(|r| r.len())
+    .unwrap_or(0);
+    if drops == 0 {
+        let f = nft::probe::probe(&mut sock).map_err(|e| e.to_string())?;
+        let mut b = nft::Batch::new();
+        ruleset::build(s, &f, false).install(&mut b);
+        b.send(&mut sock).map_err(|e| e.to_string())?;
+    }
+    let comment = format!("banned by hand for {}", duration::Human(d));
+    bans::add(
+        &mut sock,
+        &[bans::Ban {
+            key,
+            duration_ms: d.as_millis() as u64,
+            comment,
+        }],
+    )
+    .map_err(|e| e.to_string())?;
+    println!("banned {key} for {}", duration::Human(d));
+    Ok(())
+}
+
+fn unban(s: &Settings, target: settings::Cidr) -> Result<(), String> {
+    let key = key_of(s, target)?;
+    let mut sock = socket()?;
+    match bans::remove(&mut sock, &key) {
+        Ok(true) => {
+            println!("unbanned {key}");
+            Ok(())
+        }
+        Ok(false) => Err(format!("{key} is not banned")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn list(s: &Settings, json: bool) -> Result<(), String> {
+    let mut sock = socket()?;
+    let all = bans::list(&mut sock, s.ipv6_prefix).map_err(|e| match e {
+        nfnl::Error::Request(r) if r.errno == 2 => {
+            "no bans: table inet scanban does not exist".to_string()
+        }
+        e => e.to_string(),
+    })?;
+    if json {
+        let items: Vec<String> = all
+            .iter()
+            .map(|b| {
+                format!(
+                    "{{\"source\": \"{}\", \"expires_s\": {}, \"timeout_s\": {}, \"reason\": \"{}\"}}",
+                    b.key,
+                    b.expires_ms.unwrap_or(0) / 1000,
+                    b.timeout_ms.unwrap_or(0) / 1000,
+                    b.comment.as_deref().unwrap_or("").replace('\\', "\\\\").replace('"', "'")
+                )
+            })
+            .collect();
+        println!("[{}]", items.join(", "));
+        return Ok(());
+    }
+    let width = all
+        .iter()
+        .map(|b| b.key.to_string().len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    println!(
+        "{:<width$}  {:>10}  {:>10}  REASON",
+        "SOURCE", "EXPIRES IN", "BANNED FOR"
+    );
+    for b in &all {
+        let h = |ms: Option<u64>| {
+            ms.map_or("-".into(), |v| {
+                duration::Human(Duration::from_secs(v / 1000)).to_string()
+            })
+        };
+        println!(
+            "{:<width$}  {:>10}  {:>10}  {}",
+            b.key.to_string(),
+            h(b.expires_ms),
+            h(b.timeout_ms),
+            b.comment.as_deref().unwrap_or("")
+        );
+    }
+    println!("{} ban(s)", all.len());
+    Ok(())
+}
+
+fn replay(s: &Settings, path: &std::path::Path) -> Result<(), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let config = daemon::detector_config(s, 1);
+    let config = detector::Config {
+        capacity: s.capacity as usize,
+        ban_rate: s.ban_rate,
+        ban_burst: s.ban_rate * 2,
+        ..config
+    };
+    let r = detector::replay::run(&bytes, &config, &[])
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let hosts: Vec<String> = r.local.iter().map(|a| a.to_string()).collect();
+    println!(
+        "{} frames, {} would be queued (this host: {}; {} open ports seen)",
+        r.frames,
+        r.queued,
+        if hosts.is_empty() {
+            "none found".into()
+        } else {
+            hosts.join(", ")
+        },
+        r.open_ports
+    );
+    for b in &r.bans {
+        println!(
+            "would ban {} after {} probes: {}",
+            b.key, b.after_probes, b.evidence
+        );
+    }
+    for (k, n) in &r.unbanned {
+        println!("not banned: {k} ({n} probes)");
+    }
+    Ok(())
+}
+
+fn doctor(s: &Settings) -> Result<(), String> {
+    let mut ok = true;
+    let mut line = |good: bool, what: &str, advice: &str| {
+        println!(
+            "[{}] {what}{}",
+            if good { " ok " } else { "FAIL" },
+            if good || advice.is_empty() {
+                String::new()
+            } else {
+                format!(": {advice}")
+            }
+        );
+        ok &= good;
+    };
+    let root = nix::unistd::geteuid().is_root();
+    line(
+        root,
+        "running as root (CAP_NET_ADMIN)",
+        "run as root, or grant CAP_NET_ADMIN",
+    );
+    let mut sock = match NlSocket::open() {
+        Ok(s) => s,
+        Err(e) => {
+            line(false, "netlink socket", &e.to_string());
+            return Err("doctor found problems".into());
+        }
+    };
+    match nft::probe::probe(&mut sock) {
+        Ok(f) => {
+            line(true, "nf_tables with sets and timeouts", "");
+            line(
+                f.native_queue || f.compat_queue,
+                &format!(
+                    "queueing: {}",
+                    if f.native_queue { "native nft queue" } else if f.compat_queue { "xt NFQUEUE through nft_compat (no native queue)" } else { "none" }
+                ),
+                "install kmod-nft-queue (OpenWrt) or enable CONFIG_NFT_QUEUE, or nft_compat + xt_NFQUEUE",
+            );
+            line(f.socket, "nft socket expression (open ports are never probes)", "install kmod-nft-socket (OpenWrt) or enable CONFIG_NFT_SOCKET; else use --mode tail");
+            line(
+                true,
+                &format!(
+                    "delete-if-absent (DESTROY): {}",
+                    if f.destroy { "yes" } else { "no, emulated" }
+                ),
+                "",
+            );
+            line(
+                true,
+                &format!(
+                    "element timeout refresh: {}",
+                    if f.timeout_refresh {
+                        "yes"
+                    } else {
+                        "no (kernel < 6.12), delete + add"
+                    }
+                ),
+                "",
+            );
+        }
+        Err(e) => line(false, "nf_tables", &format!("{e}: is nf_tables available?")),
+    }
+    let queues = nfnl::queue::stats::read().unwrap_or_default();
+    for n in s.queue.first..=s.queue.last {
+        match queues.iter().find(|q| q.queue == n) {
+            Some(q) => line(
+                false,
+                &format!("queue {n} is free"),
+                &format!(
+                    "bound by netlink port {} (another scanban, or an IPS)",
+                    q.portid
+                ),
+            ),
+            None => line(true, &format!("queue {n} is free"), ""),
+        }
+    }
+    if ok {
+        Ok(())
+    } else {
+        Err("doctor found problems".into())
+    }
 }

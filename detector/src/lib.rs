@@ -62,6 +62,9 @@ pub enum Outcome {
     Repeat,
     /// The source crossed the threshold and a ban action is waiting in `poll_action`.
     Banned,
+    /// The source was banned moments ago and this probe came before the kernel drop took
+    /// effect (or through a queue the ban does not cover): drop it.
+    AlreadyBanned,
     /// The source crossed the threshold but the ban rate limit held the ban back.
     Suppressed,
 }
@@ -82,6 +85,8 @@ pub struct Counters {
     pub suppressed: u64,
     /// Ban actions dropped because nobody polled them (should stay 0).
     pub actions_dropped: u64,
+    /// Probes from sources banned moments ago.
+    pub already_banned: u64,
 }
 
 /// Housekeeping period.
@@ -153,6 +158,12 @@ impl Detector {
         self.counters.observed += 1;
         let c = &self.config;
         let key = SourceKey::new(obs.src, c.ipv6_prefix);
+        if let Some(o) = self.offenders.get(&key) {
+            if now_ms < o.last_ban_ms.saturating_add(o.last_duration_ms) {
+                self.counters.already_banned += 1;
+                return Outcome::AlreadyBanned;
+            }
+        }
         let kind = stealth_kind(obs);
         let weight = if kind != 0 {
             c.weight_stealth
@@ -196,6 +207,7 @@ impl Detector {
             .offenders
             .record(key, now_ms, c.ban_ms, c.ban_factor, c.ban_max_ms);
         let duration_ms = self.jitter(offence.last_duration_ms);
+        self.offenders.set_duration(&key, duration_ms);
         let mut ports = [(Proto::Tcp, 0u16); SHOWN_PORTS];
         let mut shown = 0;
         for (slot, p) in ports.iter_mut().zip(track.ports()) {
@@ -268,9 +280,10 @@ impl Detector {
         self.offenders.expire(now_ms);
     }
 
-    /// Forgets a source entirely (an admin lifted its ban and means it).
+    /// Forgets a source entirely, ban included (an admin lifted its ban and means it).
     pub fn forget(&mut self, key: &SourceKey) {
         self.table.remove(key);
+        self.offenders.lift(key);
     }
 
     pub fn counters(&self) -> Counters {

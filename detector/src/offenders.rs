@@ -87,6 +87,20 @@ impl Offenders {
         o
     }
 
+    /// Records the duration actually applied (after jitter).
+    pub fn set_duration(&mut self, key: &SourceKey, duration_ms: u64) {
+        if let Some(o) = self.map.get_mut(key) {
+            o.last_duration_ms = duration_ms;
+        }
+    }
+
+    /// Ends the current ban early; the offence count stays for escalation.
+    pub fn lift(&mut self, key: &SourceKey) {
+        if let Some(o) = self.map.get_mut(key) {
+            o.last_duration_ms = 0;
+        }
+    }
+
     /// Forgets offences older than the memory horizon.
     pub fn expire(&mut self, now_ms: u64) {
         let memory = self.memory_ms;

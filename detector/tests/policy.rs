@@ -250,3 +250,43 @@ fn idle_sources_are_forgotten_on_the_timer() {
     assert!(d.score(&SourceKey::new(v4(2), 64), 15_000).is_some());
     assert_eq!(d.next_deadline(), 16_000);
 }
+
+#[test]
+fn probes_right_after_a_ban_are_marked_for_dropping_until_it_ends() {
+    let c = Config {
+        ban_jitter_percent: 0,
+        ban_ms: 60_000,
+        ..Config::default()
+    };
+    let mut d = Detector::new(c, 14);
+    for p in 0..6u16 {
+        d.observe(0, &probe(v4(4), Proto::Tcp, 1 + p, SYN));
+    }
+    assert_eq!(
+        d.observe(0, &probe(v4(4), Proto::Tcp, 7, SYN)),
+        Outcome::Banned
+    );
+    assert_eq!(
+        d.observe(10, &probe(v4(4), Proto::Tcp, 8, SYN)),
+        Outcome::AlreadyBanned
+    );
+    assert_eq!(
+        d.observe(10, &probe(v4(4), Proto::Udp, 8, 0)),
+        Outcome::AlreadyBanned
+    );
+    assert_eq!(d.counters().already_banned, 2);
+    // After the ban's end the source is counted from scratch again.
+    assert_eq!(
+        d.observe(60_000, &probe(v4(4), Proto::Tcp, 9, SYN)),
+        Outcome::Counted { score: 3 }
+    );
+    // An admin's unban lifts it at once.
+    for p in 0..7u16 {
+        d.observe(70_000, &probe(v4(5), Proto::Tcp, 1 + p, SYN));
+    }
+    d.forget(&SourceKey::new(v4(5), 64));
+    assert_eq!(
+        d.observe(70_001, &probe(v4(5), Proto::Tcp, 50, SYN)),
+        Outcome::Counted { score: 3 }
+    );
+}

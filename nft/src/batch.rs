@@ -177,6 +177,15 @@ impl Batch {
         });
     }
 
+    /// Deletes a chain (it must exist and hold no rules: flush it first in the same batch).
+    pub fn delete_chain(&mut self, family: Family, table: &str, chain: &str) {
+        let label = format!("delete chain {family} {table} {chain}");
+        self.push(family, msg::DELCHAIN, 0, label, |m| {
+            m.str(crate::uapi::chain::TABLE, table)
+                .str(crate::uapi::chain::NAME, chain);
+        });
+    }
+
     /// Removes every rule of a chain (DELRULE naming only table and chain).
     pub fn flush_chain(&mut self, family: Family, table: &str, chain: &str) {
         let label = format!("flush chain {family} {table} {chain}");

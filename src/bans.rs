@@ -1,0 +1,106 @@
+//! Bans in the kernel: adding, listing and lifting elements of the ban sets. Used by the daemon
+//! and by `scanban ban/unban/list`, which work whether or not the daemon runs.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use detector::SourceKey;
+use nfnl::{Error, NlSocket};
+use nft::{dump, Batch, Element, Family};
+
+use crate::ruleset::{SET4, SET6, TABLE};
+
+/// Set-element comments are stored by nft's rules in at most 128 bytes with the NUL.
+pub const COMMENT_MAX: usize = 127;
+
+/// One ban to write.
+#[derive(Debug, Clone)]
+pub struct Ban {
+    pub key: SourceKey,
+    pub duration_ms: u64,
+    pub comment: String,
+}
+
+fn set_and_element(key: &SourceKey) -> (&'static str, Element) {
+    let (bytes, len) = key.set_key();
+    let set = if len == 4 { SET4 } else { SET6 };
+    (set, Element::new(&bytes[..len]))
+}
+
+/// Writes bans in one transaction (one NEWSETELEM per set at most, split if huge).
+pub fn add(sock: &mut NlSocket, bans: &[Ban]) -> Result<(), Error> {
+    let mut v4 = Vec::new();
+    let mut v6 = Vec::new();
+    for b in bans {
+        let (set, mut e) = set_and_element(&b.key);
+        e.timeout_ms = Some(b.duration_ms.max(1000));
+        e.comment = Some(b.comment.clone());
+        if set == SET4 {
+            v4.push(e);
+        } else {
+            v6.push(e);
+        }
+    }
+    let mut batch = Batch::new();
+    if !v4.is_empty() {
+        batch.add_elements(Family::Inet, TABLE, SET4, &v4);
+    }
+    if !v6.is_empty() {
+        batch.add_elements(Family::Inet, TABLE, SET6, &v6);
+    }
+    if batch.is_empty() {
+        return Ok(());
+    }
+    batch.send(sock)
+}
+
+/// Lifts a ban. `Ok(false)` if there was none.
+pub fn remove(sock: &mut NlSocket, key: &SourceKey) -> Result<bool, Error> {
+    let (set, e) = set_and_element(key);
+    let mut batch = Batch::new();
+    batch.delete_elements(Family::Inet, TABLE, set, &[e]);
+    match batch.send(sock) {
+        Ok(()) => Ok(true),
+        Err(Error::Request(r)) if r.errno == libc_enoent() => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+fn libc_enoent() -> i32 {
+    2
+}
+
+/// A ban as the kernel holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub key: SourceKey,
+    pub timeout_ms: Option<u64>,
+    pub expires_ms: Option<u64>,
+    pub comment: Option<String>,
+}
+
+/// Every ban in both sets, IPv4 first, each set in kernel order.
+pub fn list(sock: &mut NlSocket, ipv6_prefix: u8) -> Result<Vec<Listed>, Error> {
+    let mut out = Vec::new();
+    for set in [SET4, SET6] {
+        for e in dump::list_elements(sock, Family::Inet, TABLE, set)? {
+            let key = match e.key.len() {
+                4 => {
+                    let a: [u8; 4] = e.key[..4].try_into().unwrap_or([0; 4]);
+                    SourceKey::V4(Ipv4Addr::from(a))
+                }
+                16 => {
+                    let a: [u8; 16] = e.key[..16].try_into().unwrap_or([0; 16]);
+                    SourceKey::new(IpAddr::V6(Ipv6Addr::from(a)), ipv6_prefix)
+                }
+                _ => continue,
+            };
+            out.push(Listed {
+                key,
+                timeout_ms: e.timeout_ms,
+                expires_ms: e.expiration_ms,
+                comment: e.comment,
+            });
+        }
+    }
+    Ok(out)
+}

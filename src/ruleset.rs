@@ -1,0 +1,176 @@
+//! What managed mode installs: `table inet scanban`, built from the settings and the kernel's
+//! features, as nft objects (to send) and as nft text (what `scanban ruleset` prints).
+//!
+//! - sets `banned4` (ipv4_addr) and `banned6` (ipv6_addr, keys masked to the configured prefix),
+//!   with timeouts, an explicit size and a comment;
+//! - chain `prerouting`, hook prerouting priority -450 (before defragmentation and conntrack):
+//!   banned sources are counted and dropped;
+//! - chain `sensor`, hook input priority -10 (before the filter priority, so after an accept
+//!   verdict the admin's own firewall still decides): loopback, non-unicast and established
+//!   traffic return at once; so does anything a local socket will receive; what is left, TCP SYN
+//!   without ACK, flagless/FIN/XMAS TCP, and new UDP, goes to the queue(s), with `bypass` so a
+//!   stopped daemon never blackholes traffic.
+
+use nft::probe::Features;
+use nft::rule::{ct_state, tcp_flag};
+use nft::uapi::set::F_TIMEOUT;
+use nft::{BaseChain, Chain, Family, Hook, KeyType, Rule, Set, Table, Verdict};
+
+use crate::settings::Settings;
+
+pub const TABLE: &str = "scanban";
+pub const SET4: &str = "banned4";
+pub const SET6: &str = "banned6";
+pub const PREROUTING_PRIORITY: i32 = -450;
+pub const SENSOR_PRIORITY: i32 = -10;
+
+/// Everything managed mode installs, in the order it goes into the batch.
+pub struct Ruleset {
+    pub table: Table,
+    pub sets: Vec<Set>,
+    pub chains: Vec<Chain>,
+    pub rules: Vec<Rule>,
+}
+
+pub fn ban_set(name: &str, key: KeyType, settings: &Settings) -> Set {
+    Set {
+        family: Family::Inet,
+        table: TABLE.into(),
+        name: name.into(),
+        key,
+        flags: F_TIMEOUT,
+        size: Some(settings.set_size),
+        timeout_ms: None,
+        comment: Some("scanban bans: they expire on their own".into()),
+        raw_key: None,
+    }
+}
+
+fn base(name: &str, hook: Hook, priority: i32) -> Chain {
+    Chain {
+        family: Family::Inet,
+        table: TABLE.into(),
+        name: name.into(),
+        base: Some(BaseChain {
+            hook,
+            priority,
+            kind: "filter".into(),
+            policy: Verdict::Accept,
+        }),
+    }
+}
+
+/// The ruleset; without the sensor (tail mode, dry run) only the ban sets and the drop rules.
+pub fn build(settings: &Settings, features: &Features, with_sensor: bool) -> Ruleset {
+    let r = |chain: &str| Rule::new(Family::Inet, TABLE, chain);
+    let q = settings.queue;
+    let queue = |rule: Rule| {
+        if features.native_queue {
+            rule.queue(q.first, q.count(), true, false)
+        } else {
+            rule.queue_compat(q.first, q.count(), true, false)
+        }
+    };
+    let mut rules = vec![
+        r("prerouting").ip_saddr_in(SET4).counter().drop(),
+        r("prerouting")
+            .ip6_saddr_prefix_in(settings.ipv6_prefix, SET6)
+            .counter()
+            .drop(),
+        r("sensor").iif_loopback().ret(),
+        r("sensor").pkttype_not_host().ret(),
+        r("sensor")
+            .ct_state_in(ct_state::ESTABLISHED | ct_state::RELATED)
+            .ret(),
+    ];
+    let mut chains = vec![base("prerouting", Hook::Prerouting, PREROUTING_PRIORITY)];
+    if !with_sensor {
+        rules.truncate(2);
+        return Ruleset {
+            table: Table::new(Family::Inet, TABLE),
+            sets: vec![
+                ban_set(SET4, KeyType::Ipv4Addr, settings),
+                ban_set(SET6, KeyType::Ipv6Addr, settings),
+            ],
+            chains,
+            rules,
+        };
+    }
+    chains.push(base("sensor", Hook::Input, SENSOR_PRIORITY));
+    if features.socket {
+        rules.push(r("sensor").socket_transparent(0).ret());
+        rules.push(r("sensor").socket_transparent(1).ret());
+    }
+    rules.push(
+        queue(r("sensor").tcp_flags(tcp_flag::SYN | tcp_flag::ACK, tcp_flag::SYN))
+            .with_comment("probes: SYN to a closed port"),
+    );
+    rules.push(
+        queue(r("sensor").tcp_flags(tcp_flag::SYN | tcp_flag::RST | tcp_flag::ACK, 0))
+            .with_comment("probes: NULL, FIN, XMAS"),
+    );
+    rules.push(
+        queue(r("sensor").l4proto_udp().ct_state_in(ct_state::NEW))
+            .with_comment("probes: UDP to a closed port"),
+    );
+    Ruleset {
+        table: Table::new(Family::Inet, TABLE),
+        sets: vec![
+            ban_set(SET4, KeyType::Ipv4Addr, settings),
+            ban_set(SET6, KeyType::Ipv6Addr, settings),
+        ],
+        chains,
+        rules,
+    }
+}
+
+impl Ruleset {
+    /// Adds everything to `batch`: objects created if absent, our chains' rules replaced.
+    pub fn install(&self, batch: &mut nft::Batch) {
+        batch.add_table(&self.table);
+        for s in &self.sets {
+            batch.add_set(s);
+        }
+        for c in &self.chains {
+            batch.add_chain(c);
+            batch.flush_chain(c.family, &c.table, &c.name);
+        }
+        for r in &self.rules {
+            batch.add_rule(r);
+        }
+    }
+
+    /// The ruleset in nft syntax, exactly as installed.
+    pub fn to_nft(&self) -> String {
+        let mut out = format!("table inet {TABLE} {{\n");
+        for s in &self.sets {
+            out.push_str(&format!(
+                "\tset {} {{\n\t\ttype {}\n\t\tsize {}\n\t\tflags timeout\n\t\tcomment \"{}\"\n\t}}\n\n",
+                s.name,
+                s.key.name(),
+                s.size.unwrap_or(0),
+                s.comment.as_deref().unwrap_or("")
+            ));
+        }
+        for (i, c) in self.chains.iter().enumerate() {
+            if i > 0 {
+                out.push('\n');
+            }
+            out.push_str(&format!("\tchain {} {{\n", c.name));
+            if let Some(b) = &c.base {
+                out.push_str(&format!(
+                    "\t\ttype {} hook {} priority {}; policy accept;\n",
+                    b.kind,
+                    b.hook.name(),
+                    b.priority
+                ));
+            }
+            for r in self.rules.iter().filter(|r| r.chain == c.name) {
+                out.push_str(&format!("\t\t{}\n", r.to_nft()));
+            }
+            out.push_str("\t}\n");
+        }
+        out.push_str("}\n");
+        out
+    }
+}
