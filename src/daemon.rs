@@ -53,6 +53,10 @@ struct Counts {
 struct Shared {
     detectors: Vec<Mutex<Detector>>,
     ipv6_prefix: u8,
+    /// The verdict for probes; a reload may change it.
+    drop_probes: AtomicBool,
+    /// Settings the ban applier reads (dry run, events); a reload may change them.
+    settings: Mutex<Settings>,
     stop: AtomicBool,
     counts: Counts,
     start: Instant,
@@ -121,7 +125,11 @@ fn install(sock: &mut NlSocket, s: &Settings, f: &Features) -> Result<(), nfnl::
     batch.send(sock)
 }
 
-pub fn run(settings: Settings) -> Result<(), String> {
+/// Runs until SIGTERM/SIGINT. `reload` re-reads the configuration on SIGHUP.
+pub fn run(
+    mut settings: Settings,
+    reload: &dyn Fn() -> Result<Settings, crate::settings::SettingError>,
+) -> Result<(), String> {
     let mut sock = NlSocket::open().map_err(|e| format!("netlink socket: {e}"))?;
     let features = nft::probe::probe(&mut sock).map_err(|e| format!("probing nf_tables: {e}"))?;
     debug!("kernel features: {features:?}");
@@ -150,6 +158,16 @@ pub fn run(settings: Settings) -> Result<(), String> {
         info!("--reset: removed table inet {TABLE} and its bans");
     }
     install(&mut sock, &settings, &features).map_err(|e| format!("installing the ruleset: {e}"))?;
+    if let Some(path) = &settings.state_file {
+        match crate::state::load(path, settings.ipv6_prefix) {
+            Ok(saved) if !saved.is_empty() => match bans::add(&mut sock, &saved) {
+                Ok(()) => info!("restored {} ban(s) from {}", saved.len(), path.display()),
+                Err(e) => error!("restoring bans from {}: {e}", path.display()),
+            },
+            Ok(_) => {}
+            Err(e) => warn!("state file {}: {e}", path.display()),
+        }
+    }
     let kept = bans::list(&mut sock, settings.ipv6_prefix)
         .map(|b| b.len())
         .unwrap_or(0);
@@ -192,6 +210,8 @@ pub fn run(settings: Settings) -> Result<(), String> {
             })
             .collect(),
         ipv6_prefix: settings.ipv6_prefix,
+        drop_probes: AtomicBool::new(settings.verdict == ProbeVerdict::Drop),
+        settings: Mutex::new(settings.clone()),
         stop: AtomicBool::new(false),
         counts: Counts::default(),
         start: Instant::now(),
@@ -202,40 +222,41 @@ pub fn run(settings: Settings) -> Result<(), String> {
     );
 
     let (tx, rx) = mpsc::sync_channel::<Action>(1024);
-    let verdict = match settings.verdict {
-        ProbeVerdict::Accept => Verdict::Accept,
-        ProbeVerdict::Drop => Verdict::Drop,
-    };
     let readers: Vec<JoinHandle<()>> = queues
         .into_iter()
         .map(|q| {
             let shared = Arc::clone(&shared);
             let tx = tx.clone();
-            std::thread::spawn(move || read_queue(q, &shared, &tx, verdict))
+            std::thread::spawn(move || read_queue(q, &shared, &tx))
         })
         .collect();
     drop(tx);
     let applier = {
         let shared = Arc::clone(&shared);
-        let s = settings.clone();
-        std::thread::spawn(move || apply_bans(rx, &shared, &s))
+        std::thread::spawn(move || apply_bans(rx, &shared))
     };
 
     let mut last_allow = Instant::now();
+    let mut last_save = Instant::now();
     while !shared.stop.load(Ordering::Relaxed) {
         match signals.wait(Duration::from_secs(1)) {
             Ok(Some(SignalEvent::Stop)) => {
                 info!("stopping");
                 shared.stop.store(true, Ordering::Relaxed);
             }
-            Ok(Some(SignalEvent::Reload)) | Ok(None)
-                if last_allow.elapsed() >= ALLOWLIST_REFRESH =>
-            {
-                refresh_allowlist(&shared, &settings);
+            Ok(Some(SignalEvent::Reload)) => {
+                match reload() {
+                    Ok(new) => {
+                        settings = apply_reload(&shared, &settings, new);
+                        info!("SIGHUP: configuration reloaded, tracking state kept");
+                    }
+                    Err(e) => {
+                        error!("SIGHUP: invalid configuration, keeping the current one: {e}")
+                    }
+                }
                 last_allow = Instant::now();
             }
-            Ok(Some(SignalEvent::Reload)) => {
-                info!("SIGHUP: allowlist refreshed");
+            Ok(None) if last_allow.elapsed() >= ALLOWLIST_REFRESH => {
                 refresh_allowlist(&shared, &settings);
                 last_allow = Instant::now();
             }
@@ -252,7 +273,12 @@ pub fn run(settings: Settings) -> Result<(), String> {
         }
         watchdog(&mut sock, &settings, &features, &shared);
         write_stats(&shared, &settings, &mut sock);
+        if last_save.elapsed() >= crate::state::SAVE_EVERY {
+            save_state(&mut sock, &settings);
+            last_save = Instant::now();
+        }
     }
+    save_state(&mut sock, &settings);
     for r in readers {
         let _ = r.join();
     }
@@ -270,6 +296,57 @@ pub fn run(settings: Settings) -> Result<(), String> {
     Ok(())
 }
 
+fn save_state(sock: &mut NlSocket, s: &Settings) {
+    let Some(path) = &s.state_file else { return };
+    match bans::list(sock, s.ipv6_prefix) {
+        Ok(all) => match crate::state::save(path, &all) {
+            Ok(()) => debug!("saved {} ban(s) to {}", all.len(), path.display()),
+            Err(e) => warn!("state file {}: {e}", path.display()),
+        },
+        Err(e) => warn!("listing bans for the state file: {e}"),
+    }
+}
+
+/// Applies what a reload may change at run time; what needs a restart keeps its old value, and
+/// the log says so.
+fn apply_reload(shared: &Shared, old: &Settings, mut new: Settings) -> Settings {
+    let mut restart = Vec::new();
+    macro_rules! keep {
+        ($field:ident, $name:expr) => {
+            if new.$field != old.$field {
+                restart.push($name);
+                new.$field = old.$field.clone();
+            }
+        };
+    }
+    keep!(mode, "mode");
+    keep!(queue, "queue");
+    keep!(copy_range, "copy-range");
+    keep!(queue_max_len, "queue-max-len");
+    keep!(capacity, "capacity");
+    keep!(set_size, "set-size");
+    keep!(ipv6_prefix, "ipv6-prefix");
+    keep!(stats_file, "stats-file");
+    if !restart.is_empty() {
+        warn!("SIGHUP: {} only change(s) at restart", restart.join(", "));
+    }
+    let policy = detector_config(&new, SHARDS);
+    let allow = allowlist(&new);
+    for d in &shared.detectors {
+        if let Ok(mut d) = d.lock() {
+            d.set_policy(policy.clone());
+            d.set_allowlist(allow.clone());
+        }
+    }
+    shared
+        .drop_probes
+        .store(new.verdict == ProbeVerdict::Drop, Ordering::Relaxed);
+    if let Ok(mut s) = shared.settings.lock() {
+        *s = new.clone();
+    }
+    new
+}
+
 fn refresh_allowlist(shared: &Shared, s: &Settings) {
     let allow = allowlist(s);
     for d in &shared.detectors {
@@ -280,7 +357,7 @@ fn refresh_allowlist(shared: &Shared, s: &Settings) {
 }
 
 /// One queue: receive, observe, verdict, in batches, until asked to stop.
-fn read_queue(mut q: QueueSocket, shared: &Shared, tx: &SyncSender<Action>, verdict: Verdict) {
+fn read_queue(mut q: QueueSocket, shared: &Shared, tx: &SyncSender<Action>) {
     let queue = q.config().queue;
     let mut batcher = VerdictBatcher::new(queue);
     while !shared.stop.load(Ordering::Relaxed) {
@@ -297,6 +374,11 @@ fn read_queue(mut q: QueueSocket, shared: &Shared, tx: &SyncSender<Action>, verd
             continue;
         }
         let now = shared.now_ms();
+        let verdict = if shared.drop_probes.load(Ordering::Relaxed) {
+            Verdict::Drop
+        } else {
+            Verdict::Accept
+        };
         for p in q.packets() {
             let p = match p {
                 Ok(p) => p,
@@ -358,7 +440,7 @@ fn observe(
 
 /// Writes bans: gathers a few milliseconds' worth, spares sources with a live TCP session, and
 /// sends one transaction.
-fn apply_bans(rx: Receiver<Action>, shared: &Shared, s: &Settings) {
+fn apply_bans(rx: Receiver<Action>, shared: &Shared) {
     let mut sock = match NlSocket::open() {
         Ok(s) => s,
         Err(e) => {
@@ -380,6 +462,11 @@ fn apply_bans(rx: Receiver<Action>, shared: &Shared, s: &Settings) {
                 Err(_) => break,
             }
         }
+        let s = match shared.settings.lock() {
+            Ok(s) => s.clone(),
+            Err(_) => return,
+        };
+        let s = &s;
         let peers = established_peers();
         let mut writes = Vec::new();
         for Action::Ban {

@@ -9,6 +9,7 @@ mod hostinfo;
 mod ruleset;
 mod settings;
 mod signals;
+mod state;
 mod stats;
 mod status;
 
@@ -52,7 +53,7 @@ fn main() -> ExitCode {
     };
     init_logging(settings.verbose);
     let result = match inv.command {
-        Command::Run => daemon::run(settings),
+        Command::Run => daemon::run(settings, &|| inv.settings()),
         Command::Ruleset => ruleset_text(&settings).map(|t| print!("{t}")),
         Command::List { json } => list(&settings, json),
         Command::Ban { target, duration } => ban(&settings, target, duration),

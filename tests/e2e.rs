@@ -207,3 +207,202 @@ fn bans_survive_a_restart_and_a_deleted_table_comes_back() {
     })
     .unwrap_or_else(|| panic!("table restored:\n{}", d.log()));
 }
+
+fn nmap(tb: &Testbed, args: &str) -> String {
+    tb.sh(
+        &tb.attacker,
+        &format!(
+            "timeout 120 nmap -n -Pn --max-retries 0 --max-rtt-timeout 100ms --min-rate 1000 {args} 2>&1; true"
+        ),
+    )
+    .unwrap()
+}
+
+#[test]
+fn stealth_and_udp_scans_are_banned() {
+    let Some(tb) = Testbed::new("e2estealth") else {
+        return;
+    };
+    tb.add_attacker_addr("192.0.2.3/24").unwrap();
+    let d = Daemon::start(&tb, &[]);
+    nmap(&tb, &format!("-sF --top-ports 100 {SERVER_V4}"));
+    assert!(banned(&tb, "banned4", ATTACKER_V4), "{}", d.log());
+    assert!(d.log().contains("stealth FIN"), "{}", d.log());
+    nmap(
+        &tb,
+        &format!("-sU -S 192.0.2.3 -e veth0 --top-ports 50 {SERVER_V4}"),
+    );
+    assert!(banned(&tb, "banned4", "192.0.2.3"), "{}", d.log());
+    assert!(d.log().contains("udp/"), "{}", d.log());
+}
+
+#[test]
+fn tail_mode_binds_the_admins_own_queue_rule() {
+    let Some(tb) = Testbed::new("e2etail") else {
+        return;
+    };
+    tb.sh(
+        &tb.server,
+        "iptables-nft -A INPUT -p tcp --syn -m conntrack --ctstate NEW -j NFQUEUE --queue-num 3 --queue-bypass",
+    )
+    .unwrap();
+    let d = Daemon::start(&tb, &["--mode", "tail", "--queue", "3"]);
+    let chains = tb.sh(&tb.server, "nft list table inet scanban").unwrap();
+    assert!(
+        !chains.contains("sensor"),
+        "tail mode installs no sensor: {chains}"
+    );
+    nmap(&tb, &format!("-sS --top-ports 200 {SERVER_V4}"));
+    assert!(banned(&tb, "banned4", ATTACKER_V4), "{}", d.log());
+}
+
+#[test]
+fn dry_run_logs_and_bans_nothing() {
+    let Some(tb) = Testbed::new("e2edry") else {
+        return;
+    };
+    let d = Daemon::start(&tb, &["--dry-run"]);
+    let sensor = tb.sh(&tb.server, "nft list table inet scanban").unwrap();
+    assert!(!sensor.contains("sensor"), "{sensor}");
+    // Without a sensor nothing is queued: feed the daemon with the admin's own rule.
+    drop(d);
+    tb.sh(
+        &tb.server,
+        "iptables-nft -A INPUT -p tcp --syn -j NFQUEUE --queue-num 0 --queue-bypass",
+    )
+    .unwrap();
+    let d = Daemon::start(&tb, &["--dry-run", "--mode", "tail"]);
+    nmap(&tb, &format!("-sS --top-ports 200 {SERVER_V4}"));
+    wait_for(Duration::from_secs(5), || {
+        d.log()
+            .contains(&format!("would ban {ATTACKER_V4}"))
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("{}", d.log()));
+    assert!(!banned(&tb, "banned4", ATTACKER_V4));
+}
+
+#[test]
+fn an_invalid_configuration_exits_2_and_touches_nothing() {
+    let Some(tb) = Testbed::new("e2econf") else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("scanban-conf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("bad.conf");
+    std::fs::write(&conf, "threshold 21\nban-time soon\n").unwrap();
+    let out = tb
+        .exec(
+            &tb.server,
+            &[
+                env!("CARGO_BIN_EXE_scanban"),
+                "-c",
+                conf.to_str().unwrap(),
+                "run",
+            ],
+        )
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.conf:2: ban-time"), "{err}");
+    let tables = tb.sh(&tb.server, "nft list tables").unwrap();
+    assert!(tables.trim().is_empty(), "{tables}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn allowlisted_and_connected_sources_are_spared() {
+    let Some(tb) = Testbed::new("e2espare") else {
+        return;
+    };
+    tb.add_attacker_addr("192.0.2.3/24").unwrap();
+    // An "SSH" server on the host; the admin (192.0.2.3) keeps a session open, then scans.
+    tb.sh(
+        &tb.server,
+        "nohup timeout 60 python3 -c 'import socket,time\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind((\"192.0.2.1\",2222));s.listen()\nc=s.accept();time.sleep(60)' >/dev/null 2>&1 &",
+    )
+    .unwrap();
+    let d = Daemon::start(&tb, &["--allow", "192.0.2.2"]);
+    wait_for(Duration::from_secs(5), || {
+        tb.sh(&tb.server, "ss -Hltn 'sport = :2222'")
+            .ok()
+            .filter(|o| !o.trim().is_empty())
+    })
+    .expect("listener up");
+    let session = {
+        let ns = tb.attacker.clone();
+        std::thread::spawn(move || {
+            Command::new("ip")
+                .args(["netns", "exec", &ns, "timeout", "20", "python3", "-c"])
+                .arg("import socket,time\nc=socket.socket();c.bind(('192.0.2.3',0));c.connect(('192.0.2.1',2222));time.sleep(15)")
+                .output()
+        })
+    };
+    wait_for(Duration::from_secs(5), || {
+        tb.sh(&tb.server, "ss -Htn state established 'sport = :2222'")
+            .ok()
+            .filter(|o| o.contains("192.0.2.3"))
+    })
+    .expect("session established");
+    nmap(
+        &tb,
+        &format!("-sS --top-ports 200 -S 192.0.2.3 -e veth0 {SERVER_V4}"),
+    );
+    nmap(&tb, &format!("-sS --top-ports 200 {SERVER_V4}"));
+    wait_for(Duration::from_secs(5), || {
+        d.log().contains("spared 192.0.2.3").then_some(())
+    })
+    .unwrap_or_else(|| panic!("{}", d.log()));
+    assert!(!banned(&tb, "banned4", "192.0.2.3"));
+    assert!(
+        !banned(&tb, "banned4", ATTACKER_V4),
+        "allowlisted: {}",
+        d.log()
+    );
+    drop(session);
+}
+
+#[test]
+fn bans_expire_and_repeat_offenders_stay_out_longer() {
+    let Some(tb) = Testbed::new("e2eexpire") else {
+        return;
+    };
+    let d = Daemon::start(
+        &tb,
+        &["--ban-time", "2s", "--ban-jitter", "0", "--ban-max", "1h"],
+    );
+    nmap(&tb, &format!("-sS --top-ports 100 {SERVER_V4}"));
+    assert!(banned(&tb, "banned4", ATTACKER_V4), "{}", d.log());
+    wait_for(Duration::from_secs(10), || {
+        (!banned(&tb, "banned4", ATTACKER_V4)).then_some(())
+    })
+    .expect("the 2 s ban expires");
+    nmap(&tb, &format!("-sS --top-ports 100 {SERVER_V4}"));
+    wait_for(Duration::from_secs(5), || {
+        d.log().contains("for 4s").then_some(())
+    })
+    .unwrap_or_else(|| panic!("second ban twice as long:\n{}", d.log()));
+    assert!(d.log().contains("ban #2"), "{}", d.log());
+}
+
+#[test]
+fn the_state_file_brings_bans_back_after_a_reboot() {
+    let Some(tb) = Testbed::new("e2estate") else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("scanban-state-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = dir.join("bans");
+    let state_arg = state.to_str().unwrap().to_string();
+    let mut d = Daemon::start(&tb, &["--state-file", &state_arg]);
+    scanban(&tb, "ban 198.51.100.77 --for 1h");
+    assert!(d.stop());
+    let saved = std::fs::read_to_string(&state).unwrap();
+    assert!(saved.contains("198.51.100.77 "), "{saved}");
+    // A reboot: the kernel forgets everything.
+    tb.sh(&tb.server, "nft delete table inet scanban").unwrap();
+    let d = Daemon::start(&tb, &["--state-file", &state_arg]);
+    assert!(d.log().contains("restored 1 ban(s)"), "{}", d.log());
+    assert!(banned(&tb, "banned4", "198.51.100.77"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

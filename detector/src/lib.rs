@@ -127,10 +127,23 @@ impl Detector {
         &self.config
     }
 
-    /// Replaces the allowlist (configured plus automatic entries); tracked sources now on it
-    /// are forgotten.
+    /// Replaces the allowlist (configured plus automatic entries). Sources now on it are
+    /// ignored from the next probe on; what was tracked of them ages out.
     pub fn set_allowlist(&mut self, allow: Allowlist) {
         self.allow = allow;
+    }
+
+    /// Replaces the policy (weights, threshold, leak, ban lengths, rate) keeping every tracked
+    /// source and offence: a configuration reload loses no state. Table sizes are fixed at
+    /// construction, so `capacity` and `offender_capacity` keep their old values.
+    pub fn set_policy(&mut self, mut config: Config) {
+        config.capacity = self.config.capacity;
+        config.offender_capacity = self.config.offender_capacity;
+        if (config.ban_rate, config.ban_burst) != (self.config.ban_rate, self.config.ban_burst) {
+            self.limiter = RateLimiter::new(config.ban_rate, config.ban_burst);
+        }
+        self.offenders.set_memory(config.offender_memory_ms);
+        self.config = config;
     }
 
     /// Parses a queued packet and observes it.

@@ -87,6 +87,10 @@ impl Offenders {
         o
     }
 
+    pub fn set_memory(&mut self, memory_ms: u64) {
+        self.memory_ms = memory_ms;
+    }
+
     /// Records the duration actually applied (after jitter).
     pub fn set_duration(&mut self, key: &SourceKey, duration_ms: u64) {
         if let Some(o) = self.map.get_mut(key) {

@@ -290,3 +290,26 @@ fn probes_right_after_a_ban_are_marked_for_dropping_until_it_ends() {
         Outcome::Counted { score: 3 }
     );
 }
+
+#[test]
+fn a_policy_reload_keeps_tracked_sources() {
+    let mut d = Detector::new(Config::default(), 15);
+    for p in 0..5u16 {
+        d.observe(0, &probe(v4(6), Proto::Tcp, 1 + p, SYN));
+    }
+    assert_eq!(d.score(&SourceKey::new(v4(6), 64), 0), Some(15));
+    d.set_policy(Config {
+        threshold: 16,
+        capacity: 1,
+        ..Config::default()
+    });
+    assert_eq!(
+        d.config().capacity,
+        Config::default().capacity,
+        "sizes stay"
+    );
+    assert_eq!(
+        d.observe(0, &probe(v4(6), Proto::Tcp, 9, SYN)),
+        Outcome::Banned
+    );
+}
