@@ -406,3 +406,92 @@ fn the_state_file_brings_bans_back_after_a_reboot() {
     assert!(banned(&tb, "banned4", "198.51.100.77"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn heavy_normal_traffic_to_an_open_port_is_never_banned() {
+    let Some(tb) = Testbed::new("e2enormal") else {
+        return;
+    };
+    tb.sh(
+        &tb.server,
+        "nohup timeout 60 python3 -m http.server 8080 --bind 192.0.2.1 >/dev/null 2>&1 &",
+    )
+    .unwrap();
+    let d = Daemon::start(&tb, &[]);
+    wait_for(Duration::from_secs(5), || {
+        tb.sh(&tb.server, "ss -Hltn 'sport = :8080'")
+            .ok()
+            .filter(|o| !o.trim().is_empty())
+    })
+    .expect("web server up");
+    let ok = tb
+        .sh(
+            &tb.attacker,
+            &format!(
+                "n=0; for i in $(seq 300); do curl -s -m 2 -o /dev/null http://{SERVER_V4}:8080/ && n=$((n+1)); done; echo $n"
+            ),
+        )
+        .unwrap();
+    assert_eq!(ok.trim(), "300", "every request answered");
+    assert!(!banned(&tb, "banned4", ATTACKER_V4), "{}", d.log());
+    let stats = wait_for(Duration::from_secs(5), || {
+        std::fs::read_to_string(d.dir.join("stats")).ok()
+    })
+    .unwrap();
+    assert!(
+        stats.contains("\npackets 0\n"),
+        "nothing to the open port was queued: {stats}"
+    );
+}
+
+#[test]
+fn sighup_reloads_the_policy_and_keeps_state() {
+    let Some(tb) = Testbed::new("e2ehup") else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("scanban-hup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("scanban.conf");
+    std::fs::write(&conf, "threshold 1000\n").unwrap();
+    let d = Daemon::start(&tb, &["-c", conf.to_str().unwrap()]);
+    nmap(&tb, &format!("-sS -p 1-30 {SERVER_V4}"));
+    assert!(
+        !banned(&tb, "banned4", ATTACKER_V4),
+        "threshold 1000: {}",
+        d.log()
+    );
+    std::fs::write(&conf, "threshold 100\n").unwrap();
+    let pid = d.child.as_ref().unwrap().id();
+    Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .unwrap();
+    wait_for(Duration::from_secs(5), || {
+        d.log().contains("reloaded").then_some(())
+    })
+    .unwrap_or_else(|| panic!("{}", d.log()));
+    // 30 privileged ports already count 90 points: the next few new ports cross 100 only
+    // because the reload kept them.
+    nmap(&tb, &format!("-sS -p 31-40 {SERVER_V4}"));
+    assert!(banned(&tb, "banned4", ATTACKER_V4), "{}", d.log());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn on_exit_remove_and_reset_clean_up() {
+    let Some(tb) = Testbed::new("e2eexit") else {
+        return;
+    };
+    scanban(&tb, "ban 198.51.100.5 --for 1h");
+    let d = Daemon::start(&tb, &["--reset"]);
+    assert!(
+        !banned(&tb, "banned4", "198.51.100.5"),
+        "--reset clears: {}",
+        d.log()
+    );
+    drop(d);
+    let mut d = Daemon::start(&tb, &["--on-exit", "remove"]);
+    assert!(d.stop());
+    let tables = tb.sh(&tb.server, "nft list tables").unwrap();
+    assert!(!tables.contains("scanban"), "{tables}");
+}
