@@ -171,6 +171,14 @@ pub fn run(
     let kept = bans::list(&mut sock, settings.ipv6_prefix)
         .map(|b| b.len())
         .unwrap_or(0);
+    // Open ports must be known before the first packet is queued.
+    let mut open_ports = OpenPortSets::default();
+    let port_sets = settings.mode == Mode::Managed
+        && !settings.dry_run
+        && !ruleset::uses_socket(&settings, &features);
+    if port_sets {
+        open_ports.refresh(&mut sock);
+    }
     // Bind every queue before announcing anything: a queue already taken is a clean error.
     let mut queues = Vec::new();
     for n in settings.queue.first..=settings.queue.last {
@@ -238,6 +246,7 @@ pub fn run(
 
     let mut last_allow = Instant::now();
     let mut last_save = Instant::now();
+
     while !shared.stop.load(Ordering::Relaxed) {
         match signals.wait(Duration::from_secs(1)) {
             Ok(Some(SignalEvent::Stop)) => {
@@ -272,6 +281,9 @@ pub fn run(
             }
         }
         watchdog(&mut sock, &settings, &features, &shared);
+        if port_sets {
+            open_ports.refresh(&mut sock);
+        }
         write_stats(&shared, &settings, &mut sock);
         if last_save.elapsed() >= crate::state::SAVE_EVERY {
             save_state(&mut sock, &settings);
@@ -294,6 +306,52 @@ pub fn run(
         info!("bans stay in the kernel and expire on their own");
     }
     Ok(())
+}
+
+/// The listening ports last written to the open-port sets.
+#[derive(Default)]
+struct OpenPortSets {
+    tcp: std::collections::BTreeSet<u16>,
+    udp: std::collections::BTreeSet<u16>,
+    written: bool,
+}
+
+impl OpenPortSets {
+    /// Rewrites the sets when the host's listening ports changed (or were never written, or
+    /// the table was restored).
+    fn refresh(&mut self, sock: &mut NlSocket) {
+        let read = |f: &str| hostinfo::read(f);
+        let mut tcp = hostinfo::open_ports(&read("/proc/net/tcp"), true);
+        tcp.extend(hostinfo::open_ports(&read("/proc/net/tcp6"), true));
+        let mut udp = hostinfo::open_ports(&read("/proc/net/udp"), false);
+        udp.extend(hostinfo::open_ports(&read("/proc/net/udp6"), false));
+        let in_kernel = dump::list_elements(sock, Family::Inet, TABLE, ruleset::OPEN_TCP)
+            .map(|e| e.len())
+            .unwrap_or(usize::MAX);
+        if self.written && tcp == self.tcp && udp == self.udp && in_kernel == tcp.len() {
+            return;
+        }
+        let mut b = Batch::new();
+        for (set, ports) in [(ruleset::OPEN_TCP, &tcp), (ruleset::OPEN_UDP, &udp)] {
+            b.flush_set(Family::Inet, TABLE, set);
+            let elements: Vec<nft::Element> = ports
+                .iter()
+                .map(|p| nft::Element::new(&p.to_be_bytes()))
+                .collect();
+            if !elements.is_empty() {
+                b.add_elements(Family::Inet, TABLE, set, &elements);
+            }
+        }
+        match b.send(sock) {
+            Ok(()) => {
+                debug!("open ports: tcp {tcp:?} udp {udp:?}");
+                self.tcp = tcp;
+                self.udp = udp;
+                self.written = true;
+            }
+            Err(e) => warn!("updating the open-port sets: {e}"),
+        }
+    }
 }
 
 fn save_state(sock: &mut NlSocket, s: &Settings) {

@@ -91,6 +91,37 @@ pub fn established_peers(tcp: &str) -> BTreeSet<IpAddr> {
     out
 }
 
+/// Local ports that would receive a new connection or datagram: LISTEN (state 0A) sockets of
+/// /proc/net/tcp{,6}, or unconnected (remote address all zeros) sockets of /proc/net/udp{,6}.
+/// The fallback for kernels without the nft `socket` expression.
+pub fn open_ports(table: &str, tcp: bool) -> BTreeSet<u16> {
+    let mut out = BTreeSet::new();
+    for line in table.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (Some(local), Some(remote), Some(state)) = (f.get(1), f.get(2), f.get(3)) else {
+            continue;
+        };
+        let open = if tcp {
+            *state == "0A"
+        } else {
+            remote
+                .split(':')
+                .next()
+                .is_some_and(|a| a.bytes().all(|b| b == b'0'))
+        };
+        if let Some(port) = local
+            .rsplit(':')
+            .next()
+            .and_then(|p| u16::from_str_radix(p, 16).ok())
+        {
+            if open {
+                out.insert(port);
+            }
+        }
+    }
+    out
+}
+
 /// `FE0200C0` (a native-endian print of network-order bytes) -> 192.0.2.254.
 fn hex_v4_native(h: &str) -> Option<Ipv4Addr> {
     let v = u32::from_str_radix(h, 16).ok()?;
@@ -164,6 +195,30 @@ mod tests {
         assert_eq!(p4, [ip("192.0.2.254")].into_iter().collect());
         let p6 = established_peers(include_str!("../fixtures/proc/tcp6.txt"));
         assert_eq!(p6, [ip("2001:db8::fe")].into_iter().collect());
+    }
+
+    #[test]
+    fn open_ports_tcp_listeners_and_unconnected_udp() {
+        let tcp: BTreeSet<u16> = open_ports(include_str!("../fixtures/proc/tcp.txt"), true);
+        assert_eq!(
+            tcp,
+            [22].into_iter().collect(),
+            "the established socket is not a listener"
+        );
+        assert_eq!(
+            open_ports(include_str!("../fixtures/proc/tcp6.txt"), true),
+            [22].into_iter().collect()
+        );
+        let udp = open_ports(include_str!("../fixtures/proc/udp.txt"), false);
+        assert_eq!(
+            udp,
+            [5353].into_iter().collect(),
+            "the connected client socket is not open"
+        );
+        assert_eq!(
+            open_ports(include_str!("../fixtures/proc/udp6.txt"), false),
+            [5353].into_iter().collect()
+        );
     }
 
     #[test]

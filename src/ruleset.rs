@@ -16,11 +16,14 @@ use nft::rule::{ct_state, tcp_flag};
 use nft::uapi::set::F_TIMEOUT;
 use nft::{BaseChain, Chain, Family, Hook, KeyType, Rule, Set, Table, Verdict};
 
-use crate::settings::Settings;
+use crate::settings::{OpenPorts, Settings};
 
 pub const TABLE: &str = "scanban";
 pub const SET4: &str = "banned4";
 pub const SET6: &str = "banned6";
+/// Listening ports, kept by the daemon where the nft `socket` expression is missing.
+pub const OPEN_TCP: &str = "open_tcp";
+pub const OPEN_UDP: &str = "open_udp";
 pub const PREROUTING_PRIORITY: i32 = -450;
 pub const SENSOR_PRIORITY: i32 = -10;
 
@@ -57,6 +60,30 @@ fn base(name: &str, hook: Hook, priority: i32) -> Chain {
             kind: "filter".into(),
             policy: Verdict::Accept,
         }),
+    }
+}
+
+/// Whether the sensor recognises open ports with the `socket` expression (else with the
+/// open-port sets the daemon fills from /proc).
+pub fn uses_socket(settings: &Settings, features: &Features) -> bool {
+    match settings.open_ports {
+        OpenPorts::Socket => true,
+        OpenPorts::Proc => false,
+        OpenPorts::Auto => features.socket,
+    }
+}
+
+fn port_set(name: &str) -> Set {
+    Set {
+        family: Family::Inet,
+        table: TABLE.into(),
+        name: name.into(),
+        key: KeyType::InetService,
+        flags: 0,
+        size: None,
+        timeout_ms: None,
+        comment: Some("listening ports, kept by scanban from /proc".into()),
+        raw_key: None,
     }
 }
 
@@ -97,9 +124,18 @@ pub fn build(settings: &Settings, features: &Features, with_sensor: bool) -> Rul
         };
     }
     chains.push(base("sensor", Hook::Input, SENSOR_PRIORITY));
-    if features.socket {
+    let mut sets = vec![
+        ban_set(SET4, KeyType::Ipv4Addr, settings),
+        ban_set(SET6, KeyType::Ipv6Addr, settings),
+    ];
+    if uses_socket(settings, features) {
         rules.push(r("sensor").socket_transparent(0).ret());
         rules.push(r("sensor").socket_transparent(1).ret());
+    } else {
+        sets.push(port_set(OPEN_TCP));
+        sets.push(port_set(OPEN_UDP));
+        rules.push(r("sensor").dport_in(false, OPEN_TCP).ret());
+        rules.push(r("sensor").dport_in(true, OPEN_UDP).ret());
     }
     rules.push(
         queue(r("sensor").tcp_flags(tcp_flag::SYN | tcp_flag::ACK, tcp_flag::SYN))
@@ -115,10 +151,7 @@ pub fn build(settings: &Settings, features: &Features, with_sensor: bool) -> Rul
     );
     Ruleset {
         table: Table::new(Family::Inet, TABLE),
-        sets: vec![
-            ban_set(SET4, KeyType::Ipv4Addr, settings),
-            ban_set(SET6, KeyType::Ipv6Addr, settings),
-        ],
+        sets,
         chains,
         rules,
     }
@@ -144,11 +177,15 @@ impl Ruleset {
     pub fn to_nft(&self) -> String {
         let mut out = format!("table inet {TABLE} {{\n");
         for s in &self.sets {
+            out.push_str(&format!("\tset {} {{\n\t\ttype {}\n", s.name, s.key.name()));
+            if let Some(size) = s.size {
+                out.push_str(&format!("\t\tsize {size}\n"));
+            }
+            if s.flags & F_TIMEOUT != 0 {
+                out.push_str("\t\tflags timeout\n");
+            }
             out.push_str(&format!(
-                "\tset {} {{\n\t\ttype {}\n\t\tsize {}\n\t\tflags timeout\n\t\tcomment \"{}\"\n\t}}\n\n",
-                s.name,
-                s.key.name(),
-                s.size.unwrap_or(0),
+                "\t\tcomment \"{}\"\n\t}}\n\n",
                 s.comment.as_deref().unwrap_or("")
             ));
         }

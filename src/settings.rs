@@ -28,6 +28,17 @@ pub enum ProbeVerdict {
     Drop,
 }
 
+/// How the sensor tells open ports from closed ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenPorts {
+    /// The nft `socket` expression where the kernel has it, else `Proc`.
+    Auto,
+    /// The nft `socket` expression (exact: per address and port).
+    Socket,
+    /// Sets of listening ports kept from /proc/net/{tcp,udp}{,6} every second.
+    Proc,
+}
+
 /// What `run` does to its table when it stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnExit {
@@ -83,6 +94,7 @@ pub struct Settings {
     pub mode: Mode,
     pub queue: QueueRange,
     pub verdict: ProbeVerdict,
+    pub open_ports: OpenPorts,
     pub copy_range: u32,
     pub queue_max_len: u32,
     // Detection.
@@ -119,6 +131,7 @@ impl Default for Settings {
             mode: Mode::Managed,
             queue: QueueRange { first: 0, last: 0 },
             verdict: ProbeVerdict::Accept,
+            open_ports: OpenPorts::Auto,
             copy_range: 128,
             queue_max_len: 4096,
             threshold: 21,
@@ -175,6 +188,7 @@ pub const OPTIONS: &[OptionDoc] = &[
     opt("mode", "managed|tail", "managed: install table inet scanban with its sensor (default); tail: only bind the queue(s) your own ruleset feeds"),
     opt("queue", "N|N-M", "queue number(s) to read, one thread each (default 0)"),
     opt("verdict", "accept|drop", "what queued probes get: accept lets the host answer as before (default), drop makes closed ports silent"),
+    opt("open-ports", "auto|socket|proc", "how the sensor skips open ports: the nft socket expression, or sets of listening ports read from /proc (auto: socket where the kernel has it)"),
     opt("copy-range", "BYTES", "bytes of each packet copied from the kernel (default 128: IP and TCP headers with options)"),
     opt("queue-max-len", "N", "packets the kernel holds for scanban before failing open (default 4096)"),
     opt("threshold", "SCORE", "score at which a source is banned (default 21: 7 privileged or 21 other closed ports)"),
@@ -261,6 +275,14 @@ impl Settings {
                     "accept" => ProbeVerdict::Accept,
                     "drop" => ProbeVerdict::Drop,
                     other => return Err(fail(format!("`{other}` is not accept or drop"))),
+                }
+            }
+            "open-ports" => {
+                self.open_ports = match v()? {
+                    "auto" => OpenPorts::Auto,
+                    "socket" => OpenPorts::Socket,
+                    "proc" => OpenPorts::Proc,
+                    other => return Err(fail(format!("`{other}` is not auto, socket or proc"))),
                 }
             }
             "copy-range" => self.copy_range = num(64, 65_531)?,
@@ -372,6 +394,7 @@ mod tests {
                 Some("managed|tail") => Some("tail"),
                 Some("N|N-M") => Some("0-3"),
                 Some("accept|drop") => Some("drop"),
+                Some("auto|socket|proc") => Some("proc"),
                 Some("keep|remove") => Some("remove"),
                 Some("DURATION") => Some("2h"),
                 Some("CIDR") => Some("192.0.2.0/24"),

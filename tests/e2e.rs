@@ -75,6 +75,24 @@ impl Drop for Daemon {
     }
 }
 
+/// The daemon's counters from a stats file written after now.
+fn fresh_stats(d: &Daemon) -> String {
+    let after = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    wait_for(Duration::from_secs(5), || {
+        let text = std::fs::read_to_string(d.dir.join("stats")).ok()?;
+        let written: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("written_at "))?
+            .parse()
+            .ok()?;
+        (written > after).then_some(text)
+    })
+    .expect("stats file rewritten")
+}
+
 fn banned(tb: &Testbed, set: &str, addr: &str) -> bool {
     tb.sh(
         &tb.server,
@@ -434,10 +452,7 @@ fn heavy_normal_traffic_to_an_open_port_is_never_banned() {
         .unwrap();
     assert_eq!(ok.trim(), "300", "every request answered");
     assert!(!banned(&tb, "banned4", ATTACKER_V4), "{}", d.log());
-    let stats = wait_for(Duration::from_secs(5), || {
-        std::fs::read_to_string(d.dir.join("stats")).ok()
-    })
-    .unwrap();
+    let stats = fresh_stats(&d);
     assert!(
         stats.contains("\npackets 0\n"),
         "nothing to the open port was queued: {stats}"
@@ -494,4 +509,48 @@ fn on_exit_remove_and_reset_clean_up() {
     assert!(d.stop());
     let tables = tb.sh(&tb.server, "nft list tables").unwrap();
     assert!(!tables.contains("scanban"), "{tables}");
+}
+
+#[test]
+fn without_the_socket_expression_open_ports_come_from_proc() {
+    let Some(tb) = Testbed::new("e2eproc") else {
+        return;
+    };
+    tb.sh(
+        &tb.server,
+        "nohup timeout 60 python3 -m http.server 8080 --bind 192.0.2.1 >/dev/null 2>&1 &",
+    )
+    .unwrap();
+    wait_for(Duration::from_secs(5), || {
+        tb.sh(&tb.server, "ss -Hltn 'sport = :8080'")
+            .ok()
+            .filter(|o| !o.trim().is_empty())
+    })
+    .expect("web server up");
+    let d = Daemon::start(&tb, &["--open-ports", "proc"]);
+    let set = tb
+        .sh(&tb.server, "nft list set inet scanban open_tcp")
+        .unwrap();
+    assert!(set.contains("8080"), "{set}");
+    let ruleset = tb
+        .sh(&tb.server, "nft list chain inet scanban sensor")
+        .unwrap();
+    assert!(
+        ruleset.contains("tcp dport @open_tcp return") && !ruleset.contains("socket"),
+        "{ruleset}"
+    );
+    let ok = tb
+        .sh(
+            &tb.attacker,
+            &format!("n=0; for i in $(seq 50); do curl -s -m 2 -o /dev/null http://{SERVER_V4}:8080/ && n=$((n+1)); done; echo $n"),
+        )
+        .unwrap();
+    assert_eq!(ok.trim(), "50");
+    let stats = fresh_stats(&d);
+    assert!(
+        stats.contains("\npackets 0\n"),
+        "the open port was never queued: {stats}"
+    );
+    nmap(&tb, &format!("-sS --top-ports 100 {SERVER_V4}"));
+    assert!(banned(&tb, "banned4", ATTACKER_V4), "{}", d.log());
 }

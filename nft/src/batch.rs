@@ -245,6 +245,14 @@ impl Batch {
         self.elements(msg::NEWSETELEM, NLM_F_CREATE, family, table, set, elements);
     }
 
+    /// Removes every element of a set (DELSETELEM without an element list).
+    pub fn flush_set(&mut self, family: Family, table: &str, set: &str) {
+        let label = format!("flush set {family} {table} {set}");
+        self.push(family, msg::DELSETELEM, 0, label, |m| {
+            m.str(elem::LIST_TABLE, table).str(elem::LIST_SET, set);
+        });
+    }
+
     /// Deletes elements by key; ENOENT for one that is absent.
     pub fn delete_elements(&mut self, family: Family, table: &str, set: &str, keys: &[Element]) {
         self.elements(msg::DELSETELEM, 0, family, table, set, keys);

@@ -163,6 +163,23 @@ impl Rule {
         self.add(text, e)
     }
 
+    /// `tcp dport @set` / `udp dport @set` (with nft's implicit l4proto match).
+    pub fn dport_in(self, udp: bool, set: &str) -> Self {
+        let (proto, name) = if udp {
+            (IPPROTO_UDP, "udp")
+        } else {
+            (IPPROTO_TCP, "tcp")
+        };
+        let mut e = Self::l4proto(proto).to_vec();
+        e.push(Self::payload(PayloadBase::Transport, 2, 2));
+        e.push(Expr::Lookup {
+            sreg: REG_1,
+            set: set.into(),
+            invert: false,
+        });
+        self.add(format!("{name} dport @{set}"), e)
+    }
+
     /// `iif "lo"` by index: loopback is always ifindex 1.
     pub fn iif_loopback(self) -> Self {
         self.add(
