@@ -60,13 +60,9 @@ pub fn remove(sock: &mut NlSocket, key: &SourceKey) -> Result<bool, Error> {
     batch.delete_elements(Family::Inet, TABLE, set, &[e]);
     match batch.send(sock) {
         Ok(()) => Ok(true),
-        Err(Error::Request(r)) if r.errno == libc_enoent() => Ok(false),
+        Err(Error::Request(r)) if r.errno == nix::errno::Errno::ENOENT as i32 => Ok(false),
         Err(e) => Err(e),
     }
-}
-
-fn libc_enoent() -> i32 {
-    2
 }
 
 /// A ban as the kernel holds it.

@@ -246,6 +246,7 @@ pub fn run(
 
     let mut last_allow = Instant::now();
     let mut last_save = Instant::now();
+    let (mut tick, mut active_bans) = (0u64, kept as u64);
 
     while !shared.stop.load(Ordering::Relaxed) {
         match signals.wait(Duration::from_secs(1)) {
@@ -284,7 +285,14 @@ pub fn run(
         if port_sets {
             open_ports.refresh(&mut sock);
         }
-        write_stats(&shared, &settings, &mut sock);
+        // Counting the ban elements is a dump of the sets: every 10 s is plenty.
+        if tick % 10 == 0 {
+            active_bans = bans::list(&mut sock, settings.ipv6_prefix)
+                .map(|b| b.len() as u64)
+                .unwrap_or(active_bans);
+        }
+        tick += 1;
+        write_stats(&shared, &settings, active_bans);
         if last_save.elapsed() >= crate::state::SAVE_EVERY {
             save_state(&mut sock, &settings);
             last_save = Instant::now();
@@ -646,7 +654,7 @@ fn watchdog(sock: &mut NlSocket, s: &Settings, f: &Features, shared: &Shared) {
     }
 }
 
-fn write_stats(shared: &Shared, s: &Settings, sock: &mut NlSocket) {
+fn write_stats(shared: &Shared, s: &Settings, active: u64) {
     let mut det = detector::Counters::default();
     for d in &shared.detectors {
         if let Ok(d) = d.lock() {
@@ -671,9 +679,6 @@ fn write_stats(shared: &Shared, s: &Settings, sock: &mut NlSocket) {
             .map(|q| u64::from(f(q)))
             .sum()
     };
-    let active = bans::list(sock, s.ipv6_prefix)
-        .map(|b| b.len() as u64)
-        .unwrap_or(0);
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

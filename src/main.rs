@@ -183,7 +183,7 @@ fn unban(s: &Settings, target: settings::Cidr) -> Result<(), String> {
 fn list(s: &Settings, json: bool) -> Result<(), String> {
     let mut sock = socket()?;
     let all = bans::list(&mut sock, s.ipv6_prefix).map_err(|e| match e {
-        nfnl::Error::Request(r) if r.errno == 2 => {
+        nfnl::Error::Request(r) if r.errno == nix::errno::Errno::ENOENT as i32 => {
             "no bans: table inet scanban does not exist".to_string()
         }
         e => e.to_string(),
