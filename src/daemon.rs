@@ -110,11 +110,11 @@ fn allowlist(s: &Settings) -> Allowlist {
 
 /// Installs (or repairs) what this mode needs in the kernel.
 fn install(sock: &mut NlSocket, s: &Settings, f: &Features) -> Result<(), nfnl::Error> {
-    let with_sensor = s.mode == Mode::Managed && !s.dry_run;
-    let rs = ruleset::build(s, f, with_sensor);
+    let parts = ruleset::Parts::for_run(s);
+    let rs = ruleset::build(s, f, parts);
     let mut batch = Batch::new();
     rs.install(&mut batch);
-    if !with_sensor {
+    if !parts.sensor {
         // A sensor left by an earlier managed run would keep queueing.
         let chains = dump::list_chains(sock, Family::Inet, TABLE).unwrap_or_default();
         if chains.iter().any(|c| c.name == "sensor") {
@@ -158,7 +158,7 @@ pub fn run(
         info!("--reset: removed table inet {TABLE} and its bans");
     }
     install(&mut sock, &settings, &features).map_err(|e| format!("installing the ruleset: {e}"))?;
-    if let Some(path) = &settings.state_file {
+    if let Some(path) = settings.state_file.as_ref().filter(|_| !settings.dry_run) {
         match crate::state::load(path, settings.ipv6_prefix) {
             Ok(saved) if !saved.is_empty() => match bans::add(&mut sock, &saved) {
                 Ok(()) => info!("restored {} ban(s) from {}", saved.len(), path.display()),
@@ -173,9 +173,7 @@ pub fn run(
         .unwrap_or(0);
     // Open ports must be known before the first packet is queued.
     let mut open_ports = OpenPortSets::default();
-    let port_sets = settings.mode == Mode::Managed
-        && !settings.dry_run
-        && !ruleset::uses_socket(&settings, &features);
+    let port_sets = settings.mode == Mode::Managed && !ruleset::uses_socket(&settings, &features);
     if port_sets {
         open_ports.refresh(&mut sock);
     }
@@ -627,22 +625,17 @@ fn event(s: &Settings, key: &SourceKey, duration_ms: u64, e: &detector::Evidence
 
 /// Puts the ruleset back if an admin (or a firewall reload) removed part of it.
 fn watchdog(sock: &mut NlSocket, s: &Settings, f: &Features, shared: &Shared) {
-    let want_chains = if s.mode == Mode::Managed && !s.dry_run {
-        2
-    } else {
-        1
-    };
-    let chains = dump::list_chains(sock, Family::Inet, TABLE)
-        .map(|c| c.len())
-        .unwrap_or(0);
-    let rules = dump::list_rules(sock, Family::Inet, TABLE, None)
-        .map(|r| r.len())
-        .unwrap_or(0);
-    let want_rules = ruleset::build(s, f, want_chains == 2).rules.len();
-    if chains == want_chains && rules == want_rules {
+    let want = ruleset::build(s, f, ruleset::Parts::for_run(s));
+    let intact = want.chains.iter().all(|c| {
+        let have = dump::list_rules(sock, Family::Inet, TABLE, Some(&c.name))
+            .map(|r| r.len())
+            .unwrap_or(usize::MAX);
+        have == want.rules.iter().filter(|r| r.chain == c.name).count()
+    });
+    if intact {
         return;
     }
-    warn!("table inet {TABLE} was changed ({chains} chains, {rules} rules): restoring it");
+    warn!("table inet {TABLE} was changed from outside: restoring it");
     match install(sock, s, f) {
         Ok(()) => {
             shared

@@ -100,22 +100,23 @@ fn socket() -> Result<NlSocket, String> {
 fn ruleset_text(s: &Settings) -> Result<String, String> {
     let mut sock = socket()?;
     let f = nft::probe::probe(&mut sock).map_err(|e| format!("probing nf_tables: {e}"))?;
-    let with_sensor = s.mode == settings::Mode::Managed && !s.dry_run;
+    let parts = ruleset::Parts::for_run(s);
     let mut out = format!(
-        "# scanban {} ruleset ({} mode){}\n",
+        "# scanban {} ruleset ({}{}){}\n",
         env!("CARGO_PKG_VERSION"),
-        if with_sensor {
-            "managed"
+        if parts.sensor {
+            "managed mode"
         } else {
-            "tail/dry-run: no sensor"
+            "tail mode: no sensor"
         },
+        if parts.bans { "" } else { ", dry run: no bans" },
         if f.native_queue {
             ""
         } else {
             "; queue rules use the xt NFQUEUE target through nft_compat"
         }
     );
-    out.push_str(&ruleset::build(s, &f, with_sensor).to_nft());
+    out.push_str(&ruleset::build(s, &f, parts).to_nft());
     Ok(out)
 }
 
@@ -150,7 +151,11 @@ fn ban(s: &Settings, target: settings::Cidr, duration: Option<Duration>) -> Resu
     if drops == 0 {
         let f = nft::probe::probe(&mut sock).map_err(|e| e.to_string())?;
         let mut b = nft::Batch::new();
-        ruleset::build(s, &f, false).install(&mut b);
+        let parts = ruleset::Parts {
+            bans: true,
+            sensor: false,
+        };
+        ruleset::build(s, &f, parts).install(&mut b);
         b.send(&mut sock).map_err(|e| e.to_string())?;
     }
     let comment = format!("banned by hand for {}", duration::Human(d));

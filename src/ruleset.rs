@@ -16,7 +16,7 @@ use nft::rule::{ct_state, tcp_flag};
 use nft::uapi::set::F_TIMEOUT;
 use nft::{BaseChain, Chain, Family, Hook, KeyType, Rule, Set, Table, Verdict};
 
-use crate::settings::{OpenPorts, Settings};
+use crate::settings::{Mode, OpenPorts, Settings};
 
 pub const TABLE: &str = "scanban";
 pub const SET4: &str = "banned4";
@@ -87,8 +87,27 @@ fn port_set(name: &str) -> Set {
     }
 }
 
-/// The ruleset; without the sensor (tail mode, dry run) only the ban sets and the drop rules.
-pub fn build(settings: &Settings, features: &Features, with_sensor: bool) -> Ruleset {
+/// Which parts of the ruleset to install.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parts {
+    /// The ban sets and the prerouting drop (not in a dry run).
+    pub bans: bool,
+    /// The sensor chain that queues probes (managed mode only).
+    pub sensor: bool,
+}
+
+impl Parts {
+    /// What `run` installs with these settings: a dry run installs the sensor alone, tail mode
+    /// the bans alone.
+    pub fn for_run(s: &Settings) -> Parts {
+        Parts {
+            bans: !s.dry_run,
+            sensor: s.mode == Mode::Managed,
+        }
+    }
+}
+
+pub fn build(settings: &Settings, features: &Features, parts: Parts) -> Ruleset {
     let r = |chain: &str| Rule::new(Family::Inet, TABLE, chain);
     let q = settings.queue;
     let queue = |rule: Rule| {
@@ -98,57 +117,52 @@ pub fn build(settings: &Settings, features: &Features, with_sensor: bool) -> Rul
             rule.queue_compat(q.first, q.count(), true, false)
         }
     };
-    let mut rules = vec![
-        r("prerouting").ip_saddr_in(SET4).counter().drop(),
-        r("prerouting")
-            .ip6_saddr_prefix_in(settings.ipv6_prefix, SET6)
-            .counter()
-            .drop(),
-        r("sensor").iif_loopback().ret(),
-        r("sensor").pkttype_not_host().ret(),
-        r("sensor")
-            .ct_state_in(ct_state::ESTABLISHED | ct_state::RELATED)
-            .ret(),
-    ];
-    let mut chains = vec![base("prerouting", Hook::Prerouting, PREROUTING_PRIORITY)];
-    if !with_sensor {
-        rules.truncate(2);
-        return Ruleset {
-            table: Table::new(Family::Inet, TABLE),
-            sets: vec![
-                ban_set(SET4, KeyType::Ipv4Addr, settings),
-                ban_set(SET6, KeyType::Ipv6Addr, settings),
-            ],
-            chains,
-            rules,
-        };
+    let mut sets = Vec::new();
+    let mut chains = Vec::new();
+    let mut rules = Vec::new();
+    if parts.bans {
+        sets.push(ban_set(SET4, KeyType::Ipv4Addr, settings));
+        sets.push(ban_set(SET6, KeyType::Ipv6Addr, settings));
+        chains.push(base("prerouting", Hook::Prerouting, PREROUTING_PRIORITY));
+        rules.push(r("prerouting").ip_saddr_in(SET4).counter().drop());
+        rules.push(
+            r("prerouting")
+                .ip6_saddr_prefix_in(settings.ipv6_prefix, SET6)
+                .counter()
+                .drop(),
+        );
     }
-    chains.push(base("sensor", Hook::Input, SENSOR_PRIORITY));
-    let mut sets = vec![
-        ban_set(SET4, KeyType::Ipv4Addr, settings),
-        ban_set(SET6, KeyType::Ipv6Addr, settings),
-    ];
-    if uses_socket(settings, features) {
-        rules.push(r("sensor").socket_transparent(0).ret());
-        rules.push(r("sensor").socket_transparent(1).ret());
-    } else {
-        sets.push(port_set(OPEN_TCP));
-        sets.push(port_set(OPEN_UDP));
-        rules.push(r("sensor").dport_in(false, OPEN_TCP).ret());
-        rules.push(r("sensor").dport_in(true, OPEN_UDP).ret());
+    if parts.sensor {
+        chains.push(base("sensor", Hook::Input, SENSOR_PRIORITY));
+        rules.push(r("sensor").iif_loopback().ret());
+        rules.push(r("sensor").pkttype_not_host().ret());
+        rules.push(
+            r("sensor")
+                .ct_state_in(ct_state::ESTABLISHED | ct_state::RELATED)
+                .ret(),
+        );
+        if uses_socket(settings, features) {
+            rules.push(r("sensor").socket_transparent(0).ret());
+            rules.push(r("sensor").socket_transparent(1).ret());
+        } else {
+            sets.push(port_set(OPEN_TCP));
+            sets.push(port_set(OPEN_UDP));
+            rules.push(r("sensor").dport_in(false, OPEN_TCP).ret());
+            rules.push(r("sensor").dport_in(true, OPEN_UDP).ret());
+        }
+        rules.push(
+            queue(r("sensor").tcp_flags(tcp_flag::SYN | tcp_flag::ACK, tcp_flag::SYN))
+                .with_comment("probes: SYN to a closed port"),
+        );
+        rules.push(
+            queue(r("sensor").tcp_flags(tcp_flag::SYN | tcp_flag::RST | tcp_flag::ACK, 0))
+                .with_comment("probes: NULL, FIN, XMAS"),
+        );
+        rules.push(
+            queue(r("sensor").l4proto_udp().ct_state_in(ct_state::NEW))
+                .with_comment("probes: UDP to a closed port"),
+        );
     }
-    rules.push(
-        queue(r("sensor").tcp_flags(tcp_flag::SYN | tcp_flag::ACK, tcp_flag::SYN))
-            .with_comment("probes: SYN to a closed port"),
-    );
-    rules.push(
-        queue(r("sensor").tcp_flags(tcp_flag::SYN | tcp_flag::RST | tcp_flag::ACK, 0))
-            .with_comment("probes: NULL, FIN, XMAS"),
-    );
-    rules.push(
-        queue(r("sensor").l4proto_udp().ct_state_in(ct_state::NEW))
-            .with_comment("probes: UDP to a closed port"),
-    );
     Ruleset {
         table: Table::new(Family::Inet, TABLE),
         sets,
