@@ -150,10 +150,7 @@ fn a_syn_scan_is_banned_and_the_rest_of_it_sees_nothing() {
         "{events}"
     );
     // The stats file (rewritten every second) tells `status` what happened.
-    wait_for(Duration::from_secs(5), || {
-        d.dir.join("stats").exists().then_some(())
-    })
-    .expect("stats file written");
+    fresh_stats(&d);
     let status = scanban(
         &tb,
         &format!("status --stats-file {}", d.dir.join("stats").display()),
