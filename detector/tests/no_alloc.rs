@@ -1,34 +1,14 @@
 //! `observe` allocates nothing once the detector exists, at capacity and under churn.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::System;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use detector::{Config, Detector, Observation, Proto};
+use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 
-struct Counting;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
+// Counts every allocation of this test binary (no `unsafe` here: stats_alloc wraps System).
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 #[test]
 fn observe_does_not_allocate() {
@@ -50,7 +30,7 @@ fn observe_does_not_allocate() {
     for i in 0..1024 {
         d.observe(0, &obs(i, 2000));
     }
-    COUNTING.store(true, Ordering::Relaxed);
+    let region = Region::new(GLOBAL);
     let mut t = 0;
     for round in 0..20u32 {
         for i in 0..3000u32 {
@@ -63,11 +43,15 @@ fn observe_does_not_allocate() {
         while d.poll_action().is_some() {}
         d.on_timer(t);
     }
-    COUNTING.store(false, Ordering::Relaxed);
+    let change = region.change();
     assert!(
         d.counters().bans > 0 && d.counters().evicted > 0,
         "{:?}",
         d.counters()
     );
-    assert_eq!(ALLOCATIONS.load(Ordering::Relaxed), 0);
+    assert_eq!(
+        (change.allocations, change.reallocations),
+        (0, 0),
+        "{change:?}"
+    );
 }
