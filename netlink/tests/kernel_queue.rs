@@ -372,3 +372,45 @@ fn config_exchanges_finish_during_a_flood() {
     let st = queue_stats(&tb, 0).unwrap();
     assert_eq!(st.waiting, 0, "nothing left behind");
 }
+
+#[test]
+fn several_single_verdicts_share_one_datagram() {
+    let Some(tb) = Testbed::new("qmulti") else {
+        return;
+    };
+    rules(
+        &tb,
+        &["iptables-nft -A INPUT -p udp --dport 7700 -j NFQUEUE --queue-num 0"],
+    );
+    let mut q = bind(&tb, QueueConfig::new(0));
+    attacker(
+        &tb,
+        format!("for i in 1 2 3; do echo -n $i > /dev/udp/{SERVER_V4}/7700; done"),
+    )
+    .join()
+    .unwrap();
+    let mut ids = Vec::new();
+    wait_for(Duration::from_secs(5), || {
+        q.recv().unwrap();
+        ids.extend(q.packets().map(|p| p.unwrap().id));
+        (ids.len() == 3).then_some(())
+    })
+    .expect("three packets read");
+    // Accept the first and the last, drop the middle one: three messages, one send.
+    let mut buf = Vec::new();
+    for (id, v) in [
+        (ids[0], Verdict::Accept),
+        (ids[1], Verdict::Drop),
+        (ids[2], Verdict::Accept),
+    ] {
+        nfnl::queue::encode_verdict(&mut buf, 0, 0, id, v, Some(7)).unwrap();
+    }
+    q.socket().send(&buf).unwrap();
+    wait_for(Duration::from_secs(5), || {
+        queue_stats(&tb, 0).filter(|s| s.waiting == 0)
+    })
+    .expect("all three released by one datagram");
+    q.recv().unwrap();
+    q.packets().for_each(drop);
+    assert_eq!(q.errors(), 0, "no verdict refused");
+}
