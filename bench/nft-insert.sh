@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Time to insert 1 and 10,000 set elements (IPv6 keys, 1 h timeout): nft::Batch (one
+# Time to insert 1, 10,000 and 100,000 set elements (IPv6 keys, 1 h timeout): nft::Batch (one
 # transaction, built and sent in process) against spawning `nft add element` per ban and
 # `nft -f` of a file with all 10,000, in one throwaway namespace, same run. Medians of RUNS.
 # Usage: sudo bench/nft-insert.sh [RUNS]   (default 11)
@@ -18,7 +18,7 @@ ip netns exec "$ns" bash -s "$runs" <<'INNER'
 set -euo pipefail
 runs=$1
 setup='add table inet timing
-add set inet timing s { type ipv6_addr; flags timeout; size 65536; }'
+add set inet timing s { type ipv6_addr; flags timeout; size 200000; }'
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 now_us() { echo $(( $(date +%s%N) / 1000 )); }
 fresh() { nft flush ruleset; echo "$setup" | nft -f -; }
@@ -31,18 +31,20 @@ for i in $(seq "$runs"); do
   echo $(( $(now_us) - t0 ))
 done | median | xargs -I{} echo "nft add element (spawn), 1 element: median {} us"
 
-# 10,000 elements through one nft -f file.
-file=$(mktemp)
-{
-  echo "add element inet timing s {"
-  for i in $(seq 0 9999); do printf '2001:db8::%x timeout 1h,\n' "$i"; done
-  echo "}"
-} > "$file"
-for i in $(seq "$runs"); do
-  fresh
-  t0=$(now_us)
-  nft -f "$file"
-  echo $(( $(now_us) - t0 ))
-done | median | xargs -I{} echo "nft -f, 10000 elements: median {} us"
-rm -f "$file"
+# 10,000 and 100,000 elements through one nft -f file.
+for n in 10000 100000; do
+  file=$(mktemp)
+  {
+    echo "add element inet timing s {"
+    for i in $(seq 0 $((n - 1))); do printf '2001:db8::%x:%x timeout 1h,\n' $((i >> 16)) $((i & 0xffff)); done
+    echo "}"
+  } > "$file"
+  for i in $(seq "$runs"); do
+    fresh
+    t0=$(now_us)
+    nft -f "$file"
+    echo $(( $(now_us) - t0 ))
+  done | median | xargs -I{} echo "nft -f, $n elements: median {} us"
+  rm -f "$file"
+done
 INNER

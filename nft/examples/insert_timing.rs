@@ -1,5 +1,5 @@
-//! Times inserting set elements with one `nft::Batch`: 1 element, and 10,000 elements in one
-//! transaction; prints the median of N runs in microseconds. Used by bench/nft-insert.sh, which
+//! Times inserting set elements with one `nft::Batch`: 1 element, and 10,000 and 100,000 elements
+//! in one transaction; prints the median of N runs in microseconds. Used by bench/nft-insert.sh, which
 //! runs it inside a throwaway namespace next to the `nft` binary doing the same work.
 //!
 //! usage: insert_timing RUNS
@@ -16,7 +16,7 @@ fn main() -> Result<(), nfnl::Error> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(11);
     let mut sock = NlSocket::open()?;
-    for count in [1usize, 10_000] {
+    for count in [1usize, 10_000, 100_000] {
         let mut times = Vec::with_capacity(runs);
         for _ in 0..runs {
             let mut b = Batch::new();
@@ -28,7 +28,7 @@ fn main() -> Result<(), nfnl::Error> {
                 name: "s".into(),
                 key: KeyType::Ipv6Addr,
                 flags: F_TIMEOUT,
-                size: Some(65536),
+                size: Some(200_000),
                 timeout_ms: None,
                 comment: None,
                 raw_key: None,
