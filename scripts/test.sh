@@ -13,7 +13,7 @@ fi
 # command -> Debian package
 need=()
 for pair in ip:iproute2 ss:iproute2 nft:nftables iptables-nft:iptables nmap:nmap hping3:hping3 \
-            tcpdump:tcpdump python3:python3 file:file bc:bc musl-gcc:musl-tools \
+            tcpdump:tcpdump python3:python3 curl:curl file:file bc:bc musl-gcc:musl-tools \
             powerpc-linux-gnu-gcc:gcc-powerpc-linux-gnu qemu-ppc-static:qemu-user-static; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
@@ -49,7 +49,13 @@ if ! file "$bin" | grep -q "static"; then
   echo "scanban is not statically linked: $(file "$bin")" >&2
   exit 1
 fi
-echo "static binary: $bin, $(stat -c %s "$bin") bytes"
+size=$(stat -c %s "$bin")
+echo "static binary: $bin, $size bytes"
+# The size budget for routers: 1 MB stripped.
+if [ "$size" -gt 1048576 ]; then
+  echo "scanban is over the 1 MB size budget" >&2
+  exit 1
+fi
 
 left=$(ip netns list | grep -c '^sb-' || true)
 if [ "$left" -ne 0 ]; then
