@@ -1,21 +1,22 @@
-//! `scanban run`: queue threads feed sharded detectors, a ban applier writes the kernel sets,
-//! and the main thread handles signals, the stats file, the auto-allowlist and the watchdog.
+//! `scanban run`: queue threads feed sharded detectors and write the bans they decide, a
+//! follow-up thread logs them, and the main thread handles signals, the stats file, the auto-allowlist and the watchdog.
 //!
 //! Threads:
 //! - one per queue: receive a batch, parse and observe each packet (under the lock of the
-//!   detector shard that owns its source), verdict the batch in one send. Nothing is allocated
-//!   or logged per packet;
-//! - the ban applier: collects ban actions for a few milliseconds and writes them in one nf_tables
-//!   transaction, sparing sources with an established TCP session; logs one line per ban;
+//!   detector shard that owns its source), write the bans the batch decided in one nf_tables
+//!   transaction (sparing sources known to have an established TCP session), then verdict the
+//!   batch in one send. Nothing is allocated or logged per packet;
+//! - the ban follow-up: one log line (and event) per ban, the ban book, and lifting at once a
+//!   ban on a source that turns out to have an established TCP session;
 //! - main: signals (SIGTERM/SIGINT stop, SIGHUP reloads the allowlist), and once a second the
-//!   stats file and the ruleset watchdog (an admin's `nft flush ruleset` is repaired within a
-//!   second or two).
+//!   stats file, the ruleset watchdog (an admin's `nft flush ruleset` is repaired within a
+//!   second, bans included) and the reconciling of the ban book with the kernel sets.
 
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -27,8 +28,10 @@ use nfnl::NlSocket;
 use nft::probe::Features;
 use nft::{dump, Batch, Family};
 
+use crate::ban_book::BanBook;
 use crate::bans::{self, Ban, COMMENT_MAX};
 use crate::hostinfo;
+use crate::latency::Latencies;
 use crate::ruleset::{self, TABLE};
 use crate::settings::{Mode, OnExit, ProbeVerdict, Settings};
 use crate::signals::{SignalEvent, Signals};
@@ -36,8 +39,15 @@ use crate::stats::{self, Counter};
 
 /// Detector shards: enough that queue threads rarely wait on the same lock.
 const SHARDS: usize = 8;
-/// How long the applier gathers bans before writing them in one transaction.
-const BAN_BATCH_WINDOW: Duration = Duration::from_millis(5);
+/// The spare checker reads the TCP sessions at most this often (each read costs milliseconds).
+const SPARE_CHECK_SPACING: Duration = Duration::from_millis(50);
+/// Most bans written in one transaction; more wait for the next one.
+const BAN_BATCH_MAX: usize = 4096;
+/// The ban book is compared with the kernel sets this often while they are small...
+const RECONCILE_SMALL: Duration = Duration::from_secs(2);
+/// ...and this often past `RECONCILE_SMALL_MAX` bans (a dump of 100k elements takes ~0.1 s).
+const RECONCILE_LARGE: Duration = Duration::from_secs(10);
+const RECONCILE_SMALL_MAX: usize = 10_000;
 const ALLOWLIST_REFRESH: Duration = Duration::from_secs(60);
 
 #[derive(Default)]
@@ -60,6 +70,17 @@ struct Shared {
     stop: AtomicBool,
     counts: Counts,
     start: Instant,
+    /// What the applier wrote, to restore after a table deletion.
+    book: Mutex<BanBook>,
+    latencies: Mutex<Latencies>,
+    /// Peers with an established TCP session, as the spare checker last read them.
+    peers: Mutex<Vec<IpAddr>>,
+}
+
+/// A ban decided by a detector, with the time its packet batch was received.
+struct Decided {
+    action: Action,
+    seen: Instant,
 }
 
 impl Shared {
@@ -179,7 +200,9 @@ pub fn run(
     }
     // Bind every queue before announcing anything: a queue already taken is a clean error.
     let mut queues = Vec::new();
+    let mut nft_socks = Vec::new();
     for n in settings.queue.first..=settings.queue.last {
+        nft_socks.push(NlSocket::open().map_err(|e| format!("netlink socket: {e}"))?);
         let mut qc = QueueConfig::new(n);
         qc.copy_range = settings.copy_range;
         qc.max_len = settings.queue_max_len;
@@ -221,30 +244,35 @@ pub fn run(
         stop: AtomicBool::new(false),
         counts: Counts::default(),
         start: Instant::now(),
+        book: Mutex::new(BanBook::default()),
+        latencies: Mutex::new(Latencies::default()),
+        peers: Mutex::new(Vec::new()),
     });
     info!(
         "allowlist: {} entries (configured, own addresses, gateways, resolvers)",
         allow.entries().len()
     );
 
-    let (tx, rx) = mpsc::sync_channel::<Action>(1024);
+    let (tx, rx) = mpsc::sync_channel::<Report>(BAN_BATCH_MAX);
     let readers: Vec<JoinHandle<()>> = queues
         .into_iter()
-        .map(|q| {
+        .zip(nft_socks)
+        .map(|(q, nft)| {
             let shared = Arc::clone(&shared);
             let tx = tx.clone();
-            std::thread::spawn(move || read_queue(q, &shared, &tx))
+            std::thread::spawn(move || read_queue(q, nft, &shared, &tx))
         })
         .collect();
     drop(tx);
-    let applier = {
+    let follow_up = {
         let shared = Arc::clone(&shared);
-        std::thread::spawn(move || apply_bans(rx, &shared))
+        std::thread::spawn(move || follow_up_bans(rx, &shared))
     };
 
     let mut last_allow = Instant::now();
     let mut last_save = Instant::now();
-    let (mut tick, mut active_bans) = (0u64, kept as u64);
+    let mut last_reconcile: Option<Instant> = None;
+    let mut active_bans = kept as u64;
 
     while !shared.stop.load(Ordering::Relaxed) {
         match signals.wait(Duration::from_secs(1)) {
@@ -283,13 +311,17 @@ pub fn run(
         if port_sets {
             open_ports.refresh(&mut sock);
         }
-        // Counting the ban elements is a dump of the sets: every 10 s is plenty.
-        if tick % 10 == 0 {
-            active_bans = bans::list(&mut sock, settings.ipv6_prefix)
-                .map(|b| b.len() as u64)
-                .unwrap_or(active_bans);
+        let every = if active_bans as usize > RECONCILE_SMALL_MAX {
+            RECONCILE_LARGE
+        } else {
+            RECONCILE_SMALL
+        };
+        if last_reconcile.is_none_or(|t| t.elapsed() >= every) {
+            if let Some(n) = reconcile(&mut sock, &settings, &shared) {
+                active_bans = n;
+            }
+            last_reconcile = Some(Instant::now());
         }
-        tick += 1;
         write_stats(&shared, &settings, active_bans);
         if last_save.elapsed() >= crate::state::SAVE_EVERY {
             save_state(&mut sock, &settings);
@@ -300,7 +332,7 @@ pub fn run(
     for r in readers {
         let _ = r.join();
     }
-    let _ = applier.join();
+    let _ = follow_up.join();
     if settings.on_exit == OnExit::Remove {
         let mut b = Batch::new();
         b.remove_table(Family::Inet, TABLE, features.destroy);
@@ -420,10 +452,17 @@ fn refresh_allowlist(shared: &Shared, s: &Settings) {
     }
 }
 
-/// One queue: receive, observe, verdict, in batches, until asked to stop.
-fn read_queue(mut q: QueueSocket, shared: &Shared, tx: &SyncSender<Action>) {
+/// One queue: receive, observe, write the bans the batch decided (here and at once: no hand-over
+/// to another thread in a ban's path), verdict, in batches, until asked to stop.
+fn read_queue(
+    mut q: QueueSocket,
+    mut nft: NlSocket,
+    shared: &Shared,
+    follow_up: &SyncSender<Report>,
+) {
     let queue = q.config().queue;
     let mut batcher = VerdictBatcher::new(queue);
+    let mut decided: Vec<Decided> = Vec::with_capacity(BAN_BATCH_MAX);
     while !shared.stop.load(Ordering::Relaxed) {
         match q.wait(Duration::from_millis(200)) {
             Ok(true) => {}
@@ -437,7 +476,8 @@ fn read_queue(mut q: QueueSocket, shared: &Shared, tx: &SyncSender<Action>) {
             error!("queue {queue}: {e}");
             continue;
         }
-        let now = shared.now_ms();
+        let seen = Instant::now();
+        let now = seen.duration_since(shared.start).as_millis() as u64;
         let verdict = if shared.drop_probes.load(Ordering::Relaxed) {
             Verdict::Drop
         } else {
@@ -454,11 +494,17 @@ fn read_queue(mut q: QueueSocket, shared: &Shared, tx: &SyncSender<Action>) {
             shared.counts.packets.fetch_add(1, Ordering::Relaxed);
             // A source banned moments ago loses its probes here, before the kernel set has
             // the element: a fast scan is cut right at the threshold.
-            let v = match observe(shared, now, p.payload, p.in_ifindex, tx) {
+            let v = match observe(shared, now, seen, p.payload, p.in_ifindex, &mut decided) {
                 Outcome::Banned | Outcome::AlreadyBanned => Verdict::Drop,
                 _ => verdict,
             };
             batcher.push(p.id, v);
+        }
+        // Bans first: the set has the element before any packet of this batch moves on, and
+        // the verdict syscall (which also runs the softirq work queued meanwhile) is not in
+        // the ban's latency.
+        if !decided.is_empty() {
+            write_bans(&mut nft, shared, &mut decided, follow_up);
         }
         if let Err(e) = q.send_verdicts(&mut batcher) {
             warn!("queue {queue}: sending verdicts: {e}");
@@ -473,9 +519,10 @@ fn read_queue(mut q: QueueSocket, shared: &Shared, tx: &SyncSender<Action>) {
 fn observe(
     shared: &Shared,
     now: u64,
+    seen: Instant,
     payload: &[u8],
     ifindex: Option<u32>,
-    tx: &SyncSender<Action>,
+    decided: &mut Vec<Decided>,
 ) -> Outcome {
     // Parsed once here to pick the shard that owns the source; a packet that does not parse
     // is counted by shard 0.
@@ -495,77 +542,73 @@ fn observe(
         Err(_) => d.observe_packet(now, payload, ifindex),
     };
     while let Some(a) = d.poll_action() {
-        // Bans are rate-limited upstream; if the applier still falls behind, the source is
-        // banned again on its next new port.
-        let _ = tx.try_send(a);
+        // Bans are rate-limited upstream; past this many in one batch, the source is banned
+        // again on its next new port.
+        if decided.len() < BAN_BATCH_MAX {
+            decided.push(Decided { action: a, seen });
+        }
     }
     outcome
 }
 
-/// Writes bans: gathers a few milliseconds' worth, spares sources with a live TCP session, and
-/// sends one transaction.
-fn apply_bans(rx: Receiver<Action>, shared: &Shared) {
-    let mut sock = match NlSocket::open() {
-        Ok(s) => s,
-        Err(e) => {
-            error!("ban applier: netlink socket: {e}");
-            return;
-        }
+/// What a queue thread did with the bans of one batch, for the follow-up thread.
+struct Report {
+    written: Vec<(Ban, detector::Evidence)>,
+    spared: Vec<(SourceKey, detector::Evidence)>,
+    dry_run: bool,
+}
+
+/// Writes the bans one batch decided in one transaction, skipping sources known to have an
+/// established TCP session; logging and everything else is left to the follow-up thread.
+fn write_bans(
+    sock: &mut NlSocket,
+    shared: &Shared,
+    decided: &mut Vec<Decided>,
+    follow_up: &SyncSender<Report>,
+) {
+    let dry_run = shared.settings.lock().map(|s| s.dry_run).unwrap_or(true);
+    let mut report = Report {
+        written: Vec::with_capacity(decided.len()),
+        spared: Vec::new(),
+        dry_run,
     };
-    loop {
-        let first = match rx.recv_timeout(Duration::from_millis(500)) {
-            Ok(a) => a,
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => return,
-        };
-        let mut pending = vec![first];
-        let until = Instant::now() + BAN_BATCH_WINDOW;
-        while let Some(left) = until.checked_duration_since(Instant::now()) {
-            match rx.recv_timeout(left) {
-                Ok(a) => pending.push(a),
-                Err(_) => break,
-            }
-        }
-        let s = match shared.settings.lock() {
-            Ok(s) => s.clone(),
-            Err(_) => return,
-        };
-        let s = &s;
-        let peers = established_peers();
-        let mut writes = Vec::new();
-        for Action::Ban {
-            key,
-            duration_ms,
-            evidence,
-        } in pending
-        {
+    let mut writes = Vec::with_capacity(decided.len());
+    let mut seen = Vec::with_capacity(decided.len());
+    if let Ok(peers) = shared.peers.lock() {
+        for d in decided.drain(..) {
+            let Action::Ban {
+                key,
+                duration_ms,
+                evidence,
+            } = d.action;
             if peers
                 .iter()
-                .any(|p| SourceKey::new(*p, s.ipv6_prefix) == key)
+                .any(|p| SourceKey::new(*p, shared.ipv6_prefix) == key)
             {
-                shared.counts.spared.fetch_add(1, Ordering::Relaxed);
-                info!(
-                    "spared {key}: it has an established TCP session with this host ({evidence})"
-                );
+                report.spared.push((key, evidence));
                 continue;
             }
-            let verb = if s.dry_run { "would ban" } else { "ban" };
-            info!(
-                "{verb} {key} for {}: {evidence}",
-                detector::evidence::human_ms(duration_ms)
-            );
-            event(s, &key, duration_ms, &evidence);
             writes.push(Ban {
                 key,
                 duration_ms,
                 comment: evidence.summary(COMMENT_MAX),
             });
+            report
+                .written
+                .push((writes[writes.len() - 1].clone(), evidence));
+            seen.push(d.seen);
         }
-        if s.dry_run || writes.is_empty() {
-            continue;
-        }
-        match bans::add(&mut sock, &writes) {
+    }
+    decided.clear();
+    if !dry_run && !writes.is_empty() {
+        match bans::add(sock, &writes) {
             Ok(()) => {
+                let acked = Instant::now();
+                if let Ok(mut l) = shared.latencies.lock() {
+                    for t in &seen {
+                        l.record(acked.duration_since(*t));
+                    }
+                }
                 shared
                     .counts
                     .bans_applied
@@ -574,9 +617,88 @@ fn apply_bans(rx: Receiver<Action>, shared: &Shared) {
             Err(e) => {
                 shared.counts.ban_errors.fetch_add(1, Ordering::Relaxed);
                 error!("writing {} ban(s): {e}", writes.len());
+                report.written.clear();
             }
         }
     }
+    if !report.written.is_empty() || !report.spared.is_empty() {
+        let _ = follow_up.try_send(report);
+    }
+}
+
+/// After the bans are in: one log line (and event) per ban, the ban book, and the check that
+/// lifts at once a ban on a source with an established TCP session with this host (an admin
+/// who scans from their SSH client). Reading the sessions takes milliseconds (the kernel walks
+/// its whole TCP hash table), so it is done here, after the write, at most every
+/// `SPARE_CHECK_SPACING`, and covers all bans written meanwhile.
+fn follow_up_bans(rx: Receiver<Report>, shared: &Shared) {
+    let mut sock = match NlSocket::open() {
+        Ok(s) => s,
+        Err(e) => {
+            error!("ban follow-up: netlink socket: {e}");
+            return;
+        }
+    };
+    while let Ok(first) = rx.recv() {
+        let mut keys = report(shared, first);
+        std::thread::sleep(SPARE_CHECK_SPACING);
+        while let Ok(more) = rx.try_recv() {
+            keys.extend(report(shared, more));
+        }
+        let peers = established_peers();
+        for key in keys {
+            if !peers
+                .iter()
+                .any(|p| SourceKey::new(*p, shared.ipv6_prefix) == key)
+            {
+                continue;
+            }
+            match bans::remove(&mut sock, &key) {
+                Ok(_) => {
+                    shared.counts.spared.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(mut d) = shared.detectors[key.shard(SHARDS)].lock() {
+                        d.forget(&key);
+                    }
+                    if let Ok(mut b) = shared.book.lock() {
+                        b.forget(&key);
+                    }
+                    info!("spared {key}: it has an established TCP session with this host (ban lifted)");
+                }
+                Err(e) => error!("lifting the ban on {key}: {e}"),
+            }
+        }
+        if let Ok(mut p) = shared.peers.lock() {
+            *p = peers;
+        }
+    }
+}
+
+/// Logs one batch's bans and records them in the book; returns the keys written.
+fn report(shared: &Shared, r: Report) -> Vec<SourceKey> {
+    let events = shared.settings.lock().ok().and_then(|s| s.events.clone());
+    for (key, e) in &r.spared {
+        shared.counts.spared.fetch_add(1, Ordering::Relaxed);
+        info!("spared {key}: it has an established TCP session with this host ({e})");
+    }
+    let verb = if r.dry_run { "would ban" } else { "ban" };
+    for (b, e) in &r.written {
+        info!(
+            "{verb} {} for {}: {e}",
+            b.key,
+            detector::evidence::human_ms(b.duration_ms)
+        );
+        if let Some(path) = &events {
+            event(path, r.dry_run, &b.key, b.duration_ms, e);
+        }
+    }
+    if r.dry_run {
+        return Vec::new();
+    }
+    let bans: Vec<Ban> = r.written.into_iter().map(|(b, _)| b).collect();
+    if let Ok(mut book) = shared.book.lock() {
+        book.written(&bans, Instant::now());
+    }
+    bans.into_iter().map(|b| b.key).collect()
 }
 
 fn established_peers() -> Vec<IpAddr> {
@@ -588,8 +710,13 @@ fn established_peers() -> Vec<IpAddr> {
 }
 
 /// One JSON line per ban for log shippers (`--events PATH` or `-`).
-fn event(s: &Settings, key: &SourceKey, duration_ms: u64, e: &detector::Evidence) {
-    let Some(path) = &s.events else { return };
+fn event(
+    path: &std::path::Path,
+    dry_run: bool,
+    key: &SourceKey,
+    duration_ms: u64,
+    e: &detector::Evidence,
+) {
     let time = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -602,7 +729,7 @@ fn event(s: &Settings, key: &SourceKey, duration_ms: u64, e: &detector::Evidence
         "{{\"time\": {time}, \"event\": \"{}\", \"source\": \"{key}\", \"duration_s\": {}, \
          \"offence\": {}, \"score\": {}, \"distinct_ports\": {}, \"ports\": [{}], \
          \"evidence\": \"{}\"}}\n",
-        if s.dry_run { "would_ban" } else { "ban" },
+        if dry_run { "would_ban" } else { "ban" },
         duration_ms / 1000,
         e.offence,
         e.score,
@@ -636,15 +763,46 @@ fn watchdog(sock: &mut NlSocket, s: &Settings, f: &Features, shared: &Shared) {
         return;
     }
     warn!("table inet {TABLE} was changed from outside: restoring it");
-    match install(sock, s, f) {
-        Ok(()) => {
-            shared
-                .counts
-                .ruleset_repairs
-                .fetch_add(1, Ordering::Relaxed);
-        }
-        Err(e) => error!("restoring table inet {TABLE}: {e}"),
+    if let Err(e) = install(sock, s, f) {
+        error!("restoring table inet {TABLE}: {e}");
+        return;
     }
+    shared
+        .counts
+        .ruleset_repairs
+        .fetch_add(1, Ordering::Relaxed);
+    if s.dry_run {
+        return;
+    }
+    // Bans already in the sets are rewritten with their remaining time: harmless.
+    let bans = match shared.book.lock() {
+        Ok(b) => b.remaining(Instant::now()),
+        Err(_) => return,
+    };
+    match bans::add(sock, &bans) {
+        Ok(()) => info!("table inet {TABLE} restored with {} ban(s)", bans.len()),
+        Err(e) => error!("restoring {} ban(s): {e}", bans.len()),
+    }
+}
+
+/// Replaces the ban book with the kernel's sets; a ban lifted from outside (`scanban unban`)
+/// is forgotten by the detector, so it stops dropping that source's probes. Returns how many
+/// bans the sets hold.
+fn reconcile(sock: &mut NlSocket, s: &Settings, shared: &Shared) -> Option<u64> {
+    let began = Instant::now();
+    let listed = bans::list(sock, s.ipv6_prefix).ok()?;
+    let lifted = shared
+        .book
+        .lock()
+        .ok()?
+        .reconcile(&listed, began, Instant::now());
+    for key in &lifted {
+        if let Ok(mut d) = shared.detectors[key.shard(SHARDS)].lock() {
+            d.forget(key);
+        }
+        info!("{key} was unbanned from outside: forgetting it");
+    }
+    Some(listed.len() as u64)
 }
 
 fn write_stats(shared: &Shared, s: &Settings, active: u64) {
@@ -664,6 +822,11 @@ fn write_stats(shared: &Shared, s: &Settings, active: u64) {
             }
         }
     }
+    let lat = shared
+        .latencies
+        .lock()
+        .map(|l| l.summary())
+        .unwrap_or_default();
     let queues = nfnl::queue::stats::read().unwrap_or_default();
     let mine = |f: fn(&nfnl::queue::QueueStats) -> u32| -> u64 {
         queues
@@ -745,10 +908,26 @@ fn write_stats(shared: &Shared, s: &Settings, active: u64) {
         ),
         m(
             "spared",
-            "bans skipped: the source had an established TCP session",
+            "bans skipped or lifted at once: the source had an established TCP session",
             c.spared.load(Ordering::Relaxed),
         ),
         g("bans_active", "elements in the kernel ban sets", active),
+        g(
+            "ban_latency_samples",
+            "recent bans timed (at most 1024)",
+            lat.samples,
+        ),
+        g(
+            "ban_latency_p50_us",
+            "median of recent bans: from the probe's arrival to the kernel's ACK, microseconds",
+            lat.p50_us,
+        ),
+        g(
+            "ban_latency_p99_us",
+            "99th percentile of the same",
+            lat.p99_us,
+        ),
+        g("ban_latency_max_us", "slowest of the same", lat.max_us),
         m(
             "queue_dropped",
             "packets the kernel dropped or failed open because a queue was full",

@@ -1,11 +1,13 @@
 //! scanban: detects port scanners through NFQUEUE and bans them in an nf_tables set.
 
 mod atomic_file;
+mod ban_book;
 mod bans;
 mod cli;
 mod daemon;
 mod duration;
 mod hostinfo;
+mod latency;
 mod ruleset;
 mod settings;
 mod signals;

@@ -28,12 +28,21 @@ const DRAIN_AFTER_COMPLETE: u32 = 64;
 
 /// How long a request waits for its reply. The kernel answers nfnetlink requests synchronously
 /// inside `sendmsg` (G4), so this only fires if something is badly wrong.
+/// One receive of replies: large enough for a full dump datagram (the kernel fills up to 32 KiB
+/// per dump step, more with large pages).
+const REPLY_BUF: usize = 64 * 1024;
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct NlSocket {
     sock: Socket,
     portid: u32,
     seq: u32,
+    /// Replies land here; kept between requests so a transaction allocates nothing.
+    reply_buf: Vec<u8>,
+    /// The buffer sizes last set or read (0: not known yet), so a small request costs no
+    /// `getsockopt`/`setsockopt` round.
+    sndbuf: usize,
+    rcvbuf: usize,
 }
 
 impl NlSocket {
@@ -54,6 +63,9 @@ impl NlSocket {
             sock,
             portid: addr.port_number(),
             seq,
+            reply_buf: vec![0u8; REPLY_BUF],
+            sndbuf: 0,
+            rcvbuf: 0,
         })
     }
 
@@ -75,15 +87,39 @@ impl NlSocket {
 
     /// Sets the receive buffer, beyond `rmem_max` when we have CAP_NET_ADMIN (SO_RCVBUFFORCE),
     /// else as large as the unprivileged limit allows. Returns the size the kernel reports.
-    pub fn set_recv_buffer(&self, bytes: usize) -> io::Result<usize> {
+    pub fn set_recv_buffer(&mut self, bytes: usize) -> io::Result<usize> {
         set_buffer(self.fd(), libc::SO_RCVBUFFORCE, libc::SO_RCVBUF, bytes)?;
-        getsockopt_int(self.fd(), libc::SO_RCVBUF)
+        self.rcvbuf = getsockopt_int(self.fd(), libc::SO_RCVBUF)?;
+        Ok(self.rcvbuf)
+    }
+
+    /// Grows the receive buffer to at least `bytes`; never shrinks it.
+    pub fn ensure_recv_buffer(&mut self, bytes: usize) -> io::Result<()> {
+        if self.rcvbuf == 0 {
+            self.rcvbuf = getsockopt_int(self.fd(), libc::SO_RCVBUF)?;
+        }
+        if self.rcvbuf < bytes {
+            self.set_recv_buffer(bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Grows the send buffer to at least `bytes`; never shrinks it.
+    pub fn ensure_send_buffer(&mut self, bytes: usize) -> io::Result<()> {
+        if self.sndbuf == 0 {
+            self.sndbuf = getsockopt_int(self.fd(), libc::SO_SNDBUF)?;
+        }
+        if self.sndbuf < bytes {
+            self.set_send_buffer(bytes)?;
+        }
+        Ok(())
     }
 
     /// Sets the send buffer; an nf_tables batch must fit in one `sendmsg` (G3).
-    pub fn set_send_buffer(&self, bytes: usize) -> io::Result<usize> {
+    pub fn set_send_buffer(&mut self, bytes: usize) -> io::Result<usize> {
         set_buffer(self.fd(), libc::SO_SNDBUFFORCE, libc::SO_SNDBUF, bytes)?;
-        getsockopt_int(self.fd(), libc::SO_SNDBUF)
+        self.sndbuf = getsockopt_int(self.fd(), libc::SO_SNDBUF)?;
+        Ok(self.sndbuf)
     }
 
     pub fn send_buffer(&self) -> io::Result<usize> {
@@ -134,11 +170,23 @@ impl NlSocket {
         &mut self,
         datagram: &[u8],
         tracker: &mut AckTracker,
+        other: impl FnMut(&Message<'_>),
+    ) -> Result<(), Error> {
+        let mut buf = std::mem::take(&mut self.reply_buf);
+        let r = self.transact_in(&mut buf, datagram, tracker, other);
+        self.reply_buf = buf;
+        r
+    }
+
+    fn transact_in(
+        &mut self,
+        buf: &mut [u8],
+        datagram: &[u8],
+        tracker: &mut AckTracker,
         mut other: impl FnMut(&Message<'_>),
     ) -> Result<(), Error> {
         self.send(datagram)?;
         let deadline = Instant::now() + REPLY_TIMEOUT;
-        let mut buf = vec![0u8; 64 * 1024];
         let mut after_complete = 0;
         loop {
             // Replies to a batch are queued before send returns, but errors for error-only
@@ -150,7 +198,7 @@ impl NlSocket {
                     return tracker.result().map_err(Error::Request);
                 }
             }
-            match self.recv(&mut buf) {
+            match self.recv(buf) {
                 Ok(n) => {
                     for msg in Messages::new(&buf[..n]) {
                         let msg = msg?;
@@ -187,14 +235,27 @@ impl NlSocket {
         request: &[u8],
         seq: u32,
         label: &str,
+        each: impl FnMut(&Message<'_>) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let mut buf = std::mem::take(&mut self.reply_buf);
+        let r = self.dump_in(&mut buf, request, seq, label, each);
+        self.reply_buf = buf;
+        r
+    }
+
+    fn dump_in(
+        &mut self,
+        buf: &mut [u8],
+        request: &[u8],
+        seq: u32,
+        label: &str,
         mut each: impl FnMut(&Message<'_>) -> Result<(), Error>,
     ) -> Result<(), Error> {
         self.send(request)?;
         let deadline = Instant::now() + REPLY_TIMEOUT;
-        let mut buf = vec![0u8; 64 * 1024];
         let mut interrupted = false;
         loop {
-            match self.recv(&mut buf) {
+            match self.recv(buf) {
                 Ok(n) => {
                     for msg in Messages::new(&buf[..n]) {
                         let msg = msg?;

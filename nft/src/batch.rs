@@ -362,11 +362,9 @@ impl Batch {
 
     fn size_buffers(&self, sock: &mut NlSocket) -> Result<(), Error> {
         // The kernel refuses a datagram over sk_sndbuf - 32 with EMSGSIZE (G3).
-        if sock.send_buffer()? < self.buf.len() + 4096 {
-            sock.set_send_buffer(self.buf.len() * 2 + 4096)?;
-        }
+        sock.ensure_send_buffer(self.buf.len() * 2 + 4096)?;
         // Replies: one per object; error replies echo only the header (CAP_ACK).
-        sock.set_recv_buffer((self.messages.len() * 64).max(1 << 20))?;
+        sock.ensure_recv_buffer((self.messages.len() * 64).max(1 << 20))?;
         Ok(())
     }
 }

@@ -50,7 +50,7 @@ impl QueueSocket {
     /// If another process holds the queue the kernel answers EPERM (the owner check runs before
     /// anything else, G19); that becomes `Error::QueueTaken` naming the holder's port id.
     pub fn bind(config: &QueueConfig) -> Result<Self, Error> {
-        let sock = NlSocket::open()?;
+        let mut sock = NlSocket::open()?;
         sock.set_no_enobufs()?;
         let slot = slot_size(config);
         let want = config.max_len as usize * (slot + SKB_TRUESIZE_ESTIMATE);
