@@ -316,7 +316,7 @@ pub fn run(
         } else {
             RECONCILE_SMALL
         };
-        if last_reconcile.is_none_or(|t| t.elapsed() >= every) {
+        if last_reconcile.map_or(true, |t| t.elapsed() >= every) {
             if let Some(n) = reconcile(&mut sock, &settings, &shared) {
                 active_bans = n;
             }
