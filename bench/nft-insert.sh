@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Time to insert 1, 10,000 and 100,000 set elements (IPv6 keys, 1 h timeout): nft::Batch (one
 # transaction, built and sent in process) against spawning `nft add element` per ban and
-# `nft -f` of a file with all 10,000, in one throwaway namespace, same run. Medians of RUNS.
+# `nft -f` of a file with all of them, in one throwaway namespace, same run. Then the product
+# path: `scanban ban --file` of 100,000 /64 prefixes (process start, parsing, table setup and the
+# transaction) against `nft -f` of the same prefixes into the same kind of set. Medians of RUNS.
 # Usage: sudo bench/nft-insert.sh [RUNS]   (default 11)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-11}
 cargo build -q --release -p nft --example insert_timing
+cargo build -q --release
+bin=$PWD/target/release/scanban
 ns=sb-nftins-$$
 ip netns add "$ns"
 trap 'ip netns del "$ns"' EXIT
@@ -14,9 +18,9 @@ echo "machine: $(nproc) cpus, $(lscpu | sed -n 's/Model name: *//p'), kernel $(u
 ip netns exec "$ns" target/release/examples/insert_timing "$runs"
 
 # The nft side runs entirely inside the namespace (no `ip netns exec` per call in the timing).
-ip netns exec "$ns" bash -s "$runs" <<'INNER'
+ip netns exec "$ns" bash -s "$runs" "$bin" <<'INNER'
 set -euo pipefail
-runs=$1
+runs=$1 bin=$2
 setup='add table inet timing
 add set inet timing s { type ipv6_addr; flags timeout; size 200000; }'
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -47,4 +51,25 @@ for n in 10000 100000; do
   done | median | xargs -I{} echo "nft -f, $n elements: median {} us"
   rm -f "$file"
 done
+
+# The product path: 100,000 /64 bans from a file.
+list=$(mktemp); file=$(mktemp)
+for i in $(seq 0 99999); do printf '2001:db8:%x:%x::/64\n' $((i >> 16)) $((i & 0xffff)); done > "$list"
+{ echo "add element inet timing p {"; sed 's/$/ timeout 1h,/' "$list"; echo "}"; } > "$file"
+for i in $(seq "$runs"); do
+  nft flush ruleset
+  t0=$(now_us)
+  "$bin" ban --file "$list" --for 1h --set-size 200000 >/dev/null
+  echo $(( $(now_us) - t0 ))
+done | median | xargs -I{} echo "scanban ban --file, 100000 /64 prefixes: median {} us"
+echo "  elements in banned6: $(nft list set inet scanban banned6 | grep -o '2001:db8:' | wc -l)"
+for i in $(seq "$runs"); do
+  nft flush ruleset
+  echo 'add table inet timing
+add set inet timing p { type ipv6_addr; flags interval, timeout; }' | nft -f -
+  t0=$(now_us)
+  nft -f "$file"
+  echo $(( $(now_us) - t0 ))
+done | median | xargs -I{} echo "nft -f, the same 100000 prefixes (interval set): median {} us"
+rm -f "$list" "$file"
 INNER

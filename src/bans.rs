@@ -53,6 +53,23 @@ pub fn add(sock: &mut NlSocket, bans: &[Ban]) -> Result<(), Error> {
     batch.send(sock)
 }
 
+/// True if a write failed because a ban set is at its size (the kernel answers ENFILE).
+pub fn is_set_full(e: &Error) -> bool {
+    matches!(e, Error::Request(r) if r.errno == nix::errno::Errno::ENFILE as i32)
+}
+
+/// An error writing bans, in words an admin can act on.
+pub fn describe(e: &Error, set_size: u32) -> String {
+    if is_set_full(e) {
+        format!(
+            "the ban set is full ({set_size} elements, --set-size); new bans wait until old \
+             ones expire (a larger set-size takes effect when the table is created anew)"
+        )
+    } else {
+        e.to_string()
+    }
+}
+
 /// Lifts a ban. `Ok(false)` if there was none.
 pub fn remove(sock: &mut NlSocket, key: &SourceKey) -> Result<bool, Error> {
     let (set, e) = set_and_element(key);

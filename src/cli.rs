@@ -14,6 +14,13 @@ use crate::settings::{self, Cidr, SettingError, Settings, OPTIONS};
 /// The default config file; absent is fine, unreadable or invalid is not.
 pub const DEFAULT_CONFIG: &str = "/etc/scanban/scanban.conf";
 
+/// What `scanban ban` bans: one address, or a list (`--file PATH`, `-` for stdin).
+#[derive(Debug, Clone, PartialEq)]
+pub enum BanTarget {
+    One(Cidr),
+    File(PathBuf),
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Run,
@@ -21,7 +28,7 @@ pub enum Command {
         json: bool,
     },
     Ban {
-        target: Cidr,
+        target: BanTarget,
         duration: Option<Duration>,
     },
     Unban {
@@ -83,6 +90,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Str
     let mut overrides = Vec::new();
     let mut json = false;
     let mut ban_for = None;
+    let mut ban_file = None;
     let mut help = false;
     let mut version = false;
     while let Some(arg) = p.next().map_err(|e| e.to_string())? {
@@ -92,6 +100,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Str
             Short('v') => overrides.push(("verbose".to_string(), None)),
             Short('c') | Long("config") => config = Some(PathBuf::from(value_of(&mut p)?)),
             Long("json") => json = true,
+            Long("file") => ban_file = Some(PathBuf::from(value_of(&mut p)?)),
             Long("for") => {
                 let v = value_of(&mut p)?;
                 ban_for = Some(duration::parse(&v).map_err(|e| format!("--for: {e}"))?);
@@ -146,7 +155,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Str
             "ruleset" => none().map(|_| Command::Ruleset)?,
             "doctor" => none().map(|_| Command::Doctor)?,
             "ban" => Command::Ban {
-                target: one("an address or prefix")?.parse()?,
+                target: match ban_file {
+                    Some(f) => none().map(|_| BanTarget::File(f))?,
+                    None => BanTarget::One(one("an address or prefix (or --file PATH)")?.parse()?),
+                },
                 duration: ban_for,
             },
             "unban" => Command::Unban {
@@ -181,6 +193,8 @@ pub fn help() -> String {
          run                     detect and ban (managed mode installs table inet scanban)\n  \
          list [--json]           bans in the kernel: address, time left, reason\n  \
          ban ADDR[/LEN] [--for D]  ban by hand (default: ban-time)\n  \
+         ban --file PATH [--for D] ban every address in PATH (one per line, # comments;\n  \
+         \x20                        - for stdin), in one transaction\n  \
          unban ADDR[/LEN]        lift a ban (works while the daemon is down)\n  \
          status [--json]         counters of the running daemon\n  \
          replay FILE.pcap        what would be banned in a capture, offline\n  \
@@ -221,8 +235,15 @@ mod tests {
         assert_eq!(
             inv.command,
             Command::Ban {
-                target: "192.0.2.7".parse().unwrap(),
+                target: BanTarget::One("192.0.2.7".parse().unwrap()),
                 duration: Some(Duration::from_secs(7200))
+            }
+        );
+        assert_eq!(
+            parse_str("ban --file /tmp/list").unwrap().command,
+            Command::Ban {
+                target: BanTarget::File("/tmp/list".into()),
+                duration: None
             }
         );
         assert_eq!(
@@ -240,6 +261,9 @@ mod tests {
             .contains("unknown command"));
         assert!(parse_str("run --bogus 1").unwrap_err().contains("--bogus"));
         assert!(parse_str("ban").unwrap_err().contains("needs an address"));
+        assert!(parse_str("ban --file x 192.0.2.7")
+            .unwrap_err()
+            .contains("takes no argument"));
         assert!(parse_str("ban 192.0.2.300")
             .unwrap_err()
             .contains("not an address"));

@@ -57,7 +57,34 @@ struct Counts {
     bans_applied: AtomicU64,
     ban_errors: AtomicU64,
     spared: AtomicU64,
+    set_full: AtomicU64,
     ruleset_repairs: AtomicU64,
+}
+
+/// Lets a repeated error through to the log once per `every`.
+struct Throttle {
+    every: Duration,
+    last: Mutex<Option<Instant>>,
+}
+
+impl Throttle {
+    fn new(every: Duration) -> Self {
+        Throttle {
+            every,
+            last: Mutex::new(None),
+        }
+    }
+
+    fn should_say(&self, now: Instant) -> bool {
+        let Ok(mut last) = self.last.lock() else {
+            return false;
+        };
+        if last.is_some_and(|l| now.duration_since(l) < self.every) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
 }
 
 struct Shared {
@@ -73,8 +100,9 @@ struct Shared {
     /// What the applier wrote, to restore after a table deletion.
     book: Mutex<BanBook>,
     latencies: Mutex<Latencies>,
-    /// Peers with an established TCP session, as the spare checker last read them.
+    /// Peers with an established TCP session, as the follow-up thread last read them.
     peers: Mutex<Vec<IpAddr>>,
+    set_full_said: Throttle,
 }
 
 /// A ban decided by a detector, with the time its packet batch was received.
@@ -247,6 +275,7 @@ pub fn run(
         book: Mutex::new(BanBook::default()),
         latencies: Mutex::new(Latencies::default()),
         peers: Mutex::new(Vec::new()),
+        set_full_said: Throttle::new(Duration::from_secs(60)),
     });
     info!(
         "allowlist: {} entries (configured, own addresses, gateways, resolvers)",
@@ -616,7 +645,14 @@ fn write_bans(
             }
             Err(e) => {
                 shared.counts.ban_errors.fetch_add(1, Ordering::Relaxed);
-                error!("writing {} ban(s): {e}", writes.len());
+                let set_size = shared.settings.lock().map(|s| s.set_size).unwrap_or(0);
+                if bans::is_set_full(&e) {
+                    shared.counts.set_full.fetch_add(1, Ordering::Relaxed);
+                }
+                // A full set fails every ban until elements expire: say so once a minute.
+                if !bans::is_set_full(&e) || shared.set_full_said.should_say(Instant::now()) {
+                    error!("writing {} ban(s): {}", writes.len(), bans::describe(&e, set_size));
+                }
                 report.written.clear();
             }
         }
@@ -910,6 +946,11 @@ fn write_stats(shared: &Shared, s: &Settings, active: u64) {
             "spared",
             "bans skipped or lifted at once: the source had an established TCP session",
             c.spared.load(Ordering::Relaxed),
+        ),
+        m(
+            "set_full",
+            "ban transactions refused because a ban set was full",
+            c.set_full.load(Ordering::Relaxed),
         ),
         g("bans_active", "elements in the kernel ban sets", active),
         g(

@@ -136,8 +136,38 @@ fn key_of(s: &Settings, target: settings::Cidr) -> Result<SourceKey, String> {
     Ok(SourceKey::new(target.addr, s.ipv6_prefix))
 }
 
-fn ban(s: &Settings, target: settings::Cidr, duration: Option<Duration>) -> Result<(), String> {
-    let key = key_of(s, target)?;
+/// The addresses of a ban list: one `ADDR[/LEN]` per line, `#` starts a comment. Every line is
+/// checked before anything is written; the first bad one is the error, with its line number.
+fn read_ban_list(s: &Settings, path: &std::path::Path) -> Result<Vec<SourceKey>, String> {
+    let text = if path.as_os_str() == "-" {
+        let mut t = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut t)
+            .map_err(|e| format!("stdin: {e}"))?;
+        t
+    } else {
+        std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?
+    };
+    let mut keys = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let cidr: settings::Cidr = line
+            .parse()
+            .map_err(|e| format!("{}:{}: {e}", path.display(), n + 1))?;
+        keys.push(key_of(s, cidr).map_err(|e| format!("{}:{}: {e}", path.display(), n + 1))?);
+    }
+    let mut seen = std::collections::HashSet::new();
+    keys.retain(|k| seen.insert(*k));
+    Ok(keys)
+}
+
+fn ban(s: &Settings, target: cli::BanTarget, duration: Option<Duration>) -> Result<(), String> {
+    let keys = match &target {
+        cli::BanTarget::One(c) => vec![key_of(s, *c)?],
+        cli::BanTarget::File(p) => read_ban_list(s, p)?,
+    };
     let d = duration.unwrap_or(s.ban_time);
     let mut sock = socket()?;
     // The sets and the drop rules must exist even if the daemon never ran; a running daemon's
@@ -161,16 +191,19 @@ fn ban(s: &Settings, target: settings::Cidr, duration: Option<Duration>) -> Resu
         b.send(&mut sock).map_err(|e| e.to_string())?;
     }
     let comment = format!("banned by hand for {}", duration::Human(d));
-    bans::add(
-        &mut sock,
-        &[bans::Ban {
-            key,
+    let all: Vec<bans::Ban> = keys
+        .iter()
+        .map(|key| bans::Ban {
+            key: *key,
             duration_ms: d.as_millis() as u64,
-            comment,
-        }],
-    )
-    .map_err(|e| e.to_string())?;
-    println!("banned {key} for {}", duration::Human(d));
+            comment: comment.clone(),
+        })
+        .collect();
+    bans::add(&mut sock, &all).map_err(|e| bans::describe(&e, s.set_size))?;
+    match (&target, keys.as_slice()) {
+        (cli::BanTarget::One(_), [key]) => println!("banned {key} for {}", duration::Human(d)),
+        _ => println!("banned {} address(es) for {}", keys.len(), duration::Human(d)),
+    }
     Ok(())
 }
 
