@@ -252,6 +252,9 @@ pub fn run(
     );
 
     let mut signals = Signals::install().map_err(|e| format!("signals: {e}"))?;
+    // Everything that needed more than CAP_NET_ADMIN is done; no thread exists yet.
+    crate::privilege::keep_only_net_admin()?;
+    debug!("privileges: {}", crate::privilege::status_line());
     let seed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(1, |d| d.as_nanos() as u64)
@@ -651,7 +654,11 @@ fn write_bans(
                 }
                 // A full set fails every ban until elements expire: say so once a minute.
                 if !bans::is_set_full(&e) || shared.set_full_said.should_say(Instant::now()) {
-                    error!("writing {} ban(s): {}", writes.len(), bans::describe(&e, set_size));
+                    error!(
+                        "writing {} ban(s): {}",
+                        writes.len(),
+                        bans::describe(&e, set_size)
+                    );
                 }
                 report.written.clear();
             }

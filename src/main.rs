@@ -8,6 +8,7 @@ mod daemon;
 mod duration;
 mod hostinfo;
 mod latency;
+mod privilege;
 mod ruleset;
 mod settings;
 mod signals;
@@ -202,7 +203,11 @@ fn ban(s: &Settings, target: cli::BanTarget, duration: Option<Duration>) -> Resu
     bans::add(&mut sock, &all).map_err(|e| bans::describe(&e, s.set_size))?;
     match (&target, keys.as_slice()) {
         (cli::BanTarget::One(_), [key]) => println!("banned {key} for {}", duration::Human(d)),
-        _ => println!("banned {} address(es) for {}", keys.len(), duration::Human(d)),
+        _ => println!(
+            "banned {} address(es) for {}",
+            keys.len(),
+            duration::Human(d)
+        ),
     }
     Ok(())
 }

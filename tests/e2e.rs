@@ -221,14 +221,106 @@ fn bans_survive_a_restart_and_a_deleted_table_comes_back() {
     );
     let d = Daemon::start(&tb, &[]);
     assert!(d.log().contains("1 existing ban"), "{}", d.log());
-    // An admin deletes the table: the daemon restores it within a couple of seconds.
+    // A ban the daemon decided itself, besides the one it found.
+    nmap(&tb, &format!("-sS --top-ports 100 {SERVER_V4}"));
+    assert!(banned(&tb, "banned4", ATTACKER_V4), "{}", d.log());
+    // The daemon reads its bans back from the kernel every 2 s.
+    std::thread::sleep(Duration::from_millis(2500));
+    // An admin deletes the table: the daemon restores it, bans included, within a second or so
+    // (the watchdog looks once a second). The time is printed for the closing note; the bound
+    // here is only "not lost".
+    let deleted = std::time::Instant::now();
     tb.sh(&tb.server, "nft delete table inet scanban").unwrap();
     wait_for(Duration::from_secs(5), || {
-        tb.sh(&tb.server, "nft list chain inet scanban sensor 2>/dev/null")
-            .ok()
-            .filter(|t| t.contains("queue"))
+        (banned(&tb, "banned4", "198.51.100.9") && banned(&tb, "banned4", ATTACKER_V4))
+            .then_some(())
     })
-    .unwrap_or_else(|| panic!("table restored:\n{}", d.log()));
+    .unwrap_or_else(|| panic!("table and bans restored:\n{}", d.log()));
+    eprintln!(
+        "table deletion: restored with its bans after {} ms",
+        deleted.elapsed().as_millis()
+    );
+    let sensor = tb
+        .sh(&tb.server, "nft list chain inet scanban sensor")
+        .unwrap();
+    assert!(sensor.contains("queue"), "{sensor}");
+    let set = tb
+        .sh(&tb.server, "nft list set inet scanban banned4")
+        .unwrap();
+    assert!(
+        set.contains("banned by hand"),
+        "comments come back too: {set}"
+    );
+    // A flushed drop chain comes back as well.
+    tb.sh(&tb.server, "nft flush chain inet scanban prerouting")
+        .unwrap();
+    wait_for(Duration::from_secs(5), || {
+        tb.sh(&tb.server, "nft list chain inet scanban prerouting")
+            .ok()
+            .filter(|t| t.contains("@banned4") && t.contains("drop"))
+    })
+    .unwrap_or_else(|| panic!("drop rules restored:\n{}", d.log()));
+    assert!(d.log().contains("restored with 2 ban(s)"), "{}", d.log());
+}
+
+#[test]
+fn a_scanner_unbanned_by_hand_is_seen_afresh() {
+    let Some(tb) = Testbed::new("e2eunban") else {
+        return;
+    };
+    let d = Daemon::start(&tb, &[]);
+    nmap(&tb, &format!("-sS --top-ports 100 {SERVER_V4}"));
+    assert!(banned(&tb, "banned4", ATTACKER_V4), "{}", d.log());
+    assert!(scanban(&tb, &format!("unban {ATTACKER_V4}")).contains("unbanned"));
+    // The daemon notices within its 2 s reconcile and forgets its own "already banned" state;
+    // otherwise it would keep dropping the source's probes in the queue without a ban.
+    wait_for(Duration::from_secs(5), || {
+        d.log().contains("unbanned from outside").then_some(())
+    })
+    .unwrap_or_else(|| panic!("{}", d.log()));
+    let out = nmap(&tb, &format!("-sS -p 1-30 {SERVER_V4}"));
+    assert!(
+        out.contains("closed"),
+        "the host answers the scanner again: {out}"
+    );
+    assert!(
+        banned(&tb, "banned4", ATTACKER_V4),
+        "banned again: {}",
+        d.log()
+    );
+}
+
+#[test]
+fn run_keeps_only_cap_net_admin() {
+    let Some(tb) = Testbed::new("e2ecaps") else {
+        return;
+    };
+    let d = Daemon::start(&tb, &[]);
+    let pid = d.child.as_ref().unwrap().id();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_string()
+    };
+    // CAP_NET_ADMIN is bit 12.
+    for set in ["CapEff:", "CapPrm:", "CapBnd:"] {
+        assert_eq!(field(set), "0000000000001000", "{set}\n{status}");
+    }
+    assert_eq!(field("CapInh:"), "0000000000000000", "{status}");
+    assert_eq!(field("CapAmb:"), "0000000000000000", "{status}");
+    assert_eq!(field("NoNewPrivs:"), "1", "{status}");
+    // Every thread, not only the main one (capabilities are per thread).
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let t = std::fs::read_to_string(task.unwrap().path().join("status")).unwrap();
+        assert!(t.contains("CapEff:\t0000000000001000"), "{t}");
+    }
+    // And it still does its job with what it kept.
+    nmap(&tb, &format!("-sS --top-ports 100 {SERVER_V4}"));
+    assert!(banned(&tb, "banned4", ATTACKER_V4), "{}", d.log());
 }
 
 fn nmap(tb: &Testbed, args: &str) -> String {

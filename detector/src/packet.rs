@@ -156,12 +156,22 @@ fn network_v6(b: &[u8]) -> Result<(IpAddr, IpAddr, u8, &[u8]), Ignored> {
 }
 
 fn transport(proto: u8, l4: &[u8], src: IpAddr, dst: IpAddr) -> Result<Observation, Ignored> {
+    // Whole headers only: a probe cut short or with an impossible length field is not a
+    // connection attempt a host would answer, and counting it would let a forger ban a
+    // bystander with junk.
     let (proto, need) = match proto {
-        IPPROTO_TCP => (Proto::Tcp, 14),
-        IPPROTO_UDP => (Proto::Udp, 4),
+        IPPROTO_TCP => (Proto::Tcp, 20),
+        IPPROTO_UDP => (Proto::Udp, 8),
         _ => return Err(Ignored::OtherProtocol),
     };
     let t = l4.get(..need).ok_or(Ignored::Truncated)?;
+    let valid = match proto {
+        Proto::Tcp => t[12] >> 4 >= 5,
+        Proto::Udp => u16::from_be_bytes([t[4], t[5]]) >= 8,
+    };
+    if !valid {
+        return Err(Ignored::Malformed);
+    }
     Ok(Observation {
         src,
         dst,
@@ -200,7 +210,8 @@ mod tests {
     fn tcp(dport: u16, flags: u8) -> Vec<u8> {
         let mut t = vec![0xc3, 0x50];
         t.extend_from_slice(&dport.to_be_bytes());
-        t.extend_from_slice(&[0; 9]);
+        t.extend_from_slice(&[0; 8]);
+        t.push(0x50); // data offset: 5 words
         t.push(flags);
         t.extend_from_slice(&[0; 6]);
         t
@@ -237,6 +248,21 @@ mod tests {
         assert_eq!(parse(&[]), Err(Ignored::Truncated));
     }
 
+    #[test]
+    fn cut_or_impossible_transport_headers_are_not_probes() {
+        // TCP: fewer than 20 bytes, or a data offset below 5 words.
+        assert_eq!(parse(&v4(6, 0, &tcp(80, 2)[..19])), Err(Ignored::Truncated));
+        let mut short_doff = tcp(80, 2);
+        short_doff[12] = 0x20;
+        assert_eq!(parse(&v4(6, 0, &short_doff)), Err(Ignored::Malformed));
+        // UDP: fewer than 8 bytes, or a length below the header's own.
+        assert_eq!(parse(&v4(17, 0, &[0, 53, 0, 161])), Err(Ignored::Truncated));
+        assert_eq!(
+            parse(&v4(17, 0, &[0, 53, 0, 161, 0, 4, 0, 0])),
+            Err(Ignored::Malformed)
+        );
+    }
+
     fn v6(next: u8, ext: &[u8]) -> Vec<u8> {
         let mut p = vec![0x60, 0, 0, 0, 0, 0, next, 64];
         p.extend_from_slice(&"2001:db8::2".parse::<Ipv6Addr>().unwrap().octets());
@@ -253,7 +279,7 @@ mod tests {
         // hop-by-hop (8 bytes) -> destination options (16 bytes) -> UDP
         let mut ext = vec![60, 0, 0, 0, 0, 0, 0, 0, 17, 1];
         ext.extend_from_slice(&[0; 14]);
-        ext.extend_from_slice(&[0, 1, 0, 53]);
+        ext.extend_from_slice(&[0, 1, 0, 53, 0, 8, 0, 0]);
         let h = parse(&v6(0, &ext)).unwrap();
         assert_eq!((h.proto, h.dst_port), (Proto::Udp, 53));
         // fragment header: first fragment is read, later ones are not

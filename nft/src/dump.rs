@@ -104,20 +104,23 @@ pub fn list_elements(
         |m| {
             m.str(elem::LIST_TABLE, table).str(elem::LIST_SET, set_name);
         },
-        |_, _, attrs| {
-            let mut found = Vec::new();
-            for a in nfnl::attr::AttrIter::new(attrs) {
-                let a = a?;
-                if a.kind() == elem::LIST_ELEMENTS {
-                    for e in a.nested() {
-                        found.push(Element::parse(&e?)?);
-                    }
-                }
-            }
-            Ok(Some(found))
-        },
+        |_, _, attrs| Ok(Some(elements(attrs)?)),
     )?;
     Ok(batches.into_iter().flatten().collect())
+}
+
+/// The elements in the attributes of one NEWSETELEM dump message.
+pub fn elements(attrs: &[u8]) -> Result<Vec<Element>, Error> {
+    let mut found = Vec::new();
+    for a in nfnl::attr::AttrIter::new(attrs) {
+        let a = a?;
+        if a.kind() == elem::LIST_ELEMENTS {
+            for e in a.nested() {
+                found.push(Element::parse(&e?)?);
+            }
+        }
+    }
+    Ok(found)
 }
 
 pub fn list_rules(
@@ -175,4 +178,36 @@ pub fn generation(sock: &mut NlSocket) -> Result<u32, Error> {
     id.ok_or(Error::Decode(nfnl::DecodeError::Missing {
         what: "NFTA_GEN_ID",
     }))
+}
+
+/// One nf_tables message as a dump returns it, decoded by its type.
+#[derive(Debug)]
+pub enum Decoded {
+    Table(Table),
+    Chain(Chain),
+    Set(Set),
+    Elements(Vec<Element>),
+    Rule(Rule),
+    /// Another subsystem, another message type, or a family scanban does not model.
+    Other,
+}
+
+/// Decodes one dump message with the decoders the `list_*` functions use: what the fuzzer
+/// (nft/fuzz) and the corpus replay (tests/dump_corpus.rs) drive with arbitrary bytes.
+pub fn decode(m: &Message<'_>) -> Result<Decoded, Error> {
+    if m.msg_type >> 8 != u16::from(subsys::NFTABLES) {
+        return Ok(Decoded::Other);
+    }
+    let (gen, attrs) = m.nfgen()?;
+    let Some(f) = Family::from_u8(gen.family) else {
+        return Ok(Decoded::Other);
+    };
+    Ok(match (m.msg_type & 0xff) as u8 {
+        msg::NEWTABLE => Decoded::Table(Table::parse(f, attrs)?),
+        msg::NEWCHAIN => Decoded::Chain(Chain::parse(f, attrs)?),
+        msg::NEWSET => Decoded::Set(Set::parse(f, attrs)?),
+        msg::NEWSETELEM => Decoded::Elements(elements(attrs)?),
+        msg::NEWRULE => Decoded::Rule(Rule::parse(f, attrs)?),
+        _ => Decoded::Other,
+    })
 }

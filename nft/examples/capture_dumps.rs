@@ -1,0 +1,90 @@
+//! Records real nf_tables dump replies in `fixtures/nft/dumps/` from the running kernel: the
+//! seeds of the `dump` fuzz target and what `tests/dump_corpus.rs` decodes on every CI run.
+//!
+//! ```sh
+//! sudo cargo run -p nft --example capture_dumps -- fixtures/nft/dumps
+//! ```
+//!
+//! In a throwaway network namespace, `nft -f fixtures/nft/ruleset.nft` (nft as the independent
+//! writer: the dumps do not depend on our encoder) plus a few elements with timeouts and
+//! comments, then one dump per object type through our socket, each reply datagram saved
+//! exactly as `recv` returned it: `tables-N.bin`, `chains-N.bin`, `sets-N.bin`,
+//! `elements-banned4-N.bin`, `elements-banned6-N.bin`, `rules-N.bin`.
+
+use std::path::{Path, PathBuf};
+
+use nfnl::message::{
+    family, nfnl_type, subsys, MessageBuilder, Messages, NfGenMsg, NLM_F_DUMP, NLM_F_REQUEST,
+};
+use nfnl::testbed::Testbed;
+use nfnl::NlSocket;
+use nft::uapi::{elem, msg};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let out: PathBuf = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "fixtures/nft/dumps".into())
+        .into();
+    std::fs::create_dir_all(&out)?;
+    let tb = Testbed::new("dumps").ok_or("cannot build namespaces (root needed)")?;
+    let ruleset = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/nft/ruleset.nft");
+    tb.sh(&tb.server, &format!("nft -f {}", ruleset.display()))?;
+    tb.sh(
+        &tb.server,
+        "nft add element inet scanban banned4 '{ 198.51.100.9 timeout 2h comment \"by hand\", 192.0.2.99 timeout 30s }' && \
+         nft add element inet scanban banned6 '{ 2001:db8:1:2:: timeout 1h comment \"score 21 from 9 ports\" }'",
+    )?;
+    let saved = tb.in_server(|| -> Result<usize, Box<dyn std::error::Error>> {
+        let mut sock = NlSocket::open()?;
+        let mut n = 0;
+        let mut save =
+            |name: &str, kind: u8, set: Option<&str>| -> Result<(), Box<dyn std::error::Error>> {
+                let seq = sock.next_seq();
+                let mut req = Vec::new();
+                let mut m = MessageBuilder::new(
+                    &mut req,
+                    nfnl_type(subsys::NFTABLES, kind),
+                    NLM_F_REQUEST | NLM_F_DUMP,
+                    seq,
+                    NfGenMsg::new(
+                        if set.is_some() {
+                            family::INET
+                        } else {
+                            family::UNSPEC
+                        },
+                        0,
+                    ),
+                );
+                if let Some(s) = set {
+                    m.str(elem::LIST_TABLE, "scanban").str(elem::LIST_SET, s);
+                }
+                m.finish()?;
+                sock.send(&req)?;
+                let mut buf = vec![0u8; 64 * 1024];
+                for i in 0.. {
+                    if !sock.wait_readable(std::time::Duration::from_secs(2))? {
+                        return Err(format!("{name}: no reply").into());
+                    }
+                    let len = sock.recv(&mut buf)?;
+                    std::fs::write(out.join(format!("{name}-{i}.bin")), &buf[..len])?;
+                    n += 1;
+                    let done = Messages::new(&buf[..len])
+                        .flatten()
+                        .any(|m| m.msg_type == nfnl::message::NLMSG_DONE);
+                    if done {
+                        break;
+                    }
+                }
+                Ok(())
+            };
+        save("tables", msg::GETTABLE, None)?;
+        save("chains", msg::GETCHAIN, None)?;
+        save("sets", msg::GETSET, None)?;
+        save("rules", msg::GETRULE, None)?;
+        save("elements-banned4", msg::GETSETELEM, Some("banned4"))?;
+        save("elements-banned6", msg::GETSETELEM, Some("banned6"))?;
+        Ok(n)
+    })?;
+    println!("{saved} datagrams written to {}", out.display());
+    Ok(())
+}

@@ -1,0 +1,343 @@
+//! Faults and floods against the real `scanban run` (issue: hardening): SIGKILL and restart,
+//! a spoofed ban storm against the ban rate limit and the set size, a queue already taken,
+//! malformed packets on the wire. Same rules as tests/e2e.rs: own namespaces, documentation
+//! addresses, bounded traffic, cleanup on failure too.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nfnl::testbed::{wait_for, Testbed, ATTACKER_V4, SERVER_V4};
+
+struct Daemon {
+    child: Option<Child>,
+    dir: PathBuf,
+}
+
+impl Daemon {
+    fn spawn(tb: &Testbed, tag: &str, args: &[&str]) -> Daemon {
+        let dir = std::env::temp_dir().join(format!(
+            "scanban-faults-{}-{}-{tag}",
+            std::process::id(),
+            tb.server
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = std::fs::File::create(dir.join("log")).unwrap();
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &tb.server,
+                env!("CARGO_BIN_EXE_scanban"),
+                "run",
+            ])
+            .arg("--stats-file")
+            .arg(dir.join("stats"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Daemon {
+            child: Some(child),
+            dir,
+        }
+    }
+
+    fn start(tb: &Testbed, tag: &str, args: &[&str]) -> Daemon {
+        let d = Daemon::spawn(tb, tag, args);
+        wait_for(Duration::from_secs(10), || {
+            d.log().contains("ready").then_some(())
+        })
+        .unwrap_or_else(|| panic!("daemon did not start:\n{}", d.log()));
+        d
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, |c| c.id())
+    }
+
+    /// A counter from a stats file written after now.
+    fn stat(&self, name: &str) -> u64 {
+        let after = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        wait_for(Duration::from_secs(5), || {
+            let text = std::fs::read_to_string(self.dir.join("stats")).ok()?;
+            let field = |n: &str| -> Option<u64> {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(&format!("{n} ")))?
+                    .parse()
+                    .ok()
+            };
+            (field("written_at")? > after)
+                .then(|| field(name))
+                .flatten()
+        })
+        .unwrap_or_else(|| panic!("stat {name}:\n{}", self.log()))
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Waits for the process to exit by itself; its exit code.
+    fn exit_code(&mut self) -> Option<i32> {
+        let mut c = self.child.take()?;
+        let code = wait_for(Duration::from_secs(10), || c.try_wait().ok().flatten())
+            .and_then(|s| s.code());
+        let _ = c.kill();
+        let _ = c.wait();
+        code
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill").arg(c.id().to_string()).status();
+            let _ = wait_for(Duration::from_secs(10), || {
+                self.child
+                    .as_mut()
+                    .and_then(|c| c.try_wait().ok().flatten())
+            });
+        }
+        self.kill9();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn banned(tb: &Testbed, addr: &str) -> bool {
+    tb.sh(&tb.server, "nft list set inet scanban banned4 2>/dev/null")
+        .map(|t| t.contains(addr))
+        .unwrap_or(false)
+}
+
+/// Elements of banned4 from the storm's sources, as nft lists them.
+fn storm_bans(tb: &Testbed) -> usize {
+    tb.sh(&tb.server, "nft list set inet scanban banned4")
+        .map(|t| t.matches("198.51.100.").count())
+        .unwrap_or(0)
+}
+
+fn nmap(tb: &Testbed, args: &str) -> String {
+    tb.sh(
+        &tb.attacker,
+        &format!(
+            "timeout 120 nmap -n -Pn --max-retries 0 --max-rtt-timeout 100ms --min-rate 1000 {args} 2>&1; true"
+        ),
+    )
+    .unwrap()
+}
+
+/// The ruleset's shape without counters, elements or handles: what must not be duplicated.
+fn shape(tb: &Testbed) -> String {
+    tb.sh(&tb.server, "nft -s list table inet scanban")
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            !l.contains("elements") && !l.trim_start().starts_with(|c: char| c.is_ascii_digit())
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Spoofed TCP SYNs from `sources` IPv4 addresses 198.51.100.(10..), each to ports 1..=`ports`,
+/// from the attacker namespace through a raw socket (Python: no tool spoofs a list of sources
+/// as simply). Bounded: sources * ports packets.
+fn spoofed_scans(tb: &Testbed, sources: u32, ports: u16) -> Duration {
+    let script = format!(
+        r#"
+import socket, struct
+def csum(b):
+    if len(b) % 2: b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+dst = socket.inet_aton("{SERVER_V4}")
+raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+for i in range({sources}):
+    src = socket.inet_aton("198.51.100.%d" % (10 + i))
+    for port in range(1, {ports} + 1):
+        tcp = struct.pack("!HHIIBBHHH", 40000 + port, port, i, 0, 5 << 4, 0x02, 64240, 0, 0)
+        c = csum(src + dst + struct.pack("!BBH", 0, 6, len(tcp)) + tcp)
+        tcp = tcp[:16] + struct.pack("!H", c) + tcp[18:]
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), i, 0, 64, 6, 0, src, dst)
+        raw.sendto(ip + tcp, ("{SERVER_V4}", 0))
+"#
+    );
+    let t = Instant::now();
+    let out = tb
+        .exec(&tb.attacker, &["timeout", "60", "python3", "-c", &script])
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    t.elapsed()
+}
+
+#[test]
+fn sigkill_fails_open_and_a_restart_picks_up_where_it_was() {
+    let Some(tb) = Testbed::new("fkill") else {
+        return;
+    };
+    tb.add_attacker_addr("192.0.2.3/24").unwrap();
+    let mut d = Daemon::start(&tb, "a", &[]);
+    nmap(&tb, &format!("-sS --top-ports 100 {SERVER_V4}"));
+    assert!(banned(&tb, ATTACKER_V4), "{}", d.log());
+    let before = shape(&tb);
+    d.kill9();
+    // No daemon on the queue: the rule's bypass lets probes through, the host answers.
+    let out = nmap(
+        &tb,
+        &format!("-sS -p 1-20 -S 192.0.2.3 -e veth0 {SERVER_V4}"),
+    );
+    assert!(
+        out.contains("20 closed") || out.matches("closed").count() >= 20,
+        "{out}"
+    );
+    assert!(banned(&tb, ATTACKER_V4), "the ban outlives the daemon");
+    // A restart binds the queue again, keeps the bans and adds no second copy of anything.
+    let d = Daemon::start(&tb, "b", &[]);
+    assert!(d.log().contains("1 existing ban"), "{}", d.log());
+    assert_eq!(shape(&tb), before, "same table, chains, sets and rules");
+    nmap(
+        &tb,
+        &format!("-sS --top-ports 100 -S 192.0.2.3 -e veth0 {SERVER_V4}"),
+    );
+    assert!(banned(&tb, "192.0.2.3"), "{}", d.log());
+}
+
+#[test]
+fn a_spoofed_ban_storm_is_held_by_the_rate_limit_and_the_set_size() {
+    let Some(tb) = Testbed::new("fstorm") else {
+        return;
+    };
+    tb.sh(&tb.server, "ip route add 198.51.100.0/24 dev veth0")
+        .unwrap();
+    // 60 "scanners" with 8 privileged ports each (7 reach the threshold), as fast as Python
+    // sends, at a ban rate of 8/s. Each of the 8 detector shards gets 1/s with a burst of 2,
+    // so at most 16 + 8 per second of storm can be banned.
+    let d = Daemon::start(&tb, "rate", &["--ban-rate", "8", "--verdict", "drop"]);
+    let took = spoofed_scans(&tb, 60, 8);
+    let issued = d.stat("bans_issued");
+    let suppressed = d.stat("bans_suppressed");
+    let bound = 16 + 8 * (took.as_secs() + 1);
+    assert!(issued <= bound, "{issued} bans in {took:?}, bound {bound}");
+    assert!(suppressed >= 60 - bound, "suppressed {suppressed}");
+    assert_eq!(d.stat("bans_applied"), issued);
+    assert!(d.stat("tracked") <= 65_536);
+    drop(d);
+
+    // A set of 16 with no rate limit to speak of: the kernel never holds more than 16, the
+    // daemon says the set is full (once) and goes on.
+    tb.sh(&tb.server, "nft delete table inet scanban").unwrap();
+    let d = Daemon::start(&tb, "full", &["--set-size", "16", "--ban-rate", "1000"]);
+    spoofed_scans(&tb, 40, 8);
+    assert!(d.stat("set_full") >= 1, "{}", d.log());
+    let n = storm_bans(&tb);
+    assert!((1..=16).contains(&n), "{n} elements in a set of 16");
+    assert_eq!(
+        d.log().matches("the ban set is full").count(),
+        1,
+        "{}",
+        d.log()
+    );
+    assert!(
+        std::path::Path::new(&format!("/proc/{}", d.pid())).exists(),
+        "still running"
+    );
+}
+
+#[test]
+fn a_queue_already_taken_is_a_clear_error_and_changes_nothing() {
+    let Some(tb) = Testbed::new("ftaken") else {
+        return;
+    };
+    let first = Daemon::start(&tb, "first", &[]);
+    let before = shape(&tb);
+    let mut second = Daemon::spawn(&tb, "second", &[]);
+    assert_eq!(second.exit_code(), Some(1), "{}", second.log());
+    let log = second.log();
+    assert!(
+        log.contains("queue 0 is already bound by another process"),
+        "{log}"
+    );
+    assert_eq!(shape(&tb), before);
+    assert!(first.log().contains("ready"));
+}
+
+#[test]
+fn malformed_packets_on_the_wire_are_ignored_and_ban_nobody() {
+    let Some(tb) = Testbed::new("fmalformed") else {
+        return;
+    };
+    // Tail mode with an admin's rule that queues everything from the bystander address, so
+    // that what the kernel lets through reaches the parser as it is.
+    tb.sh(
+        &tb.server,
+        "nft add table inet adm && \
+         nft add chain inet adm in '{ type filter hook input priority 0; }' && \
+         nft add rule inet adm in ip saddr 198.51.100.7 queue num 0 bypass 2>/dev/null || \
+         iptables-nft -A INPUT -s 198.51.100.7 -j NFQUEUE --queue-num 0 --queue-bypass",
+    )
+    .unwrap();
+    tb.sh(&tb.server, "ip route add 198.51.100.0/24 dev veth0")
+        .unwrap();
+    let d = Daemon::start(&tb, "m", &["--mode", "tail", "--verdict", "drop"]);
+    let script = format!(
+        r#"
+import socket, struct
+dst = socket.inet_aton("{SERVER_V4}")
+src = socket.inet_aton("198.51.100.7")
+raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+def ip(proto, payload, ident, frag=0):
+    return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident, frag, 64, proto, 0, src, dst) + payload
+sent = 0
+for port in range(1, 60):
+    # A TCP header cut after 10 bytes; a TCP header with data offset 2 (shorter than itself);
+    # an IP option-less UDP header of 4 bytes; a first fragment with half a TCP header; a
+    # later fragment alone; an unknown protocol.
+    tcp = struct.pack("!HHIIBBHHH", 40000, port, 1, 0, 5 << 4, 0x02, 1024, 0, 0)
+    for pkt in (ip(6, tcp[:10], port), ip(6, tcp[:12] + bytes([2 << 4]) + tcp[13:], port),
+                ip(17, tcp[:4], port), ip(6, tcp[:8], port, 0x2000), ip(6, tcp, port, 0x0010),
+                ip(253, tcp, port)):
+        raw.sendto(pkt, ("{SERVER_V4}", 0))
+        sent += 1
+print(sent)
+"#
+    );
+    let out = tb
+        .exec(&tb.attacker, &["timeout", "60", "python3", "-c", &script])
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ignored = d.stat("ignored") + d.stat("malformed");
+    let packets = d.stat("packets");
+    assert!(packets > 0, "something reached the queue:\n{}", d.log());
+    assert!(ignored > 0, "ignored {ignored} of {packets}");
+    assert_eq!(d.stat("bans_issued"), 0, "{}", d.log());
+    assert!(
+        std::path::Path::new(&format!("/proc/{}", d.pid())).exists(),
+        "alive"
+    );
+    tb.sh(
+        &tb.server,
+        "nft delete table inet adm 2>/dev/null; iptables-nft -F INPUT 2>/dev/null; true",
+    )
+    .unwrap();
+}
