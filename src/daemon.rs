@@ -61,6 +61,39 @@ struct Counts {
     ruleset_repairs: AtomicU64,
 }
 
+/// Probes that failed open: the sensor's queue rules matched them (rule counters, read by the
+/// watchdog's dump) but scanban never received them, because the queue was full and the kernel
+/// let them through. The kernel counts no such packets itself when the queue fails open.
+#[derive(Default)]
+struct FailOpen {
+    /// The rule counters' last value, and everything they counted before a reinstall reset them.
+    last_counter: u64,
+    counted: u64,
+    /// `counted - received` at the last log line, to log only what is new.
+    logged: u64,
+    estimate: u64,
+}
+
+impl FailOpen {
+    /// `counter`: the queue rules' counters now; `received`: packets scanban has received.
+    /// The dump comes first, so packets still in flight are rare and only ever delay the count.
+    fn update(&mut self, counter: u64, received: u64) {
+        if counter < self.last_counter {
+            // The table was reinstalled: its counters started again from 0.
+            self.counted += self.last_counter;
+        }
+        self.last_counter = counter;
+        self.estimate = (self.counted + counter).saturating_sub(received);
+    }
+
+    /// New failed-open probes since the last call, for the log.
+    fn news(&mut self) -> u64 {
+        let new = self.estimate.saturating_sub(self.logged);
+        self.logged = self.logged.max(self.estimate);
+        new
+    }
+}
+
 /// Lets a repeated error through to the log once per `every`.
 struct Throttle {
     every: Duration,
@@ -304,6 +337,8 @@ pub fn run(
     let mut last_allow = Instant::now();
     let mut last_save = Instant::now();
     let mut last_reconcile: Option<Instant> = None;
+    let mut failed_open = FailOpen::default();
+    let mut failed_open_said: Option<Instant> = None;
     let mut active_bans = kept as u64;
 
     while !shared.stop.load(Ordering::Relaxed) {
@@ -339,7 +374,17 @@ pub fn run(
                 }
             }
         }
-        watchdog(&mut sock, &settings, &features, &shared);
+        watchdog(&mut sock, &settings, &features, &shared, &mut failed_open);
+        if failed_open_said.map_or(true, |t| t.elapsed() >= Duration::from_secs(60)) {
+            let new = failed_open.news();
+            if new > 0 {
+                warn!(
+                    "queue full: {new} probe(s) went through unexamined (failed open); raise \
+                     queue-max-len or add queues if this goes on"
+                );
+                failed_open_said = Some(Instant::now());
+            }
+        }
         if port_sets {
             open_ports.refresh(&mut sock);
         }
@@ -354,7 +399,7 @@ pub fn run(
             }
             last_reconcile = Some(Instant::now());
         }
-        write_stats(&shared, &settings, active_bans);
+        write_stats(&shared, &settings, active_bans, failed_open.estimate);
         if last_save.elapsed() >= crate::state::SAVE_EVERY {
             save_state(&mut sock, &settings);
             last_save = Instant::now();
@@ -794,13 +839,24 @@ fn event(
 }
 
 /// Puts the ruleset back if an admin (or a firewall reload) removed part of it.
-fn watchdog(sock: &mut NlSocket, s: &Settings, f: &Features, shared: &Shared) {
+fn watchdog(
+    sock: &mut NlSocket,
+    s: &Settings,
+    f: &Features,
+    shared: &Shared,
+    failed_open: &mut FailOpen,
+) {
     let want = ruleset::build(s, f, ruleset::Parts::for_run(s));
     let intact = want.chains.iter().all(|c| {
-        let have = dump::list_rules(sock, Family::Inet, TABLE, Some(&c.name))
-            .map(|r| r.len())
-            .unwrap_or(usize::MAX);
-        have == want.rules.iter().filter(|r| r.chain == c.name).count()
+        let have = dump::list_rules(sock, Family::Inet, TABLE, Some(&c.name));
+        if let (Ok(rules), "sensor") = (&have, c.name.as_str()) {
+            failed_open.update(
+                ruleset::queued_by_rules(rules),
+                shared.counts.packets.load(Ordering::Relaxed),
+            );
+        }
+        have.map(|r| r.len()).unwrap_or(usize::MAX)
+            == want.rules.iter().filter(|r| r.chain == c.name).count()
     });
     if intact {
         return;
@@ -848,7 +904,7 @@ fn reconcile(sock: &mut NlSocket, s: &Settings, shared: &Shared) -> Option<u64> 
     Some(listed.len() as u64)
 }
 
-fn write_stats(shared: &Shared, s: &Settings, active: u64) {
+fn write_stats(shared: &Shared, s: &Settings, active: u64, failed_open: u64) {
     let mut det = detector::Counters::default();
     for d in &shared.detectors {
         if let Ok(d) = d.lock() {
@@ -977,8 +1033,13 @@ fn write_stats(shared: &Shared, s: &Settings, active: u64) {
         ),
         g("ban_latency_max_us", "slowest of the same", lat.max_us),
         m(
+            "queue_failed_open",
+            "probes the sensor queued that scanban never received: the queue was full and the kernel let them through unexamined (managed mode)",
+            failed_open,
+        ),
+        m(
             "queue_dropped",
-            "packets the kernel dropped or failed open because a queue was full",
+            "packets the kernel dropped because a queue was full (only without fail-open, which scanban always sets)",
             mine(|q| q.queue_dropped),
         ),
         m(

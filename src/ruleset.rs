@@ -27,6 +27,26 @@ pub const OPEN_UDP: &str = "open_udp";
 pub const PREROUTING_PRIORITY: i32 = -450;
 pub const SENSOR_PRIORITY: i32 = -10;
 
+/// Packets the queue rules of a dumped sensor chain have matched (their counters).
+pub fn queued_by_rules(rules: &[Rule]) -> u64 {
+    use nft::Expr;
+    rules
+        .iter()
+        .filter(|r| {
+            r.exprs.iter().any(|e| match e {
+                Expr::Queue { .. } => true,
+                Expr::Target { name, .. } => name == "NFQUEUE",
+                _ => false,
+            })
+        })
+        .flat_map(|r| r.exprs.iter())
+        .map(|e| match e {
+            Expr::Counter { packets, .. } => *packets,
+            _ => 0,
+        })
+        .sum()
+}
+
 /// Everything managed mode installs, in the order it goes into the batch.
 pub struct Ruleset {
     pub table: Table,
@@ -110,11 +130,13 @@ impl Parts {
 pub fn build(settings: &Settings, features: &Features, parts: Parts) -> Ruleset {
     let r = |chain: &str| Rule::new(Family::Inet, TABLE, chain);
     let q = settings.queue;
+    // The counter lets the daemon tell how many probes failed open (queue full) from how many
+    // it received.
     let queue = |rule: Rule| {
         if features.native_queue {
-            rule.queue(q.first, q.count(), true, false)
+            rule.counter().queue(q.first, q.count(), true, false)
         } else {
-            rule.queue_compat(q.first, q.count(), true, false)
+            rule.counter().queue_compat(q.first, q.count(), true, false)
         }
     };
     let mut sets = Vec::new();

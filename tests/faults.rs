@@ -341,3 +341,34 @@ print(sent)
     )
     .unwrap();
 }
+
+#[test]
+fn a_full_queue_fails_open_and_is_reported() {
+    let Some(tb) = Testbed::new("ffull") else {
+        return;
+    };
+    let d = Daemon::start(&tb, "q", &["--queue-max-len", "16"]);
+    // A stopped daemon reads nothing: the kernel holds 16 probes and lets the rest through.
+    let pid = d.pid().to_string();
+    Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+    let out = tb
+        .sh(
+            &tb.attacker,
+            &format!("timeout 20 hping3 -S -p ++2000 -c 200 -i u2000 {SERVER_V4} 2>&1; true"),
+        )
+        .unwrap();
+    Command::new("kill").args(["-CONT", &pid]).status().unwrap();
+    // Failed open means the host answered: a RST for each closed port that was not held.
+    let answered = out.matches("flags=RA").count();
+    assert!(answered >= 150, "{answered} answers:\n{out}");
+    let failed_open = d.stat("queue_failed_open");
+    assert!(
+        (150..=200).contains(&failed_open),
+        "queue_failed_open {failed_open}, answered {answered}"
+    );
+    wait_for(Duration::from_secs(5), || {
+        d.log().contains("queue full:").then_some(())
+    })
+    .unwrap_or_else(|| panic!("{}", d.log()));
+    assert_eq!(d.stat("queue_dropped"), 0, "fail-open drops nothing");
+}
