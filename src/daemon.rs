@@ -233,6 +233,23 @@ pub fn run(
             );
         }
     }
+    if settings.mode == Mode::Managed {
+        info!(
+            "probes are queued by {}; open ports are told by {}",
+            if features.native_queue {
+                "the nft queue expression"
+            } else {
+                "the xt NFQUEUE target through nft_compat (this kernel has no nft queue expression)"
+            },
+            if ruleset::uses_socket(&settings, &features) {
+                "the nft socket expression"
+            } else if features.socket {
+                "sets of listening ports read from /proc (open-ports proc)"
+            } else {
+                "sets of listening ports read from /proc (this kernel has no nft socket expression)"
+            }
+        );
+    }
     if settings.reset {
         let mut b = Batch::new();
         b.remove_table(Family::Inet, TABLE, features.destroy);

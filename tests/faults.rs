@@ -194,6 +194,20 @@ fn sigkill_fails_open_and_a_restart_picks_up_where_it_was() {
     };
     tb.add_attacker_addr("192.0.2.3/24").unwrap();
     let mut d = Daemon::start(&tb, "a", &[]);
+    // Whichever way this kernel queues, the log says it (the CI host has no native queue).
+    let features = tb
+        .sh(
+            &tb.server,
+            &format!("{} doctor; true", env!("CARGO_BIN_EXE_scanban")),
+        )
+        .unwrap();
+    let native = features.contains("native nft queue");
+    let said = if native {
+        "queued by the nft queue expression"
+    } else {
+        "xt NFQUEUE target through nft_compat (this kernel has no nft queue expression)"
+    };
+    assert!(d.log().contains(said), "{features}\n{}", d.log());
     nmap(&tb, &format!("-sS --top-ports 100 {SERVER_V4}"));
     assert!(banned(&tb, ATTACKER_V4), "{}", d.log());
     let before = shape(&tb);
@@ -208,6 +222,17 @@ fn sigkill_fails_open_and_a_restart_picks_up_where_it_was() {
         "{out}"
     );
     assert!(banned(&tb, ATTACKER_V4), "the ban outlives the daemon");
+    // The admin's tools work with the daemon down.
+    let cli = |args: &str| {
+        tb.sh(
+            &tb.server,
+            &format!("{} {args}", env!("CARGO_BIN_EXE_scanban")),
+        )
+        .unwrap()
+    };
+    assert!(cli("ban 198.51.100.20 --for 1h").contains("banned 198.51.100.20"));
+    assert!(cli("unban 198.51.100.20").contains("unbanned 198.51.100.20"));
+    assert!(!banned(&tb, "198.51.100.20"));
     // A restart binds the queue again, keeps the bans and adds no second copy of anything.
     let d = Daemon::start(&tb, "b", &[]);
     assert!(d.log().contains("1 existing ban"), "{}", d.log());
