@@ -16,6 +16,11 @@ struct Daemon {
 
 impl Daemon {
     fn spawn(tb: &Testbed, tag: &str, args: &[&str]) -> Daemon {
+        Daemon::spawn_under(tb, tag, &[], args)
+    }
+
+    /// Like `spawn`, with `wrapper` (e.g. `setpriv ...`) between `ip netns exec` and scanban.
+    fn spawn_under(tb: &Testbed, tag: &str, wrapper: &[&str], args: &[&str]) -> Daemon {
         let dir = std::env::temp_dir().join(format!(
             "scanban-faults-{}-{}-{tag}",
             std::process::id(),
@@ -24,13 +29,9 @@ impl Daemon {
         std::fs::create_dir_all(&dir).unwrap();
         let log = std::fs::File::create(dir.join("log")).unwrap();
         let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &tb.server,
-                env!("CARGO_BIN_EXE_scanban"),
-                "run",
-            ])
+            .args(["netns", "exec", &tb.server])
+            .args(wrapper)
+            .args([env!("CARGO_BIN_EXE_scanban"), "run"])
             .arg("--stats-file")
             .arg(dir.join("stats"))
             .args(args)
@@ -466,4 +467,33 @@ fn a_spoofed_flood_plateaus_and_a_hidden_scan_is_still_banned_at_the_threshold()
     assert!(hwm_kb < 16 * 1024, "peak RSS {hwm_kb} kB");
     // Nobody from the flood was banned: one port per source never reaches the threshold.
     assert_eq!(d.stat("bans_issued"), 1, "{}", d.log());
+}
+
+#[test]
+fn it_runs_bounded_to_cap_net_admin_as_the_systemd_unit_starts_it() {
+    let Some(tb) = Testbed::new("fbound") else {
+        return;
+    };
+    // What CapabilityBoundingSet=CAP_NET_ADMIN and NoNewPrivileges=yes do to the process: the
+    // daemon cannot drop the bounding set itself then (no CAP_SETPCAP), and must not need to.
+    let d = Daemon::spawn_under(
+        &tb,
+        "bound",
+        &[
+            "setpriv",
+            "--bounding-set=-all,+net_admin",
+            "--inh-caps=-all",
+            "--no-new-privs",
+        ],
+        &[],
+    );
+    wait_for(Duration::from_secs(10), || {
+        d.log().contains("ready").then_some(())
+    })
+    .unwrap_or_else(|| panic!("daemon did not start:\n{}", d.log()));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
+    assert!(status.contains("CapEff:\t0000000000001000"), "{status}");
+    assert!(status.contains("CapBnd:\t0000000000001000"), "{status}");
+    nmap(&tb, &format!("-sS --top-ports 100 {SERVER_V4}"));
+    assert!(banned(&tb, ATTACKER_V4), "{}", d.log());
 }
