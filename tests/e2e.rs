@@ -417,6 +417,23 @@ fn an_invalid_configuration_exits_2_and_touches_nothing() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.conf:2: ban-time"), "{err}");
+    // Unreadable: missing, or a directory where a file should be.
+    for path in [dir.join("missing.conf"), dir.clone()] {
+        let out = tb
+            .exec(
+                &tb.server,
+                &[
+                    env!("CARGO_BIN_EXE_scanban"),
+                    "-c",
+                    path.to_str().unwrap(),
+                    "run",
+                ],
+            )
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", path.display());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(path.to_str().unwrap()), "{err}");
+    }
     let tables = tb.sh(&tb.server, "nft list tables").unwrap();
     assert!(tables.trim().is_empty(), "{tables}");
     std::fs::remove_dir_all(&dir).unwrap();
