@@ -19,7 +19,7 @@ build_pktgen
 tmp=$(mktemp -d)
 on_exit+=('[ -n "${pid:-}" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null' 'rm -rf "$tmp"')
 bench_netns lat
-ip -n "$srv" -6 route add 2001:db8::/32 dev veth0
+ip -n "$srv" -6 route add 2001:db8::/32 via 2001:db8::2
 bench_machine
 
 ip netns exec "$srv" "$bin" run --verdict drop --ban-rate 10000 --stats-file "$tmp/stats" \

@@ -58,6 +58,7 @@ struct Counts {
     ban_errors: AtomicU64,
     spared: AtomicU64,
     set_full: AtomicU64,
+    unlogged: AtomicU64,
     ruleset_repairs: AtomicU64,
 }
 
@@ -727,7 +728,12 @@ fn write_bans(
         }
     }
     if !report.written.is_empty() || !report.spared.is_empty() {
-        let _ = follow_up.try_send(report);
+        let n = (report.written.len() + report.spared.len()) as u64;
+        // Only a storm far past any sane ban rate fills this; the bans are in the kernel
+        // anyway, and the counter says how many went unlogged.
+        if follow_up.try_send(report).is_err() {
+            shared.counts.unlogged.fetch_add(n, Ordering::Relaxed);
+        }
     }
 }
 
@@ -1026,6 +1032,11 @@ fn write_stats(shared: &Shared, s: &Settings, active: u64, failed_open: u64) {
             "spared",
             "bans skipped or lifted at once: the source had an established TCP session",
             c.spared.load(Ordering::Relaxed),
+        ),
+        m(
+            "bans_unlogged",
+            "bans written but not logged (the follow-up thread fell behind a ban storm)",
+            c.unlogged.load(Ordering::Relaxed),
         ),
         m(
             "set_full",

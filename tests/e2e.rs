@@ -2,115 +2,13 @@
 //! namespace, the real kernel in between (../shared/TESTING.md rules: own namespaces, documentation
 //! addresses, no default route, bounded traffic, cleanup on failure too).
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use nfnl::testbed::{wait_for, Testbed, ATTACKER_V4, SERVER_V4, SERVER_V6};
 
-struct Daemon {
-    child: Option<Child>,
-    dir: PathBuf,
-}
-
-impl Daemon {
-    fn start(tb: &Testbed, args: &[&str]) -> Daemon {
-        let dir =
-            std::env::temp_dir().join(format!("scanban-e2e-{}-{}", std::process::id(), tb.server));
-        std::fs::create_dir_all(&dir).unwrap();
-        let log = std::fs::File::create(dir.join("log")).unwrap();
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &tb.server,
-                env!("CARGO_BIN_EXE_scanban"),
-                "run",
-            ])
-            .arg("--stats-file")
-            .arg(dir.join("stats"))
-            .arg("--events")
-            .arg(dir.join("events"))
-            .arg("--metrics-file")
-            .arg(dir.join("metrics"))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let d = Daemon {
-            child: Some(child),
-            dir,
-        };
-        wait_for(Duration::from_secs(10), || {
-            d.log().contains("ready").then_some(())
-        })
-        .unwrap_or_else(|| panic!("daemon did not start:\n{}", d.log()));
-        d
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
-    }
-
-    /// SIGTERM and wait; returns the exit status success.
-    fn stop(&mut self) -> bool {
-        let Some(mut child) = self.child.take() else {
-            return true;
-        };
-        let _ = Command::new("kill").arg(child.id().to_string()).status();
-        let ok = wait_for(Duration::from_secs(10), || child.try_wait().ok().flatten())
-            .map(|s| s.success());
-        if ok.is_none() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        ok.unwrap_or(false)
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// The daemon's counters from a stats file written after now.
-fn fresh_stats(d: &Daemon) -> String {
-    let after = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    wait_for(Duration::from_secs(5), || {
-        let text = std::fs::read_to_string(d.dir.join("stats")).ok()?;
-        let written: u64 = text
-            .lines()
-            .find_map(|l| l.strip_prefix("written_at "))?
-            .parse()
-            .ok()?;
-        (written > after).then_some(text)
-    })
-    .expect("stats file rewritten")
-}
-
-fn banned(tb: &Testbed, set: &str, addr: &str) -> bool {
-    tb.sh(
-        &tb.server,
-        &format!("nft list set inet scanban {set} 2>/dev/null"),
-    )
-    .map(|t| t.contains(addr))
-    .unwrap_or(false)
-}
-
-fn scanban(tb: &Testbed, args: &str) -> String {
-    tb.sh(
-        &tb.server,
-        &format!("{} {args}", env!("CARGO_BIN_EXE_scanban")),
-    )
-    .unwrap()
-}
+mod common;
+use common::{banned, nmap, scanban, Daemon};
 
 #[test]
 fn a_syn_scan_is_banned_and_the_rest_of_it_sees_nothing() {
@@ -150,7 +48,7 @@ fn a_syn_scan_is_banned_and_the_rest_of_it_sees_nothing() {
         "{events}"
     );
     // The stats file (rewritten every second) tells `status` what happened.
-    fresh_stats(&d);
+    d.fresh_stats();
     let status = scanban(
         &tb,
         &format!("status --stats-file {}", d.dir.join("stats").display()),
@@ -321,16 +219,6 @@ fn run_keeps_only_cap_net_admin() {
     // And it still does its job with what it kept.
     nmap(&tb, &format!("-sS --top-ports 100 {SERVER_V4}"));
     assert!(banned(&tb, "banned4", ATTACKER_V4), "{}", d.log());
-}
-
-fn nmap(tb: &Testbed, args: &str) -> String {
-    tb.sh(
-        &tb.attacker,
-        &format!(
-            "timeout 120 nmap -n -Pn --max-retries 0 --max-rtt-timeout 100ms --min-rate 1000 {args} 2>&1; true"
-        ),
-    )
-    .unwrap()
 }
 
 #[test]
@@ -563,7 +451,7 @@ fn heavy_normal_traffic_to_an_open_port_is_never_banned() {
         .unwrap();
     assert_eq!(ok.trim(), "300", "every request answered");
     assert!(!banned(&tb, "banned4", ATTACKER_V4), "{}", d.log());
-    let stats = fresh_stats(&d);
+    let stats = d.fresh_stats();
     assert!(
         stats.contains("\npackets 0\n"),
         "nothing to the open port was queued: {stats}"
@@ -657,7 +545,7 @@ fn without_the_socket_expression_open_ports_come_from_proc() {
         )
         .unwrap();
     assert_eq!(ok.trim(), "50");
-    let stats = fresh_stats(&d);
+    let stats = d.fresh_stats();
     assert!(
         stats.contains("\npackets 0\n"),
         "the open port was never queued: {stats}"

@@ -1,0 +1,176 @@
+//! What the end-to-end test files share: the real `scanban run` started in a testbed's server
+//! namespace, its counters, and the attacker's tools. Rules of ../shared/TESTING.md: own
+//! namespaces, documentation addresses, bounded traffic, cleanup on failure too.
+#![allow(dead_code)] // each test file uses its own part
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use nfnl::testbed::{wait_for, Testbed};
+
+/// A running `scanban run`, with its stats, events and metrics files and its log in `dir`.
+pub struct Daemon {
+    pub child: Option<Child>,
+    pub dir: PathBuf,
+}
+
+static STARTED: AtomicU32 = AtomicU32::new(0);
+
+impl Daemon {
+    /// Starts the daemon and waits for its "ready" line.
+    pub fn start(tb: &Testbed, args: &[&str]) -> Daemon {
+        let d = Daemon::spawn_under(tb, &[], args);
+        d.wait_ready();
+        d
+    }
+
+    /// Starts the daemon without waiting for anything (for runs expected to fail).
+    pub fn spawn(tb: &Testbed, args: &[&str]) -> Daemon {
+        Daemon::spawn_under(tb, &[], args)
+    }
+
+    /// Like `spawn`, with `wrapper` (e.g. `setpriv ...`) between `ip netns exec` and scanban.
+    pub fn spawn_under(tb: &Testbed, wrapper: &[&str], args: &[&str]) -> Daemon {
+        let n = STARTED.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!(
+            "scanban-e2e-{}-{}-{n}",
+            std::process::id(),
+            tb.server
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = std::fs::File::create(dir.join("log")).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &tb.server])
+            .args(wrapper)
+            .args([env!("CARGO_BIN_EXE_scanban"), "run"])
+            .arg("--stats-file")
+            .arg(dir.join("stats"))
+            .arg("--events")
+            .arg(dir.join("events"))
+            .arg("--metrics-file")
+            .arg(dir.join("metrics"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Daemon {
+            child: Some(child),
+            dir,
+        }
+    }
+
+    pub fn wait_ready(&self) {
+        wait_for(Duration::from_secs(10), || {
+            self.log().contains("ready").then_some(())
+        })
+        .unwrap_or_else(|| panic!("daemon did not start:\n{}", self.log()));
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, |c| c.id())
+    }
+
+    /// The stats file once it has been rewritten after now.
+    pub fn fresh_stats(&self) -> String {
+        let after = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        wait_for(Duration::from_secs(5), || {
+            let text = std::fs::read_to_string(self.dir.join("stats")).ok()?;
+            let written: u64 = text
+                .lines()
+                .find_map(|l| l.strip_prefix("written_at "))?
+                .parse()
+                .ok()?;
+            (written > after).then_some(text)
+        })
+        .unwrap_or_else(|| panic!("stats file not rewritten:\n{}", self.log()))
+    }
+
+    /// One counter from a fresh stats file.
+    pub fn stat(&self, name: &str) -> u64 {
+        let text = self.fresh_stats();
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no counter {name}:\n{text}"))
+    }
+
+    /// SIGTERM and wait; whether it exited cleanly.
+    pub fn stop(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return true;
+        };
+        let _ = Command::new("kill").arg(child.id().to_string()).status();
+        let ok = wait_for(Duration::from_secs(10), || child.try_wait().ok().flatten())
+            .map(|s| s.success());
+        if ok.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        ok.unwrap_or(false)
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Waits for the process to exit by itself; its exit code.
+    pub fn exit_code(&mut self) -> Option<i32> {
+        let mut c = self.child.take()?;
+        let code = wait_for(Duration::from_secs(10), || c.try_wait().ok().flatten())
+            .and_then(|s| s.code());
+        let _ = c.kill();
+        let _ = c.wait();
+        code
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Whether `addr` is an element of the ban set `set` (as nft lists it).
+pub fn banned(tb: &Testbed, set: &str, addr: &str) -> bool {
+    tb.sh(
+        &tb.server,
+        &format!("nft list set inet scanban {set} 2>/dev/null"),
+    )
+    .map(|t| t.contains(addr))
+    .unwrap_or(false)
+}
+
+/// The scanban CLI in the server namespace; its stdout.
+pub fn scanban(tb: &Testbed, args: &str) -> String {
+    tb.sh(
+        &tb.server,
+        &format!("{} {args}", env!("CARGO_BIN_EXE_scanban")),
+    )
+    .unwrap()
+}
+
+/// nmap from the attacker namespace, bounded: no retries, short timeouts, 2 minutes at most.
+pub fn nmap(tb: &Testbed, args: &str) -> String {
+    tb.sh(
+        &tb.attacker,
+        &format!(
+            "timeout 120 nmap -n -Pn --max-retries 0 --max-rtt-timeout 100ms --min-rate 1000 {args} 2>&1; true"
+        ),
+    )
+    .unwrap()
+}
