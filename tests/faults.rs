@@ -30,6 +30,18 @@ fn shape(tb: &Testbed) -> String {
         .join("\n")
 }
 
+/// Runs a Python script (raw-socket packet crafting) in the attacker namespace, 60 s at most.
+fn python_in_attacker(tb: &Testbed, script: &str) {
+    let out = tb
+        .exec(&tb.attacker, &["timeout", "60", "python3", "-c", script])
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Spoofed TCP SYNs from `sources` IPv4 addresses 198.51.100.(10..), each to ports 1..=`ports`,
 /// from the attacker namespace through a raw socket (Python: no tool spoofs a list of sources
 /// as simply). Bounded: sources * ports packets.
@@ -55,14 +67,7 @@ for i in range({sources}):
 "#
     );
     let t = Instant::now();
-    let out = tb
-        .exec(&tb.attacker, &["timeout", "60", "python3", "-c", &script])
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    python_in_attacker(tb, &script);
     t.elapsed()
 }
 
@@ -231,14 +236,7 @@ print(sent)
         &format!("ping -c 1 -W 2 {SERVER_V4} >/dev/null; true"),
     )
     .unwrap();
-    let out = tb
-        .exec(&tb.attacker, &["timeout", "60", "python3", "-c", &script])
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    python_in_attacker(&tb, &script);
     let packets = wait_for(Duration::from_secs(10), || {
         Some(d.stat("packets")).filter(|n| *n > 0)
     })
