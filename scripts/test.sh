@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command (README "Test"): installs what the tests need on a fresh Debian machine,
 # then runs formatting, lints, every test including the kernel tests (as root, in throwaway
-# network namespaces), the big-endian codec tests under qemu, and the static musl build.
+# network namespaces), the codec tests on big-endian powerpc and on aarch64 under qemu, and the
+# static release binaries for x86_64, aarch64 and armv7 (scripts/release.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,7 +15,8 @@ fi
 need=()
 for pair in ip:iproute2 ss:iproute2 nft:nftables iptables-nft:iptables nmap:nmap hping3:hping3 \
             tcpdump:tcpdump python3:python3 curl:curl file:file bc:bc musl-gcc:musl-tools \
-            powerpc-linux-gnu-gcc:gcc-powerpc-linux-gnu qemu-ppc-static:qemu-user-static; do
+            powerpc-linux-gnu-gcc:gcc-powerpc-linux-gnu qemu-ppc-static:qemu-user-static \
+            arm-linux-gnueabihf-gcc:gcc-arm-linux-gnueabihf; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -23,7 +25,8 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
-rustup target add x86_64-unknown-linux-musl powerpc-unknown-linux-gnu >/dev/null
+rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl powerpc-unknown-linux-gnu \
+  >/dev/null 2>&1
 
 # A kernel test that cannot run is a failure here, not a skip.
 export SCANBAN_REQUIRE_KERNEL_TESTS=1
@@ -37,25 +40,22 @@ trap 'rm -f "$log"' EXIT
 echo "== cargo test (unit, fixtures, kernel)"
 cargo test --workspace 2>&1 | tee -a "$log"
 
+# The codec and detector tests (unit tests, captured fixtures, corpus replays) on the routers'
+# architectures: big-endian powerpc and aarch64, under qemu-user.
+cross_tests=(-p nfnl -p nft -p detector --lib --test fixtures --test golden --test corpus
+             --test dump_corpus)
 echo "== big-endian codec tests (powerpc-unknown-linux-gnu under qemu-ppc-static)"
 CARGO_TARGET_POWERPC_UNKNOWN_LINUX_GNU_LINKER=powerpc-linux-gnu-gcc \
 CARGO_TARGET_POWERPC_UNKNOWN_LINUX_GNU_RUNNER="qemu-ppc-static -L /usr/powerpc-linux-gnu" \
-  cargo test --target powerpc-unknown-linux-gnu --workspace --exclude scanban --lib 2>&1 | tee -a "$log"
+  cargo test --target powerpc-unknown-linux-gnu "${cross_tests[@]}" 2>&1 | tee -a "$log"
+echo "== aarch64 codec tests (aarch64-unknown-linux-musl under qemu-aarch64-static)"
+CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUNNER=qemu-aarch64-static \
+  cargo test --target aarch64-unknown-linux-musl "${cross_tests[@]}" 2>&1 | tee -a "$log"
 
-echo "== static musl release build"
-cargo build --release --target x86_64-unknown-linux-musl
-bin=target/x86_64-unknown-linux-musl/release/scanban
-if ! file "$bin" | grep -q "static"; then
-  echo "scanban is not statically linked: $(file "$bin")" >&2
-  exit 1
-fi
-size=$(stat -c %s "$bin")
-echo "static binary: $bin, $size bytes"
-# The size budget for routers: 1 MB stripped.
-if [ "$size" -gt 1048576 ]; then
-  echo "scanban is over the 1 MB size budget" >&2
-  exit 1
-fi
+echo "== static release binaries for x86_64, aarch64, armv7 (scripts/release.sh, 1 MB budget)"
+bash scripts/release.sh
+qemu-aarch64-static dist/scanban-aarch64-unknown-linux-musl --version
+qemu-arm-static dist/scanban-armv7-* --version
 
 left=$(ip netns list | grep -c '^sb-' || true)
 if [ "$left" -ne 0 ]; then

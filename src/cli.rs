@@ -314,6 +314,35 @@ mod tests {
         }
     }
 
+    /// The man page (packaging/scanban.8, installed by the packages) documents every option
+    /// with its value and help exactly as `--help` prints them, and every command.
+    #[test]
+    fn man_page_matches_help() {
+        let page = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/scanban.8"),
+        )
+        .unwrap();
+        let roff = |s: &str| s.replace('\\', "\\\\").replace('-', "\\-");
+        for o in OPTIONS {
+            let head = match o.value {
+                Some(v) => format!(".BI \\-\\-{} \" {}\"", roff(o.name), roff(v)),
+                None => format!(".B \\-\\-{}", roff(o.name)),
+            };
+            let entry = format!("{head}\n{}\n", roff(o.help));
+            assert!(page.contains(&entry), "man page lacks or differs on:\n{entry}");
+        }
+        let h = help();
+        for cmd in ["run", "list", "ban", "unban", "status", "replay", "ruleset", "doctor"] {
+            assert!(h.contains(&format!("\n  {cmd}")), "help lacks {cmd}");
+            assert!(
+                page.contains(&format!(".B {cmd}\n"))
+                    || page.contains(&format!(".BR {cmd} "))
+                    || page.contains(&format!(".BI {cmd} ")),
+                "man page lacks the command {cmd}"
+            );
+        }
+    }
+
     impl Invocation {
         /// Command-line settings alone, for tests that must not read /etc.
         fn settings_without_file(&self) -> Settings {

@@ -50,8 +50,12 @@ fn corpus_and_regressions_replay_without_panicking() {
     assert!(seeds.len() >= 6, "corpus seeds: {seeds:?}");
     for f in &seeds {
         let data = std::fs::read(f).unwrap();
-        // Seeds are real kernel datagrams: each frames into at least one message.
-        assert!(replay(&data) >= 1, "{}", f.display());
+        // Seeds are real kernel datagrams from a little-endian host (netlink headers are host
+        // order): there, each frames into at least one message; elsewhere they are just bytes.
+        let framed = replay(&data);
+        if cfg!(target_endian = "little") {
+            assert!(framed >= 1, "{}", f.display());
+        }
         // And every truncation of them is handled (what the fuzzer tries first).
         for cut in 0..data.len() {
             replay(&data[..cut]);
