@@ -57,6 +57,27 @@ bash scripts/release.sh
 qemu-aarch64-static dist/scanban-aarch64-unknown-linux-musl --version
 qemu-arm-static dist/scanban-armv7-* --version
 
+echo "== packaging: OpenWrt UCI mapping, staged install, systemd unit syntax"
+bash packaging/openwrt/test-init.sh dist/scanban-x86_64-unknown-linux-musl
+stage=$(mktemp -d)
+DESTDIR=$stage bash scripts/install.sh dist/scanban-x86_64-unknown-linux-musl
+set +e
+"$stage/usr/sbin/scanban" --config "$stage/etc/scanban/scanban.conf" status \
+  --stats-file "$stage/none" >/dev/null 2>&1
+rc=$?
+set -e
+[ "$rc" -ne 2 ] || { echo "the installed configuration is refused" >&2; exit 1; }
+if command -v systemd-analyze >/dev/null; then
+  sed "s|/usr/sbin/scanban|$stage/usr/sbin/scanban|" packaging/systemd/scanban.service \
+    > "$stage/scanban.service"
+  # The man page is not installed on this machine; every other finding fails the check.
+  if systemd-analyze verify "$stage/scanban.service" 2>&1 | grep -v "man scanban" | grep .; then
+    echo "systemd-analyze verify found problems in the unit" >&2
+    exit 1
+  fi
+fi
+rm -rf "$stage"
+
 left=$(ip netns list | grep -c '^sb-' || true)
 if [ "$left" -ne 0 ]; then
   echo "tests leaked $left network namespace(s):" >&2

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs scanban on a systemd server, or into DESTDIR for a package: the static binary, the
+# hardened unit, a starting configuration (never overwriting one that exists) and the man page.
+# Usage: sudo scripts/install.sh [BINARY]      (default: the x86_64 musl release build)
+#        DESTDIR=/tmp/pkg scripts/install.sh   (staging for a distribution package)
+# Then: systemctl daemon-reload && systemctl enable --now scanban
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=${1:-target/x86_64-unknown-linux-musl/release/scanban}
+dest=${DESTDIR:-}
+[ -x "$bin" ] || { echo "no binary at $bin: cargo build --release --target x86_64-unknown-linux-musl" >&2; exit 1; }
+install -D -m 0755 "$bin" "$dest/usr/sbin/scanban"
+install -D -m 0644 packaging/systemd/scanban.service "$dest/usr/lib/systemd/system/scanban.service"
+install -D -m 0644 packaging/scanban.8 "$dest/usr/share/man/man8/scanban.8"
+if [ -e "$dest/etc/scanban/scanban.conf" ]; then
+  echo "kept the existing $dest/etc/scanban/scanban.conf"
+else
+  install -D -m 0644 packaging/systemd/scanban.conf "$dest/etc/scanban/scanban.conf"
+fi
+echo "installed under ${dest:-/}: usr/sbin/scanban, usr/lib/systemd/system/scanban.service, etc/scanban/scanban.conf, usr/share/man/man8/scanban.8"
