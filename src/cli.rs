@@ -329,10 +329,15 @@ mod tests {
                 None => format!(".B \\-\\-{}", roff(o.name)),
             };
             let entry = format!("{head}\n{}\n", roff(o.help));
-            assert!(page.contains(&entry), "man page lacks or differs on:\n{entry}");
+            assert!(
+                page.contains(&entry),
+                "man page lacks or differs on:\n{entry}"
+            );
         }
         let h = help();
-        for cmd in ["run", "list", "ban", "unban", "status", "replay", "ruleset", "doctor"] {
+        for cmd in [
+            "run", "list", "ban", "unban", "status", "replay", "ruleset", "doctor",
+        ] {
             assert!(h.contains(&format!("\n  {cmd}")), "help lacks {cmd}");
             assert!(
                 page.contains(&format!(".B {cmd}\n"))
