@@ -2,13 +2,9 @@
 # Release binaries: stripped static scanban for x86_64 (servers), aarch64 and armv7 (routers),
 # copied to dist/ with their sizes and SHA-256 sums (dist/SHA256SUMS).
 #
-# x86_64 and aarch64 are musl builds linked by the toolchain's own rust-lld against Rust's
-# self-contained musl (.cargo/config.toml): no cross C toolchain. armv7 wants
-# armv7-unknown-linux-musleabihf the same way; where rustup cannot download that target's std
-# (the package mirror of the development machines answers 404 for it), the script falls back
-# to armv7-unknown-linux-gnueabihf linked statically against glibc with Debian's
-# gcc-arm-linux-gnueabihf, and says so. Both run on any armv7 Linux, OpenWrt included.
-# Usage: scripts/release.sh            (needs rustup; installs the cross gcc with apt if missing)
+# All three are musl builds linked by the toolchain's own rust-lld against Rust's self-contained
+# musl (.cargo/config.toml): no cross C toolchain.
+# Usage: scripts/release.sh            (needs rustup)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p dist
@@ -25,17 +21,16 @@ build() { # target [extra env...]
 rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl >/dev/null 2>&1
 build x86_64-unknown-linux-musl
 build aarch64-unknown-linux-musl
-if rustup target add armv7-unknown-linux-musleabihf >/dev/null 2>&1; then
-  build armv7-unknown-linux-musleabihf
+# armv7: the Rust of this checkout where rustup has that target's std; where it has not (the
+# package mirror of our build machines answers 404 for 1.95.0's), a pinned toolchain that has it.
+armv7=armv7-unknown-linux-musleabihf
+if rustup target add "$armv7" >/dev/null 2>&1; then
+  build "$armv7"
 else
-  echo "note: rustup cannot install armv7-unknown-linux-musleabihf here; building armv7 against static glibc" >&2
-  rustup target add armv7-unknown-linux-gnueabihf >/dev/null
-  if ! command -v arm-linux-gnueabihf-gcc >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc-arm-linux-gnueabihf >/dev/null
-  fi
-  build armv7-unknown-linux-gnueabihf \
-    CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_LINKER=arm-linux-gnueabihf-gcc \
-    CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_RUSTFLAGS="-C target-feature=+crt-static"
+  pinned=1.93.0
+  echo "note: no $armv7 std for the default toolchain here; building armv7 with Rust $pinned" >&2
+  rustup toolchain install "$pinned" --profile minimal --target "$armv7" >/dev/null 2>&1
+  build "$armv7" RUSTUP_TOOLCHAIN="$pinned"
 fi
 
 (cd dist && sha256sum scanban-* > SHA256SUMS)
