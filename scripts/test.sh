@@ -77,6 +77,9 @@ if command -v systemd-analyze >/dev/null; then
 fi
 rm -rf "$stage"
 
+echo "== kernel matrix: Debian 6.1 and 6.12 kernels under qemu (scripts/kernel-matrix.sh)"
+bash scripts/kernel-matrix.sh
+
 left=$(ip netns list | grep -c '^sb-' || true)
 if [ "$left" -ne 0 ]; then
   echo "tests leaked $left network namespace(s):" >&2

@@ -28,6 +28,37 @@ fn set_and_element(key: &SourceKey) -> (&'static str, Element) {
 
 /// Writes bans in one transaction (one NEWSETELEM per set at most, split if huge).
 pub fn add(sock: &mut NlSocket, bans: &[Ban]) -> Result<(), Error> {
+    add_replacing(sock, bans, &[])
+}
+
+/// Like `add`, deleting the elements of `present` first in the same transaction: kernels before
+/// 6.12 keep an existing element's timeout when it is added again, so a re-ban there is a
+/// delete and an add. Every key in `present` must be in the sets (else ENOENT aborts it all).
+pub fn add_replacing(
+    sock: &mut NlSocket,
+    bans: &[Ban],
+    present: &[SourceKey],
+) -> Result<(), Error> {
+    let mut batch = Batch::new();
+    let (mut old4, mut old6) = (Vec::new(), Vec::new());
+    for key in present {
+        let (set, e) = set_and_element(key);
+        if set == SET4 {
+            old4.push(e);
+        } else {
+            old6.push(e);
+        }
+    }
+    if !old4.is_empty() {
+        batch.delete_elements(Family::Inet, TABLE, SET4, &old4);
+    }
+    if !old6.is_empty() {
+        batch.delete_elements(Family::Inet, TABLE, SET6, &old6);
+    }
+    add_to(batch, sock, bans)
+}
+
+fn add_to(mut batch: Batch, sock: &mut NlSocket, bans: &[Ban]) -> Result<(), Error> {
     let mut v4 = Vec::new();
     let mut v6 = Vec::new();
     for b in bans {
@@ -40,7 +71,6 @@ pub fn add(sock: &mut NlSocket, bans: &[Ban]) -> Result<(), Error> {
             v6.push(e);
         }
     }
-    let mut batch = Batch::new();
     if !v4.is_empty() {
         batch.add_elements(Family::Inet, TABLE, SET4, &v4);
     }

@@ -181,8 +181,8 @@ fn ban(s: &Settings, target: cli::BanTarget, duration: Option<Duration>) -> Resu
     )
     .map(|r| r.len())
     .unwrap_or(0);
+    let f = nft::probe::probe(&mut sock).map_err(|e| e.to_string())?;
     if drops == 0 {
-        let f = nft::probe::probe(&mut sock).map_err(|e| e.to_string())?;
         let mut b = nft::Batch::new();
         let parts = ruleset::Parts {
             bans: true,
@@ -200,7 +200,28 @@ fn ban(s: &Settings, target: cli::BanTarget, duration: Option<Duration>) -> Resu
             comment: comment.clone(),
         })
         .collect();
-    bans::add(&mut sock, &all).map_err(|e| bans::describe(&e, s.set_size))?;
+    // Before 6.12 a re-ban must delete the element first, or it keeps its old timeout. An
+    // element that expires between the listing and the write makes the delete fail: list again.
+    let mut written = Ok(());
+    for _ in 0..3 {
+        let present: Vec<SourceKey> = if f.timeout_refresh {
+            Vec::new()
+        } else {
+            let wanted: std::collections::HashSet<SourceKey> = keys.iter().copied().collect();
+            bans::list(&mut sock, s.ipv6_prefix)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|l| l.key)
+                .filter(|k| wanted.contains(k))
+                .collect()
+        };
+        written = bans::add_replacing(&mut sock, &all, &present);
+        match &written {
+            Err(nfnl::Error::Request(r)) if r.errno == nix::errno::Errno::ENOENT as i32 => {}
+            _ => break,
+        }
+    }
+    written.map_err(|e| bans::describe(&e, s.set_size))?;
     match (&target, keys.as_slice()) {
         (cli::BanTarget::One(_), [key]) => println!("banned {key} for {}", duration::Human(d)),
         _ => println!(
