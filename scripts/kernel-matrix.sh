@@ -20,15 +20,36 @@ done
 rustup target add x86_64-unknown-linux-musl >/dev/null 2>&1
 cargo build -q --release --target x86_64-unknown-linux-musl
 gcc -O2 -static -o "$work/pktgen" bench/c/pktgen.c
+# The kernel-level test programs, static: the nf_tables and queue tests of the crates.
+mapfile -t tests < <(cargo test -q --release --target x86_64-unknown-linux-musl \
+  -p nft --test kernel_nft -p nfnl --test kernel_queue --no-run --message-format=json 2>/dev/null \
+  | sed -n 's/.*"executable":"\([^"]*kernel_[a-z]*-[0-9a-f]*\)".*/\1/p')
 
-# The common userland: busybox, scanban, pktgen, ip and its libraries.
+# The common userland: busybox, scanban, pktgen, the test programs, and the host's ip, nft,
+# iptables-nft, bash, coreutils' timeout and hping3 (the tests' oracles, shell and tools) with
+# their libraries.
 base=$work/base
-rm -rf "$base"; mkdir -p "$base"/{bin,sbin,proc,sys,tmp,run,dev,etc,lib64,usr/bin}
+rm -rf "$base"; mkdir -p "$base"/{bin,sbin,proc,sys,tmp,run,dev,etc,lib64,usr/bin,tests}
 cp "$(command -v busybox)" "$base/bin/busybox"
 cp target/x86_64-unknown-linux-musl/release/scanban "$work/pktgen" "$base/bin/"
-cp "$(command -v ip)" "$base/usr/bin/ip"
-for lib in $(ldd "$(command -v ip)" | awk '/=>/ {print $3} /ld-linux/ {print $1}'); do
-  mkdir -p "$base$(dirname "$lib")"; cp -L "$lib" "$base$lib"
+for t in "${tests[@]}"; do cp "$t" "$base/tests/$(basename "$t" | sed 's/-[0-9a-f]*$//')"; done
+with_libs() { # host program -> same path in the guest, with what ldd lists
+  local prog lib
+  prog=$(readlink -f "$(command -v "$1")")
+  mkdir -p "$base/usr/bin"; cp "$prog" "$base/usr/bin/$(basename "$prog")"
+  for lib in $(ldd "$prog" | awk '/=>/ {print $3} /ld-linux/ {print $1}'); do
+    mkdir -p "$base$(dirname "$lib")"; cp -L "$lib" "$base$lib"
+  done
+}
+for p in ip nft bash xtables-nft-multi timeout hping3; do with_libs "$p"; done
+ln -s xtables-nft-multi "$base/usr/bin/iptables-nft"
+ln -s xtables-nft-multi "$base/usr/bin/ip6tables-nft"
+# nft prints protocol and service names from these, as on the host.
+cp /etc/protocols /etc/services "$base/etc/"
+mkdir -p "$base/usr/lib/x86_64-linux-gnu"
+cp -a /usr/lib/x86_64-linux-gnu/xtables "$base/usr/lib/x86_64-linux-gnu/"
+for lib in $(ldd /usr/lib/x86_64-linux-gnu/xtables/*.so 2>/dev/null | awk '/=>/ {print $3}' | sort -u); do
+  [ -e "$base$lib" ] || { mkdir -p "$base$(dirname "$lib")"; cp -L "$lib" "$base$lib"; }
 done
 cp scripts/kernel-matrix/guest-init.sh "$base/init"; chmod +x "$base/init"
 
@@ -49,7 +70,7 @@ for pkg in $KERNELS; do
   find "$root/lib/modules" -name '*.ko.xz' -exec xz -d {} +
   (cd "$root" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1) > "$work/initrd-$version.gz"
   start=$(date +%s.%N)
-  timeout 600 qemu-system-x86_64 -accel tcg -cpu max -m 768 -nographic -no-reboot \
+  timeout 600 qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 1024 -nographic -no-reboot \
     -kernel "$dir/boot/vmlinuz-$version" -initrd "$work/initrd-$version.gz" \
     -append "console=ttyS0 quiet panic=-1" > "$work/console-$version.log" 2>&1 || true
   took=$(echo "$(date +%s.%N) - $start" | bc)
