@@ -40,47 +40,36 @@ pub fn add_replacing(
     present: &[SourceKey],
 ) -> Result<(), Error> {
     let mut batch = Batch::new();
-    let (mut old4, mut old6) = (Vec::new(), Vec::new());
-    for key in present {
-        let (set, e) = set_and_element(key);
-        if set == SET4 {
-            old4.push(e);
-        } else {
-            old6.push(e);
+    let [old4, old6] = per_set(present.iter().map(set_and_element));
+    for (set, old) in [(SET4, old4), (SET6, old6)] {
+        if !old.is_empty() {
+            batch.delete_elements(Family::Inet, TABLE, set, &old);
         }
     }
-    if !old4.is_empty() {
-        batch.delete_elements(Family::Inet, TABLE, SET4, &old4);
-    }
-    if !old6.is_empty() {
-        batch.delete_elements(Family::Inet, TABLE, SET6, &old6);
-    }
-    add_to(batch, sock, bans)
-}
-
-fn add_to(mut batch: Batch, sock: &mut NlSocket, bans: &[Ban]) -> Result<(), Error> {
-    let mut v4 = Vec::new();
-    let mut v6 = Vec::new();
-    for b in bans {
+    let [new4, new6] = per_set(bans.iter().map(|b| {
         let (set, mut e) = set_and_element(&b.key);
         e.timeout_ms = Some(b.duration_ms.max(1000));
         e.comment = Some(b.comment.clone());
-        if set == SET4 {
-            v4.push(e);
-        } else {
-            v6.push(e);
+        (set, e)
+    }));
+    for (set, new) in [(SET4, new4), (SET6, new6)] {
+        if !new.is_empty() {
+            batch.add_elements(Family::Inet, TABLE, set, &new);
         }
-    }
-    if !v4.is_empty() {
-        batch.add_elements(Family::Inet, TABLE, SET4, &v4);
-    }
-    if !v6.is_empty() {
-        batch.add_elements(Family::Inet, TABLE, SET6, &v6);
     }
     if batch.is_empty() {
         return Ok(());
     }
     batch.send(sock)
+}
+
+/// Elements sorted into the IPv4 and the IPv6 set.
+fn per_set(items: impl Iterator<Item = (&'static str, Element)>) -> [Vec<Element>; 2] {
+    let mut out = [Vec::new(), Vec::new()];
+    for (set, e) in items {
+        out[usize::from(set != SET4)].push(e);
+    }
+    out
 }
 
 /// True if a write failed because a ban set is at its size (the kernel answers ENFILE).
