@@ -650,7 +650,9 @@ fn observe(
 
 /// What a queue thread did with the bans of one batch, for the follow-up thread.
 struct Report {
-    written: Vec<(Ban, detector::Evidence)>,
+    /// The bans written (or, in a dry run, that would have been), and the evidence of each.
+    written: Vec<Ban>,
+    evidence: Vec<detector::Evidence>,
     spared: Vec<(SourceKey, detector::Evidence)>,
     dry_run: bool,
 }
@@ -666,10 +668,10 @@ fn write_bans(
     let dry_run = shared.settings.lock().map(|s| s.dry_run).unwrap_or(true);
     let mut report = Report {
         written: Vec::with_capacity(decided.len()),
+        evidence: Vec::with_capacity(decided.len()),
         spared: Vec::new(),
         dry_run,
     };
-    let mut writes = Vec::with_capacity(decided.len());
     let mut seen = Vec::with_capacity(decided.len());
     if let Ok(peers) = shared.peers.lock() {
         for d in decided.drain(..) {
@@ -685,20 +687,18 @@ fn write_bans(
                 report.spared.push((key, evidence));
                 continue;
             }
-            writes.push(Ban {
+            report.written.push(Ban {
                 key,
                 duration_ms,
                 comment: evidence.summary(COMMENT_MAX),
             });
-            report
-                .written
-                .push((writes[writes.len() - 1].clone(), evidence));
+            report.evidence.push(evidence);
             seen.push(d.seen);
         }
     }
     decided.clear();
-    if !dry_run && !writes.is_empty() {
-        match bans::add(sock, &writes) {
+    if !dry_run && !report.written.is_empty() {
+        match bans::add(sock, &report.written) {
             Ok(()) => {
                 let acked = Instant::now();
                 if let Ok(mut l) = shared.latencies.lock() {
@@ -709,23 +709,25 @@ fn write_bans(
                 shared
                     .counts
                     .bans_applied
-                    .fetch_add(writes.len() as u64, Ordering::Relaxed);
+                    .fetch_add(report.written.len() as u64, Ordering::Relaxed);
             }
             Err(e) => {
                 shared.counts.ban_errors.fetch_add(1, Ordering::Relaxed);
-                let set_size = shared.settings.lock().map(|s| s.set_size).unwrap_or(0);
-                if bans::is_set_full(&e) {
+                let full = bans::is_set_full(&e);
+                if full {
                     shared.counts.set_full.fetch_add(1, Ordering::Relaxed);
                 }
                 // A full set fails every ban until elements expire: say so once a minute.
-                if !bans::is_set_full(&e) || shared.set_full_said.should_say(Instant::now()) {
+                if !full || shared.set_full_said.should_say(Instant::now()) {
+                    let set_size = shared.settings.lock().map(|s| s.set_size).unwrap_or(0);
                     error!(
                         "writing {} ban(s): {}",
-                        writes.len(),
+                        report.written.len(),
                         bans::describe(&e, set_size)
                     );
                 }
                 report.written.clear();
+                report.evidence.clear();
             }
         }
     }
@@ -794,7 +796,7 @@ fn report(shared: &Shared, r: Report) -> Vec<SourceKey> {
         info!("spared {key}: it has an established TCP session with this host ({e})");
     }
     let verb = if r.dry_run { "would ban" } else { "ban" };
-    for (b, e) in &r.written {
+    for (b, e) in r.written.iter().zip(&r.evidence) {
         info!(
             "{verb} {} for {}: {e}",
             b.key,
@@ -807,11 +809,10 @@ fn report(shared: &Shared, r: Report) -> Vec<SourceKey> {
     if r.dry_run {
         return Vec::new();
     }
-    let bans: Vec<Ban> = r.written.into_iter().map(|(b, _)| b).collect();
     if let Ok(mut book) = shared.book.lock() {
-        book.written(&bans, Instant::now());
+        book.written(&r.written, Instant::now());
     }
-    bans.into_iter().map(|b| b.key).collect()
+    r.written.into_iter().map(|b| b.key).collect()
 }
 
 fn established_peers() -> Vec<IpAddr> {

@@ -13,12 +13,11 @@
 
 use std::path::{Path, PathBuf};
 
-use nfnl::message::{
-    family, nfnl_type, subsys, MessageBuilder, Messages, NfGenMsg, NLM_F_DUMP, NLM_F_REQUEST,
-};
+use nfnl::message::Messages;
 use nfnl::testbed::Testbed;
 use nfnl::NlSocket;
 use nft::uapi::{elem, msg};
+use nft::{dump, Family};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out: PathBuf = std::env::args()
@@ -40,25 +39,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut save =
             |name: &str, kind: u8, set: Option<&str>| -> Result<(), Box<dyn std::error::Error>> {
                 let seq = sock.next_seq();
-                let mut req = Vec::new();
-                let mut m = MessageBuilder::new(
-                    &mut req,
-                    nfnl_type(subsys::NFTABLES, kind),
-                    NLM_F_REQUEST | NLM_F_DUMP,
-                    seq,
-                    NfGenMsg::new(
-                        if set.is_some() {
-                            family::INET
-                        } else {
-                            family::UNSPEC
-                        },
-                        0,
-                    ),
-                );
-                if let Some(s) = set {
-                    m.str(elem::LIST_TABLE, "scanban").str(elem::LIST_SET, s);
-                }
-                m.finish()?;
+                let family = set.map(|_| Family::Inet);
+                let req = dump::request(seq, family, kind, |m| {
+                    if let Some(s) = set {
+                        m.str(elem::LIST_TABLE, "scanban").str(elem::LIST_SET, s);
+                    }
+                })?;
                 sock.send(&req)?;
                 let mut buf = vec![0u8; 64 * 1024];
                 for i in 0.. {

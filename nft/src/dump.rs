@@ -13,15 +13,14 @@ use crate::object::{Chain, Element, Family, Set, Table};
 use crate::rule::Rule;
 use crate::uapi::{chain, elem, gen, msg, rule, set};
 
-fn dump<T>(
-    sock: &mut NlSocket,
+/// The NLM_F_DUMP request for `kind` (`msg::GET*`) in `family` (all families: `None`);
+/// `filter` adds attributes (e.g. the table and set of a GETSETELEM).
+pub fn request(
+    seq: u32,
     family: Option<Family>,
     kind: u8,
-    label: &str,
     filter: impl FnOnce(&mut MessageBuilder<'_>),
-    mut parse: impl FnMut(Family, &Message<'_>, &[u8]) -> Result<Option<T>, Error>,
-) -> Result<Vec<T>, Error> {
-    let seq = sock.next_seq();
+) -> Result<Vec<u8>, Error> {
     let mut req = Vec::new();
     let mut m = MessageBuilder::new(
         &mut req,
@@ -32,6 +31,19 @@ fn dump<T>(
     );
     filter(&mut m);
     m.finish()?;
+    Ok(req)
+}
+
+fn dump<T>(
+    sock: &mut NlSocket,
+    family: Option<Family>,
+    kind: u8,
+    label: &str,
+    filter: impl FnOnce(&mut MessageBuilder<'_>),
+    mut parse: impl FnMut(Family, &Message<'_>, &[u8]) -> Result<Option<T>, Error>,
+) -> Result<Vec<T>, Error> {
+    let seq = sock.next_seq();
+    let req = request(seq, family, kind, filter)?;
     let mut out = Vec::new();
     sock.dump(&req, seq, label, |msg| {
         let (gen, attrs) = msg.nfgen()?;
