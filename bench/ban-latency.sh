@@ -8,7 +8,7 @@
 # back (7 reach the default threshold of 21), 2,000 packets/s in all: a new ban every 4 ms.
 # The daemon times every ban (receive of the packet batch -> ACK) and `scanban status` reports
 # the percentiles of the last 1,024; the script also counts the elements in the kernel.
-# Usage: sudo bench/ban-latency.sh [BANS]   (default 1000)
+# Usage (as root): bench/ban-latency.sh [BANS]   (default 1000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh

@@ -5,7 +5,7 @@
 # bench/c/pktgen.c, UDP from 192.0.2.2 as fast as it goes for SECS seconds; the server counts
 # what reaches its input hook. Banned keys are IPv4 addresses that never appear on the wire
 # (198.18.0.0/15, the benchmarking range); they live only in the sets and rules.
-# Usage: sudo bench/ban-scaling.sh [SECS]   (default 2)
+# Usage (as root): bench/ban-scaling.sh [SECS]   (default 2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh

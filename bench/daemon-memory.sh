@@ -5,7 +5,7 @@
 # the flood; the script times it from nmap's start to its ban being in the kernel set.
 # Also reports what the daemon counted and the kernel's queue counters. Throwaway namespaces;
 # the flood is bounded by count and by time.
-# Usage: sudo bench/daemon-memory.sh [PACKETS]   (default 1000000)
+# Usage (as root): bench/daemon-memory.sh [PACKETS]   (default 1000000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh

@@ -4,7 +4,7 @@
 # `nft -f` of a file with all of them, in one throwaway namespace, same run. Then the product
 # path: `scanban ban --file` of 100,000 /64 prefixes (process start, parsing, table setup and the
 # transaction) against `nft -f` of the same prefixes into the same kind of set. Medians of RUNS.
-# Usage: sudo bench/nft-insert.sh [RUNS]   (default 11)
+# Usage (as root): bench/nft-insert.sh [RUNS]   (default 11)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-11}

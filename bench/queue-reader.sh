@@ -12,7 +12,7 @@
 # 1 queue, and 2 queues (NFQUEUE --queue-balance 0:1, one reader process per queue).
 # Accept verdicts send each datagram on to the closed port, so the kernel also builds an ICMP
 # unreachable per packet inside the verdict syscall; drop verdicts show the queue path alone.
-# Usage: sudo bench/queue-reader.sh [QUEUED]   (default 60000)
+# Usage (as root): bench/queue-reader.sh [QUEUED]   (default 60000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh

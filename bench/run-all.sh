@@ -3,7 +3,7 @@
 # same run. Output also goes to target/bench/run-all.log. Takes about 10 minutes on 2 vCPUs.
 # Needs root (throwaway network namespaces), gcc, hping3, nmap, nft, iptables-nft; the queue
 # benchmark installs libnetfilter-queue-dev for its C peer if missing.
-# Usage: sudo bench/run-all.sh
+# Usage (as root): bench/run-all.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p target/bench

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The 60-second demo: two throwaway namespaces, scanban in one, nmap in the other, and the ban.
 # Nothing leaves this machine: documentation addresses, no default route, all removed at the end.
-# Usage: sudo scripts/demo.sh
+# Usage (as root): scripts/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for cmd in ip nft nmap; do

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs scanban on a systemd server, or into DESTDIR for a package: the static binary, the
 # hardened unit, a starting configuration (never overwriting one that exists) and the man page.
-# Usage: sudo scripts/install.sh [BINARY]      (default: the x86_64 musl release build)
+# Usage (as root): scripts/install.sh [BINARY]      (default: the x86_64 musl release build)
 #        DESTDIR=/tmp/pkg scripts/install.sh   (staging for a distribution package)
 # Then: systemctl daemon-reload && systemctl enable --now scanban
 set -euo pipefail

@@ -4,13 +4,24 @@
 # scanban, the bounded packet generator (bench/c/pktgen.c, static), iproute2's ip with its
 # libraries, and the kernel's netfilter modules; scripts/kernel-matrix/guest-init.sh runs the
 # checks in namespaces inside the guest and prints "KM: PASS/FAIL ..." lines on the serial
-# console, turned here into an exit code. To add a kernel: add its Debian package to KERNELS.
-# Usage: sudo scripts/kernel-matrix.sh        (downloads what it needs with apt on Debian)
+# console, turned here into an exit code. To add a kernel: name its Debian package in KERNELS.
+# Usage (as root): scripts/kernel-matrix.sh        (downloads what it needs with apt on Debian)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-KERNELS=${KERNELS:-"linux-image-6.1.0-56-cloud-amd64 linux-image-6.12.117+deb12-cloud-amd64"}
 work=${KM_WORK:-/var/tmp/scanban-kernel-matrix}
 mkdir -p "$work"
+# The newest 6.1 and 6.12 cloud kernels the apt sources offer (Debian replaces point releases,
+# so no version is pinned); KERNELS="pkg ..." picks others.
+newest() { apt-cache search --names-only "$1" | awk '{print $1}' | grep -E "$1\$" | sort -V | tail -1; }
+if [ -z "${KERNELS:-}" ]; then
+  pick() { newest '^linux-image-6\.1\.0-[0-9]+-cloud-amd64'; newest '^linux-image-6\.12\.[0-9]+\+deb12-cloud-amd64'; }
+  KERNELS=$(pick | xargs)
+  if [ "$(echo "$KERNELS" | wc -w)" -lt 2 ]; then
+    apt-get update -qq
+    KERNELS=$(pick | xargs)
+  fi
+fi
+echo "kernels: $KERNELS"
 for tool in qemu-system-x86_64:qemu-system-x86 busybox:busybox-static; do
   command -v "${tool%%:*}" >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${tool#*:}" >/dev/null; }
 done
@@ -57,7 +68,8 @@ failed=0
 for pkg in $KERNELS; do
   dir=$work/$pkg
   if [ ! -d "$dir/boot" ]; then
-    (cd "$work" && apt-get download -qq "$pkg" 2>/dev/null && mkdir -p "$dir" && dpkg -x "$pkg"_*.deb "$dir")
+    (cd "$work" && { apt-get download -qq "$pkg" 2>/dev/null || { apt-get update -qq && apt-get download -qq "$pkg" 2>/dev/null; }; } \
+      && mkdir -p "$dir" && dpkg -x "$pkg"_*.deb "$dir")
   fi
   version=$(ls "$dir/lib/modules")
   root=$work/root-$version

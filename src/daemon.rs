@@ -1099,3 +1099,32 @@ fn write_stats(shared: &Shared, s: &Settings, active: u64, failed_open: u64) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_open_is_counted_minus_received_across_a_reinstall() {
+        let mut f = FailOpen::default();
+        f.update(100, 100);
+        assert_eq!(f.estimate, 0);
+        f.update(300, 250);
+        assert_eq!(f.estimate, 50);
+        assert_eq!(f.news(), 50);
+        assert_eq!(f.news(), 0, "said once");
+        // The table was restored: its counters restart from 0, nothing is lost.
+        f.update(20, 260);
+        assert_eq!(f.estimate, 60);
+        assert_eq!(f.news(), 10);
+    }
+
+    #[test]
+    fn throttle_lets_one_through_per_period() {
+        let t = Throttle::new(Duration::from_secs(60));
+        let now = Instant::now();
+        assert!(t.should_say(now));
+        assert!(!t.should_say(now + Duration::from_secs(59)));
+        assert!(t.should_say(now + Duration::from_secs(61)));
+    }
+}

@@ -54,6 +54,17 @@ fn a_syn_scan_is_banned_and_the_rest_of_it_sees_nothing() {
         &format!("status --stats-file {}", d.dir.join("stats").display()),
     );
     assert!(status.contains("bans_applied"), "{status}");
+    // The ban was timed, from its probe's arrival to the kernel's ACK.
+    let latency = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {status}"))
+    };
+    assert_eq!(latency("ban_latency_samples"), 1, "{status}");
+    let p50 = latency("ban_latency_p50_us");
+    assert!(p50 > 0 && p50 == latency("ban_latency_max_us"), "{status}");
     let metrics = std::fs::read_to_string(d.dir.join("metrics")).unwrap();
     assert!(
         metrics
@@ -552,4 +563,44 @@ fn without_the_socket_expression_open_ports_come_from_proc() {
     );
     nmap(&tb, &format!("-sS --top-ports 100 {SERVER_V4}"));
     assert!(banned(&tb, "banned4", ATTACKER_V4), "{}", d.log());
+}
+
+#[test]
+fn ban_file_bans_a_list_in_one_go_and_refuses_a_bad_line() {
+    let Some(tb) = Testbed::new("e2ebanfile") else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("scanban-banfile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let list = dir.join("list");
+    std::fs::write(
+        &list,
+        "# from a feed\n198.51.100.20\n198.51.100.21  # twice below\n\n2001:db8:5:6::/64\n198.51.100.21\n",
+    )
+    .unwrap();
+    let out = scanban(&tb, &format!("ban --file {} --for 2h", list.display()));
+    assert!(out.contains("banned 3 address(es) for 2h"), "{out}");
+    for a in ["198.51.100.20", "198.51.100.21"] {
+        assert!(banned(&tb, "banned4", a), "{a}");
+    }
+    assert!(banned(&tb, "banned6", "2001:db8:5:6::"));
+    // One bad line: nothing is written, and the error names the line.
+    let bad = dir.join("bad");
+    std::fs::write(&bad, "198.51.100.30\n198.51.100.300\n").unwrap();
+    let out = tb
+        .exec(
+            &tb.server,
+            &[
+                env!("CARGO_BIN_EXE_scanban"),
+                "ban",
+                "--file",
+                bad.to_str().unwrap(),
+            ],
+        )
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad:2"), "{err}");
+    assert!(!banned(&tb, "banned4", "198.51.100.30"));
+    std::fs::remove_dir_all(&dir).unwrap();
 }
