@@ -39,10 +39,6 @@ impl BanBook {
         }
     }
 
-    pub fn forget(&mut self, key: &SourceKey) {
-        self.entries.remove(key);
-    }
-
     /// Replaces the book with a dump of the sets that began at `dump_began`. Returns the sources
     /// whose ban was lifted from outside: in the book, still running, written before the dump,
     /// and absent from it.

@@ -7,7 +7,9 @@ use detector::SourceKey;
 use nfnl::{Error, NlSocket};
 use nft::{dump, Batch, Element, Family};
 
-use crate::ruleset::{SET4, SET6, TABLE};
+use crate::ruleset::{SET4, SET6, SET6_HOST, TABLE};
+
+const ENOENT: i32 = nix::errno::Errno::ENOENT as i32;
 
 /// Set-element comments are stored by nft's rules in at most 128 bytes with the NUL.
 pub const COMMENT_MAX: usize = 127;
@@ -20,9 +22,15 @@ pub struct Ban {
     pub comment: String,
 }
 
+/// The set a key belongs in: IPv4, an IPv6 prefix, or one IPv6 address (narrowed keys, and
+/// every IPv6 key with `ipv6-prefix 128`).
 fn set_and_element(key: &SourceKey) -> (&'static str, Element) {
     let (bytes, len) = key.set_key();
-    let set = if len == 4 { SET4 } else { SET6 };
+    let set = match key {
+        SourceKey::V4(_) => SET4,
+        SourceKey::V6(_, 128) => SET6_HOST,
+        SourceKey::V6(..) => SET6,
+    };
     (set, Element::new(&bytes[..len]))
 }
 
@@ -40,21 +48,21 @@ pub fn add_replacing(
     present: &[SourceKey],
 ) -> Result<(), Error> {
     let mut batch = Batch::new();
-    let [old4, old6] = per_set(present.iter().map(set_and_element));
-    for (set, old) in [(SET4, old4), (SET6, old6)] {
+    let old = per_set(present.iter().map(set_and_element));
+    for (set, old) in SETS.iter().zip(&old) {
         if !old.is_empty() {
-            batch.delete_elements(Family::Inet, TABLE, set, &old);
+            batch.delete_elements(Family::Inet, TABLE, set, old);
         }
     }
-    let [new4, new6] = per_set(bans.iter().map(|b| {
+    let new = per_set(bans.iter().map(|b| {
         let (set, mut e) = set_and_element(&b.key);
         e.timeout_ms = Some(b.duration_ms.max(1000));
         e.comment = Some(b.comment.clone());
         (set, e)
     }));
-    for (set, new) in [(SET4, new4), (SET6, new6)] {
+    for (set, new) in SETS.iter().zip(&new) {
         if !new.is_empty() {
-            batch.add_elements(Family::Inet, TABLE, set, &new);
+            batch.add_elements(Family::Inet, TABLE, set, new);
         }
     }
     if batch.is_empty() {
@@ -63,11 +71,16 @@ pub fn add_replacing(
     batch.send(sock)
 }
 
-/// Elements sorted into the IPv4 and the IPv6 set.
-fn per_set(items: impl Iterator<Item = (&'static str, Element)>) -> [Vec<Element>; 2] {
-    let mut out = [Vec::new(), Vec::new()];
+/// The ban sets, in the order bans are listed.
+pub const SETS: [&str; 3] = [SET4, SET6, SET6_HOST];
+
+/// Elements sorted into the ban sets, in `SETS` order.
+fn per_set(items: impl Iterator<Item = (&'static str, Element)>) -> [Vec<Element>; 3] {
+    let mut out = [Vec::new(), Vec::new(), Vec::new()];
     for (set, e) in items {
-        out[usize::from(set != SET4)].push(e);
+        if let Some(i) = SETS.iter().position(|s| *s == set) {
+            out[i].push(e);
+        }
     }
     out
 }
@@ -96,7 +109,7 @@ pub fn remove(sock: &mut NlSocket, key: &SourceKey) -> Result<bool, Error> {
     batch.delete_elements(Family::Inet, TABLE, set, &[e]);
     match batch.send(sock) {
         Ok(()) => Ok(true),
-        Err(Error::Request(r)) if r.errno == nix::errno::Errno::ENOENT as i32 => Ok(false),
+        Err(Error::Request(r)) if r.errno == ENOENT => Ok(false),
         Err(e) => Err(e),
     }
 }
@@ -110,11 +123,16 @@ pub struct Listed {
     pub comment: Option<String>,
 }
 
-/// Every ban in both sets, IPv4 first, each set in kernel order.
+/// Every ban in the sets, IPv4 first, each set in kernel order. A table made by an older
+/// version has no host set: that set is then empty.
 pub fn list(sock: &mut NlSocket, ipv6_prefix: u8) -> Result<Vec<Listed>, Error> {
     let mut out = Vec::new();
-    for set in [SET4, SET6] {
-        for e in dump::list_elements(sock, Family::Inet, TABLE, set)? {
+    for set in SETS {
+        let elements = match dump::list_elements(sock, Family::Inet, TABLE, set) {
+            Err(Error::Request(r)) if set == SET6_HOST && r.errno == ENOENT => continue,
+            other => other?,
+        };
+        for e in elements {
             let key = match e.key.len() {
                 4 => {
                     let a: [u8; 4] = e.key[..4].try_into().unwrap_or([0; 4]);
@@ -122,7 +140,8 @@ pub fn list(sock: &mut NlSocket, ipv6_prefix: u8) -> Result<Vec<Listed>, Error> 
                 }
                 16 => {
                     let a: [u8; 16] = e.key[..16].try_into().unwrap_or([0; 16]);
-                    SourceKey::new(IpAddr::V6(Ipv6Addr::from(a)), ipv6_prefix)
+                    let len = if set == SET6_HOST { 128 } else { ipv6_prefix };
+                    SourceKey::new(IpAddr::V6(Ipv6Addr::from(a)), len)
                 }
                 _ => continue,
             };

@@ -4,17 +4,16 @@
 //! Threads:
 //! - one per queue: receive a batch, parse and observe each packet (under the lock of the
 //!   detector shard that owns its source), write the bans the batch decided in one nf_tables
-//!   transaction (sparing sources known to have an established TCP session), then verdict the
-//!   batch in one send. Nothing is allocated or logged per packet;
-//! - the ban follow-up: one log line (and event) per ban, the ban book, and lifting at once a
-//!   ban on a source that turns out to have an established TCP session;
+//!   transaction (sparing a source with an aged management session, see `sessions`), then
+//!   verdict the batch in one send. Nothing is allocated or logged per packet;
+//! - the ban follow-up: one log line (and event) per ban, and the ban book;
 //! - main: signals (SIGTERM/SIGINT stop, SIGHUP reloads the allowlist), and once a second the
 //!   stats file, the ruleset watchdog (an admin's `nft flush ruleset` is repaired within a
-//!   second, bans included) and the reconciling of the ban book with the kernel sets.
+//!   second, bans included), bans whose write failed written again, the management sessions
+//!   read, and the reconciling of the ban book with the kernel sets.
 
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -30,19 +29,27 @@ use nft::{dump, Batch, Family};
 
 use crate::ban_book::BanBook;
 use crate::bans::{self, Ban, COMMENT_MAX};
+use crate::duration;
 use crate::hostinfo;
 use crate::latency::Latencies;
 use crate::ruleset::{self, TABLE};
-use crate::settings::{Mode, OnExit, ProbeVerdict, Settings};
+use crate::sessions::Sessions;
+use crate::settings::{Mode, OnExit, OpenPorts, ProbeVerdict, Settings};
 use crate::signals::{SignalEvent, Signals};
 use crate::stats::{self, Counter};
 
 /// Detector shards: enough that queue threads rarely wait on the same lock.
 const SHARDS: usize = 8;
-/// The follow-up thread reads the TCP sessions at most this often: a read walks the kernel's
-/// whole established-hash table (10 ms on a 24 GiB server), so a sustained ban storm costs at
-/// most 5 % of a core, and an admin's session loses at most ~0.2 s of packets (TCP resends).
-const SPARE_CHECK_SPACING: Duration = Duration::from_millis(200);
+/// The management sessions are read this often: a read walks the kernel's whole
+/// established-hash table (10 ms on a 24 GiB server), and a session must be minutes old to
+/// spare anyone, so a few seconds late is nothing.
+const SESSIONS_EVERY: Duration = Duration::from_secs(5);
+/// A ban whose write failed (the table being restored, the set full) is tried again once a
+/// second for this long, its source's probes dropped meanwhile; then the source is forgotten,
+/// so its next probes count afresh.
+const RETRY_FOR: Duration = Duration::from_secs(60);
+/// Failed bans waiting for a retry, at most.
+const RETRY_MAX: usize = 4096;
 /// Most bans written in one transaction; more wait for the next one.
 const BAN_BATCH_MAX: usize = 4096;
 /// The ban book is compared with the kernel sets this often while they are small...
@@ -58,6 +65,9 @@ struct Counts {
     malformed: AtomicU64,
     bans_applied: AtomicU64,
     ban_errors: AtomicU64,
+    /// Bans written on a retry, and bans given up (their source forgotten).
+    bans_retried: AtomicU64,
+    bans_lost: AtomicU64,
     spared: AtomicU64,
     set_full: AtomicU64,
     unlogged: AtomicU64,
@@ -136,9 +146,20 @@ struct Shared {
     /// What the applier wrote, to restore after a table deletion.
     book: Mutex<BanBook>,
     latencies: Mutex<Latencies>,
-    /// Peers with an established TCP session, as the follow-up thread last read them.
-    peers: Mutex<Vec<IpAddr>>,
+    /// Management sessions, as the main thread last read them.
+    sessions: Mutex<Sessions>,
+    /// Bans whose kernel write failed, for the main thread to retry.
+    retry: Mutex<Vec<Failed>>,
+    /// A dry run changes no verdict and writes no ban (restart-only).
+    dry_run: bool,
     set_full_said: Throttle,
+}
+
+/// A ban whose write failed, and when it first did.
+struct Failed {
+    ban: Ban,
+    evidence: detector::Evidence,
+    since: Instant,
 }
 
 /// A ban decided by a detector, with the time its packet batch was received.
@@ -150,6 +171,18 @@ struct Decided {
 impl Shared {
     fn now_ms(&self) -> u64 {
         self.start.elapsed().as_millis() as u64
+    }
+
+    /// The detector shard that owns `key`: the same for every key of one source (a narrowed
+    /// /128 and its prefix alike), whichever queue carried the probe.
+    fn shard(&self, key: &SourceKey) -> &Mutex<Detector> {
+        &self.detectors[key.widen(self.ipv6_prefix).shard(SHARDS)]
+    }
+
+    fn forget(&self, key: &SourceKey) {
+        if let Ok(mut d) = self.shard(key).lock() {
+            d.forget(key);
+        }
     }
 }
 
@@ -171,26 +204,25 @@ pub fn detector_config(s: &Settings, shards: usize) -> detector::Config {
         offender_memory_ms: s.offender_memory.as_millis() as u64,
         offender_capacity: (s.capacity / 4 / shards).max(16) as usize,
         ban_jitter_percent: s.ban_jitter_percent,
-        // Each shard gets its part of the global rate, at least one ban per second.
-        ban_rate: (s.ban_rate / shards).max(1),
-        ban_burst: (s.ban_rate * 2 / shards).max(2),
+        // One budget, shared by every shard (`Detector::share_limiter`).
+        ban_rate: s.ban_rate,
+        ban_burst: s.ban_rate.saturating_mul(2),
     }
 }
 
-/// The configured allowlist plus this host's addresses, gateways and resolvers.
-fn allowlist(s: &Settings) -> Allowlist {
+/// The configured allowlist plus this host's addresses, gateways and resolvers, and its
+/// on-link IPv6 prefixes (whose sources are keyed per address).
+pub fn allowlist(s: &Settings) -> Allowlist {
     let mut all: Vec<Cidr> = s.allow.clone();
-    let own = hostinfo::own_addresses(
-        &hostinfo::read("/proc/net/fib_trie"),
-        &hostinfo::read("/proc/net/if_inet6"),
-    );
+    let if_inet6 = hostinfo::read("/proc/net/if_inet6");
+    let own = hostinfo::own_addresses(&hostinfo::read("/proc/net/fib_trie"), &if_inet6);
     let gw = hostinfo::gateways(
         &hostinfo::read("/proc/net/route"),
         &hostinfo::read("/proc/net/ipv6_route"),
     );
-    let dns = hostinfo::resolvers(&hostinfo::read("/etc/resolv.conf"));
+    let dns = hostinfo::all_resolvers();
     all.extend(own.iter().chain(&gw).chain(&dns).map(|a| Cidr::host(*a)));
-    Allowlist::new(all)
+    Allowlist::new(all).with_on_link(hostinfo::on_link_prefixes(&if_inet6))
 }
 
 /// Installs (or repairs) what this mode needs in the kernel.
@@ -227,11 +259,11 @@ pub fn run(
                     .into(),
             );
         }
-        if !features.socket {
+        if !features.socket && settings.open_ports == OpenPorts::Socket {
             return Err(
                 "this kernel lacks the nft `socket` expression (nft_socket; \
-                        kmod-nft-socket on OpenWrt): managed mode cannot tell closed ports \
-                        from open ones. Install it, or use --mode tail with your own rule"
+                        kmod-nft-socket on OpenWrt) that open-ports socket asks for: install \
+                        it, or use open-ports auto or proc (listening ports read from /proc)"
                     .into(),
             );
         }
@@ -260,15 +292,18 @@ pub fn run(
         info!("--reset: removed table inet {TABLE} and its bans");
     }
     install(&mut sock, &settings, &features).map_err(|e| format!("installing the ruleset: {e}"))?;
-    if let Some(path) = settings.state_file.as_ref().filter(|_| !settings.dry_run) {
-        match crate::state::load(path, settings.ipv6_prefix) {
-            Ok(saved) if !saved.is_empty() => match bans::add(&mut sock, &saved) {
-                Ok(()) => info!("restored {} ban(s) from {}", saved.len(), path.display()),
-                Err(e) => error!("restoring bans from {}: {e}", path.display()),
-            },
-            Ok(_) => {}
-            Err(e) => warn!("state file {}: {e}", path.display()),
+    let allow = allowlist(&settings);
+    match settings.state_file.as_ref() {
+        // --reset means no bans at all: the saved ones stay out too (the file is rewritten
+        // from the empty sets at the next save).
+        Some(path) if settings.reset => {
+            info!(
+                "--reset: not restoring the bans saved in {}",
+                path.display()
+            )
         }
+        Some(path) if !settings.dry_run => restore(&mut sock, path, &settings, &allow),
+        _ => {}
     }
     let kept = bans::list(&mut sock, settings.ipv6_prefix)
         .map(|b| b.len())
@@ -313,12 +348,14 @@ pub fn run(
         .map_or(1, |d| d.as_nanos() as u64)
         ^ u64::from(std::process::id());
     let dconf = detector_config(&settings, SHARDS);
-    let allow = allowlist(&settings);
+    let first = Detector::new(dconf.clone(), seed);
+    let limiter = first.limiter();
     let shared = Arc::new(Shared {
-        detectors: (0..SHARDS)
-            .map(|i| {
-                let mut d = Detector::new(dconf.clone(), seed.wrapping_add(i as u64));
+        detectors: std::iter::once(first)
+            .chain((1..SHARDS).map(|i| Detector::new(dconf.clone(), seed.wrapping_add(i as u64))))
+            .map(|mut d| {
                 d.set_allowlist(allow.clone());
+                d.share_limiter(limiter.clone());
                 Mutex::new(d)
             })
             .collect(),
@@ -330,13 +367,21 @@ pub fn run(
         start: Instant::now(),
         book: Mutex::new(BanBook::default()),
         latencies: Mutex::new(Latencies::default()),
-        peers: Mutex::new(Vec::new()),
+        sessions: Mutex::new(Sessions::new(
+            &settings.spare_ports,
+            settings.spare_after.as_millis() as u64,
+        )),
+        retry: Mutex::new(Vec::new()),
+        dry_run: settings.dry_run,
         set_full_said: Throttle::new(Duration::from_secs(60)),
     });
     info!(
-        "allowlist: {} entries (configured, own addresses, gateways, resolvers)",
-        allow.entries().len()
+        "allowlist: {} entries (configured, own addresses, gateways, resolvers); {} on-link \
+         IPv6 prefix(es) keyed per address",
+        allow.entries().len(),
+        allow.on_link().len()
     );
+    read_sessions(&shared);
 
     let (tx, rx) = mpsc::sync_channel::<Report>(BAN_BATCH_MAX);
     let readers: Vec<JoinHandle<()>> = queues
@@ -348,13 +393,15 @@ pub fn run(
             std::thread::spawn(move || read_queue(q, nft, &shared, &tx))
         })
         .collect();
-    drop(tx);
+    // The main thread keeps a sender for the bans it writes on a retry.
+    let retry_tx = tx;
     let follow_up = {
         let shared = Arc::clone(&shared);
         std::thread::spawn(move || follow_up_bans(rx, &shared))
     };
 
     let mut last_allow = Instant::now();
+    let mut last_sessions = Instant::now();
     let mut last_save = Instant::now();
     let mut last_reconcile: Option<Instant> = None;
     let mut failed_open = FailOpen::default();
@@ -395,6 +442,11 @@ pub fn run(
             }
         }
         watchdog(&mut sock, &settings, &features, &shared, &mut failed_open);
+        retry_bans(&mut sock, &shared, &retry_tx);
+        if last_sessions.elapsed() >= SESSIONS_EVERY {
+            read_sessions(&shared);
+            last_sessions = Instant::now();
+        }
         if failed_open_said.map_or(true, |t| t.elapsed() >= Duration::from_secs(60)) {
             let new = failed_open.news();
             if new > 0 {
@@ -429,6 +481,7 @@ pub fn run(
     for r in readers {
         let _ = r.join();
     }
+    drop(retry_tx);
     let _ = follow_up.join();
     if settings.on_exit == OnExit::Remove {
         let mut b = Batch::new();
@@ -489,6 +542,94 @@ impl OpenPortSets {
     }
 }
 
+/// Puts the bans of the state file back, except those that would cover a protected address
+/// (the allowlist may have grown since they were saved, or the file was edited).
+fn restore(sock: &mut NlSocket, path: &std::path::Path, s: &Settings, allow: &Allowlist) {
+    let saved = match crate::state::load(path, s.ipv6_prefix) {
+        Ok(saved) => saved,
+        Err(e) => return warn!("state file {}: {e}", path.display()),
+    };
+    let (refused, saved): (Vec<Ban>, Vec<Ban>) = saved
+        .into_iter()
+        .partition(|b| allow.covers_protected(&b.key));
+    for b in &refused {
+        warn!(
+            "state file {}: not restoring the ban on {}: it covers a protected address",
+            path.display(),
+            b.key
+        );
+    }
+    if saved.is_empty() {
+        return;
+    }
+    match bans::add(sock, &saved) {
+        Ok(()) => info!("restored {} ban(s) from {}", saved.len(), path.display()),
+        Err(e) => error!("restoring bans from {}: {e}", path.display()),
+    }
+}
+
+/// Reads the established TCP sessions into the management-session book.
+fn read_sessions(shared: &Shared) {
+    let mut all = hostinfo::established_sessions(&hostinfo::read("/proc/net/tcp"));
+    all.extend(hostinfo::established_sessions(&hostinfo::read(
+        "/proc/net/tcp6",
+    )));
+    let now = shared.now_ms();
+    if let Ok(mut s) = shared.sessions.lock() {
+        s.refresh(all, now);
+    }
+}
+
+/// Writes again the bans whose write failed; gives up on those older than `RETRY_FOR` and
+/// forgets their source, so its next probes are counted (and banned) afresh.
+fn retry_bans(sock: &mut NlSocket, shared: &Shared, follow_up: &SyncSender<Report>) {
+    let failed = match shared.retry.lock() {
+        Ok(mut r) if !r.is_empty() => std::mem::take(&mut *r),
+        _ => return,
+    };
+    let now = Instant::now();
+    let (expired, failed): (Vec<Failed>, Vec<Failed>) = failed
+        .into_iter()
+        .partition(|f| now.duration_since(f.since) >= RETRY_FOR);
+    for f in &expired {
+        shared.forget(&f.ban.key);
+        shared.counts.bans_lost.fetch_add(1, Ordering::Relaxed);
+        warn!(
+            "gave up writing the ban on {} after {}: it will be counted afresh",
+            f.ban.key,
+            duration::Human(RETRY_FOR)
+        );
+    }
+    if failed.is_empty() {
+        return;
+    }
+    let bans: Vec<Ban> = failed.iter().map(|f| f.ban.clone()).collect();
+    match bans::add(sock, &bans) {
+        Ok(()) => {
+            shared
+                .counts
+                .bans_retried
+                .fetch_add(bans.len() as u64, Ordering::Relaxed);
+            shared
+                .counts
+                .bans_applied
+                .fetch_add(bans.len() as u64, Ordering::Relaxed);
+            let report = Report {
+                evidence: failed.iter().map(|f| f.evidence).collect(),
+                written: bans,
+                spared: Vec::new(),
+                dry_run: false,
+            };
+            let _ = follow_up.try_send(report);
+        }
+        Err(_) => {
+            if let Ok(mut r) = shared.retry.lock() {
+                r.extend(failed);
+            }
+        }
+    }
+}
+
 fn save_state(sock: &mut NlSocket, s: &Settings) {
     let Some(path) = &s.state_file else { return };
     match bans::list(sock, s.ipv6_prefix) {
@@ -520,11 +661,18 @@ fn apply_reload(shared: &Shared, old: &Settings, mut new: Settings) -> Settings 
     keep!(set_size, "set-size");
     keep!(ipv6_prefix, "ipv6-prefix");
     keep!(stats_file, "stats-file");
+    // The sensor's form (socket expression or port sets) and whether the ban sets exist are
+    // set up at start; a repair must rebuild the same ruleset.
+    keep!(open_ports, "open-ports");
+    keep!(dry_run, "dry-run");
     if !restart.is_empty() {
         warn!("SIGHUP: {} only change(s) at restart", restart.join(", "));
     }
     let policy = detector_config(&new, SHARDS);
     let allow = allowlist(&new);
+    if let Ok(mut s) = shared.sessions.lock() {
+        s.configure(&new.spare_ports, new.spare_after.as_millis() as u64);
+    }
     for d in &shared.detectors {
         if let Ok(mut d) = d.lock() {
             d.set_policy(policy.clone());
@@ -580,6 +728,8 @@ fn read_queue(
         } else {
             Verdict::Accept
         };
+        // A dry run only watches: the verdict is the configured one, banned or not.
+        let enforce = !shared.dry_run;
         for p in q.packets() {
             let p = match p {
                 Ok(p) => p,
@@ -592,7 +742,7 @@ fn read_queue(
             // A source banned moments ago loses its probes here, before the kernel set has
             // the element: a fast scan is cut right at the threshold.
             let v = match observe(shared, now, seen, p.payload, p.in_ifindex, &mut decided) {
-                Outcome::Banned | Outcome::AlreadyBanned => Verdict::Drop,
+                Outcome::Banned | Outcome::AlreadyBanned if enforce => Verdict::Drop,
                 _ => verdict,
             };
             batcher.push(p.id, v);
@@ -624,11 +774,11 @@ fn observe(
     // Parsed once here to pick the shard that owns the source; a packet that does not parse
     // is counted by shard 0.
     let parsed = detector::packet::parse(payload);
-    let shard = parsed
-        .as_ref()
-        .map(|o| SourceKey::new(o.src, shared.ipv6_prefix).shard(SHARDS))
-        .unwrap_or(0);
-    let Ok(mut d) = shared.detectors[shard].lock() else {
+    let shard = match &parsed {
+        Ok(o) => shared.shard(&SourceKey::new(o.src, shared.ipv6_prefix)),
+        Err(_) => &shared.detectors[0],
+    };
+    let Ok(mut d) = shard.lock() else {
         return Outcome::Repeat;
     };
     let outcome = match parsed {
@@ -653,19 +803,21 @@ struct Report {
     /// The bans written (or, in a dry run, that would have been), and the evidence of each.
     written: Vec<Ban>,
     evidence: Vec<detector::Evidence>,
-    spared: Vec<(SourceKey, detector::Evidence)>,
+    spared: Vec<(SourceKey, detector::Evidence, crate::sessions::Aged)>,
     dry_run: bool,
 }
 
-/// Writes the bans one batch decided in one transaction, skipping sources known to have an
-/// established TCP session; logging and everything else is left to the follow-up thread.
+/// Writes the bans one batch decided in one transaction, sparing a source with an aged
+/// management session; logging and everything else is left to the follow-up thread. A failed
+/// write goes to the retry list: the detector keeps the source as banned (its probes are
+/// dropped) while the main thread tries again.
 fn write_bans(
     sock: &mut NlSocket,
     shared: &Shared,
     decided: &mut Vec<Decided>,
     follow_up: &SyncSender<Report>,
 ) {
-    let dry_run = shared.settings.lock().map(|s| s.dry_run).unwrap_or(true);
+    let dry_run = shared.dry_run;
     let mut report = Report {
         written: Vec::with_capacity(decided.len()),
         evidence: Vec::with_capacity(decided.len()),
@@ -673,18 +825,16 @@ fn write_bans(
         dry_run,
     };
     let mut seen = Vec::with_capacity(decided.len());
-    if let Ok(peers) = shared.peers.lock() {
+    let now_ms = shared.now_ms();
+    if let Ok(sessions) = shared.sessions.lock() {
         for d in decided.drain(..) {
             let Action::Ban {
                 key,
                 duration_ms,
                 evidence,
             } = d.action;
-            if peers
-                .iter()
-                .any(|p| SourceKey::new(*p, shared.ipv6_prefix) == key)
-            {
-                report.spared.push((key, evidence));
+            if let Some(aged) = sessions.sparing(&key, evidence.first_ms, now_ms) {
+                report.spared.push((key, evidence, aged));
                 continue;
             }
             report.written.push(Ban {
@@ -697,6 +847,10 @@ fn write_bans(
         }
     }
     decided.clear();
+    // A spared source is not banned, so its probes must not be dropped as if it were.
+    for (key, _, _) in &report.spared {
+        shared.forget(key);
+    }
     if !dry_run && !report.written.is_empty() {
         match bans::add(sock, &report.written) {
             Ok(()) => {
@@ -721,10 +875,26 @@ fn write_bans(
                 if !full || shared.set_full_said.should_say(Instant::now()) {
                     let set_size = shared.settings.lock().map(|s| s.set_size).unwrap_or(0);
                     error!(
-                        "writing {} ban(s): {}",
+                        "writing {} ban(s): {} (trying again for {})",
                         report.written.len(),
-                        bans::describe(&e, set_size)
+                        bans::describe(&e, set_size),
+                        duration::Human(RETRY_FOR)
                     );
+                }
+                let since = Instant::now();
+                if let Ok(mut r) = shared.retry.lock() {
+                    let room = RETRY_MAX.saturating_sub(r.len());
+                    let mut pending = report.written.drain(..).zip(report.evidence.drain(..));
+                    r.extend(pending.by_ref().take(room).map(|(ban, evidence)| Failed {
+                        ban,
+                        evidence,
+                        since,
+                    }));
+                    // No room to retry: forget them now, they count afresh.
+                    for (ban, _) in pending {
+                        shared.forget(&ban.key);
+                        shared.counts.bans_lost.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 report.written.clear();
                 report.evidence.clear();
@@ -741,59 +911,25 @@ fn write_bans(
     }
 }
 
-/// After the bans are in: one log line (and event) per ban, the ban book, and the check that
-/// lifts at once a ban on a source with an established TCP session with this host (an admin
-/// who scans from their SSH client). Reading the sessions takes milliseconds (the kernel walks
-/// its whole TCP hash table), so it is done here, after the write, at most every
-/// `SPARE_CHECK_SPACING`, and covers all bans written meanwhile.
+/// After the bans are in: one log line (and event) per ban, and the ban book.
 fn follow_up_bans(rx: Receiver<Report>, shared: &Shared) {
-    let mut sock = match NlSocket::open() {
-        Ok(s) => s,
-        Err(e) => {
-            error!("ban follow-up: netlink socket: {e}");
-            return;
-        }
-    };
-    while let Ok(first) = rx.recv() {
-        let mut keys = report(shared, first);
-        std::thread::sleep(SPARE_CHECK_SPACING);
-        while let Ok(more) = rx.try_recv() {
-            keys.extend(report(shared, more));
-        }
-        let peers = established_peers();
-        for key in keys {
-            if !peers
-                .iter()
-                .any(|p| SourceKey::new(*p, shared.ipv6_prefix) == key)
-            {
-                continue;
-            }
-            match bans::remove(&mut sock, &key) {
-                Ok(_) => {
-                    shared.counts.spared.fetch_add(1, Ordering::Relaxed);
-                    if let Ok(mut d) = shared.detectors[key.shard(SHARDS)].lock() {
-                        d.forget(&key);
-                    }
-                    if let Ok(mut b) = shared.book.lock() {
-                        b.forget(&key);
-                    }
-                    info!("spared {key}: it has an established TCP session with this host (ban lifted)");
-                }
-                Err(e) => error!("lifting the ban on {key}: {e}"),
-            }
-        }
-        if let Ok(mut p) = shared.peers.lock() {
-            *p = peers;
-        }
+    while let Ok(r) = rx.recv() {
+        report(shared, r);
     }
 }
 
-/// Logs one batch's bans and records them in the book; returns the keys written.
-fn report(shared: &Shared, r: Report) -> Vec<SourceKey> {
+/// Logs one batch's bans and records them in the book.
+fn report(shared: &Shared, r: Report) {
     let events = shared.settings.lock().ok().and_then(|s| s.events.clone());
-    for (key, e) in &r.spared {
+    let now_ms = shared.now_ms();
+    for (key, e, aged) in &r.spared {
         shared.counts.spared.fetch_add(1, Ordering::Relaxed);
-        info!("spared {key}: it has an established TCP session with this host ({e})");
+        info!(
+            "spared {key}: {} has had a session to port {} for {}, open before its scan ({e})",
+            aged.peer,
+            aged.local_port,
+            detector::evidence::human_ms(now_ms.saturating_sub(aged.since_ms))
+        );
     }
     let verb = if r.dry_run { "would ban" } else { "ban" };
     for (b, e) in r.written.iter().zip(&r.evidence) {
@@ -807,20 +943,11 @@ fn report(shared: &Shared, r: Report) -> Vec<SourceKey> {
         }
     }
     if r.dry_run {
-        return Vec::new();
+        return;
     }
     if let Ok(mut book) = shared.book.lock() {
         book.written(&r.written, Instant::now());
     }
-    r.written.into_iter().map(|b| b.key).collect()
-}
-
-fn established_peers() -> Vec<IpAddr> {
-    let mut p = hostinfo::established_peers(&hostinfo::read("/proc/net/tcp"));
-    p.extend(hostinfo::established_peers(&hostinfo::read(
-        "/proc/net/tcp6",
-    )));
-    p.into_iter().collect()
 }
 
 /// One JSON line per ban for log shippers (`--events PATH` or `-`).
@@ -922,9 +1049,7 @@ fn reconcile(sock: &mut NlSocket, s: &Settings, shared: &Shared) -> Option<u64> 
         .ok()?
         .reconcile(&listed, began, Instant::now());
     for key in &lifted {
-        if let Ok(mut d) = shared.detectors[key.shard(SHARDS)].lock() {
-            d.forget(key);
-        }
+        shared.forget(key);
         info!("{key} was unbanned from outside: forgetting it");
     }
     Some(listed.len() as u64)
@@ -1033,8 +1158,31 @@ fn write_stats(shared: &Shared, s: &Settings, active: u64, failed_open: u64) {
         ),
         m(
             "spared",
-            "bans skipped or lifted at once: the source had an established TCP session",
+            "bans not written: the source had an aged session to a management port (spare-ports)",
             c.spared.load(Ordering::Relaxed),
+        ),
+        g(
+            "management_sessions_aged",
+            "sessions to a management port old enough to spare their peer (spare-after)",
+            shared
+                .sessions
+                .lock()
+                .map_or(0, |x| x.aged(shared.now_ms()) as u64),
+        ),
+        m(
+            "bans_retried",
+            "bans written on a retry after their first write failed",
+            c.bans_retried.load(Ordering::Relaxed),
+        ),
+        m(
+            "bans_lost",
+            "bans given up after failing to reach the kernel for a minute (the source counts afresh)",
+            c.bans_lost.load(Ordering::Relaxed),
+        ),
+        g(
+            "bans_pending_retry",
+            "bans whose write failed, waiting for a retry",
+            shared.retry.lock().map_or(0, |r| r.len() as u64),
         ),
         m(
             "bans_unlogged",

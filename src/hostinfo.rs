@@ -1,7 +1,7 @@
-//! What the host knows about itself, read from /proc and /etc: its own addresses, its gateways,
-//! its DNS resolvers (the auto-allowlist: banning any of them would cut the admin off), and the
-//! peers of its established TCP connections (spared at ban time: a source with a live session
-//! is a client, whatever else it probes).
+//! What the host knows about itself, read from /proc and /etc: its own addresses and on-link
+//! IPv6 prefixes, its gateways, its DNS resolvers (the auto-allowlist: banning any of them would
+//! cut the admin off), and its established TCP sessions (an aged one to a management port spares
+//! its peer: see `sessions`).
 //!
 //! All of it comes from text files of the daemon's own network namespace, so no rtnetlink code
 //! is needed. The kernel prints IPv4 addresses in /proc/net/{route,tcp} as a native-endian u32
@@ -10,6 +10,18 @@
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use detector::source::{canonical, mask_v6};
+use detector::Cidr;
+
+/// Where resolvers are written down: the stub's file, and the upstream servers behind a local
+/// stub as systemd-resolved and OpenWrt (dnsmasq's upstreams, from netifd) keep them.
+pub const RESOLV_CONF_FILES: [&str; 4] = [
+    "/etc/resolv.conf",
+    "/run/systemd/resolve/resolv.conf",
+    "/tmp/resolv.conf.d/resolv.conf.auto",
+    "/tmp/resolv.conf.auto",
+];
 
 /// Addresses of this host: `LOCAL` entries of /proc/net/fib_trie and /proc/net/if_inet6.
 pub fn own_addresses(fib_trie: &str, if_inet6: &str) -> BTreeSet<IpAddr> {
@@ -28,6 +40,34 @@ pub fn own_addresses(fib_trie: &str, if_inet6: &str) -> BTreeSet<IpAddr> {
     for line in if_inet6.lines() {
         if let Some(a) = line.split_whitespace().next().and_then(hex_v6) {
             out.insert(IpAddr::V6(a));
+        }
+    }
+    out
+}
+
+/// The host's on-link IPv6 prefixes: each global address of /proc/net/if_inet6 with its
+/// prefix length (a neighbour on one of them is one host, not a /64 to ban).
+pub fn on_link_prefixes(if_inet6: &str) -> Vec<Cidr> {
+    let mut out = Vec::new();
+    for line in if_inet6.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (Some(a), Some(len), Some(scope)) = (
+            f.first().and_then(|a| hex_v6(a)),
+            f.get(2).and_then(|l| u8::from_str_radix(l, 16).ok()),
+            f.get(3),
+        ) else {
+            continue;
+        };
+        // Scope 00 is global; host (10) and link (20) scopes are never tracked anyway.
+        if *scope != "00" || len > 128 {
+            continue;
+        }
+        let c = Cidr {
+            addr: IpAddr::V6(mask_v6(a, len)),
+            len,
+        };
+        if !out.contains(&c) {
+            out.push(c);
         }
     }
     out
@@ -68,15 +108,35 @@ pub fn resolvers(resolv_conf: &str) -> BTreeSet<IpAddr> {
         .collect()
 }
 
-/// Remote addresses of ESTABLISHED (state 01) connections in /proc/net/tcp or tcp6.
-pub fn established_peers(tcp: &str) -> BTreeSet<IpAddr> {
-    let mut out = BTreeSet::new();
+/// The `nameserver` addresses of every file in `RESOLV_CONF_FILES` that exists.
+pub fn all_resolvers() -> BTreeSet<IpAddr> {
+    RESOLV_CONF_FILES
+        .iter()
+        .flat_map(|f| resolvers(&read(f)))
+        .collect()
+}
+
+/// An established TCP connection: its peer (IPv4 for an IPv4 peer of a dual-stack socket,
+/// shown in tcp6 as `::ffff:a.b.c.d`), the peer's port and the local port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Session {
+    pub peer: IpAddr,
+    pub peer_port: u16,
+    pub local_port: u16,
+}
+
+/// ESTABLISHED (state 01) connections in /proc/net/tcp or tcp6.
+pub fn established_sessions(tcp: &str) -> Vec<Session> {
+    let mut out = Vec::new();
     for line in tcp.lines().skip(1) {
         let f: Vec<&str> = line.split_whitespace().collect();
         if f.get(3) != Some(&"01") {
             continue;
         }
-        let Some(addr) = f.get(2).and_then(|r| r.split(':').next()) else {
+        let (Some((_, local)), Some((addr, port))) = (
+            f.get(1).and_then(|l| l.split_once(':')),
+            f.get(2).and_then(|r| r.split_once(':')),
+        ) else {
             continue;
         };
         let peer = match addr.len() {
@@ -84,9 +144,18 @@ pub fn established_peers(tcp: &str) -> BTreeSet<IpAddr> {
             32 => hex_v6_words(addr).map(IpAddr::V6),
             _ => None,
         };
-        if let Some(p) = peer {
-            out.insert(p);
-        }
+        let (Some(peer), Ok(peer_port), Ok(local_port)) = (
+            peer,
+            u16::from_str_radix(port, 16),
+            u16::from_str_radix(local, 16),
+        ) else {
+            continue;
+        };
+        out.push(Session {
+            peer: canonical(peer),
+            peer_port,
+            local_port,
+        });
     }
     out
 }
@@ -190,11 +259,25 @@ mod tests {
     }
 
     #[test]
-    fn established_peers_v4_and_v6() {
-        let p4 = established_peers(include_str!("../fixtures/proc/tcp.txt"));
-        assert_eq!(p4, [ip("192.0.2.254")].into_iter().collect());
-        let p6 = established_peers(include_str!("../fixtures/proc/tcp6.txt"));
-        assert_eq!(p6, [ip("2001:db8::fe")].into_iter().collect());
+    fn established_sessions_v4_and_v6() {
+        let p4 = established_sessions(include_str!("../fixtures/proc/tcp.txt"));
+        assert_eq!(p4.len(), 1, "{p4:?}");
+        assert_eq!(p4[0].peer, ip("192.0.2.254"));
+        assert_eq!(p4[0].local_port, 22);
+        let p6 = established_sessions(include_str!("../fixtures/proc/tcp6.txt"));
+        assert_eq!(p6.len(), 1, "{p6:?}");
+        assert_eq!(p6[0].peer, ip("2001:db8::fe"));
+        assert_eq!(p6[0].local_port, 22);
+    }
+
+    #[test]
+    fn on_link_prefixes_from_if_inet6() {
+        let p = on_link_prefixes(include_str!("../fixtures/proc/if_inet6.txt"));
+        assert_eq!(
+            p,
+            vec!["2001:db8::/64".parse::<Cidr>().unwrap()],
+            "global scope only"
+        );
     }
 
     #[test]

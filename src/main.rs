@@ -10,6 +10,7 @@ mod hostinfo;
 mod latency;
 mod privilege;
 mod ruleset;
+mod sessions;
 mod settings;
 mod signals;
 mod state;
@@ -233,17 +234,39 @@ fn ban(s: &Settings, target: cli::BanTarget, duration: Option<Duration>) -> Resu
     Ok(())
 }
 
+/// Lifts a ban in the kernel and in the state file (else a daemon started later would restore
+/// it). An IPv6 address is looked for as itself (a narrowed ban) and as its prefix.
 fn unban(s: &Settings, target: settings::Cidr) -> Result<(), String> {
     let key = key_of(s, target)?;
-    let mut sock = socket()?;
-    match bans::remove(&mut sock, &key) {
-        Ok(true) => {
-            println!("unbanned {key}");
-            Ok(())
+    let mut keys = vec![key];
+    if let (std::net::IpAddr::V6(a), 128) = (target.addr, target.len) {
+        if s.ipv6_prefix < 128 {
+            keys.insert(0, SourceKey::V6(a, 128));
         }
-        Ok(false) => Err(format!("{key} is not banned")),
-        Err(e) => Err(e.to_string()),
     }
+    let mut sock = socket()?;
+    let mut lifted = Vec::new();
+    for k in &keys {
+        if bans::remove(&mut sock, k).map_err(|e| e.to_string())? {
+            lifted.push(*k);
+        }
+    }
+    if let Some(path) = &s.state_file {
+        for k in &keys {
+            match state::remove(path, k, s.ipv6_prefix) {
+                Ok(true) if !lifted.contains(k) => lifted.push(*k),
+                Ok(_) => {}
+                Err(e) => return Err(format!("state file {}: {e}", path.display())),
+            }
+        }
+    }
+    if lifted.is_empty() {
+        return Err(format!("{key} is not banned"));
+    }
+    for k in lifted {
+        println!("unbanned {k}");
+    }
+    Ok(())
 }
 
 fn list(s: &Settings, json: bool) -> Result<(), String> {

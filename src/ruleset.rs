@@ -1,10 +1,12 @@
 //! What managed mode installs: `table inet scanban`, built from the settings and the kernel's
 //! features, as nft objects (to send) and as nft text (what `scanban ruleset` prints).
 //!
-//! - sets `banned4` (ipv4_addr) and `banned6` (ipv6_addr, keys masked to the configured prefix),
-//!   with timeouts, an explicit size and a comment;
+//! - sets `banned4` (ipv4_addr), `banned6` (ipv6_addr, keys masked to the configured prefix)
+//!   and `banned6_host` (single IPv6 addresses: sources whose prefix holds a protected address,
+//!   and on-link neighbours), with timeouts, an explicit size and a comment;
 //! - chain `prerouting`, hook prerouting priority -450 (before defragmentation and conntrack):
-//!   banned sources are counted and dropped;
+//!   loopback traffic returns at once (a ban never cuts the host off from itself), banned
+//!   sources are counted and dropped;
 //! - chain `sensor`, hook input priority -10 (before the filter priority, so after an accept
 //!   verdict the admin's own firewall still decides): loopback, non-unicast and established
 //!   traffic return at once; so does anything a local socket will receive; what is left, TCP SYN
@@ -16,11 +18,13 @@ use nft::rule::{ct_state, tcp_flag};
 use nft::uapi::set::F_TIMEOUT;
 use nft::{BaseChain, Chain, Family, Hook, KeyType, Rule, Set, Table, Verdict};
 
-use crate::settings::{Mode, OpenPorts, Settings};
+use crate::settings::{Mode, OpenPorts, Settings, MAX_QUEUES};
 
 pub const TABLE: &str = "scanban";
 pub const SET4: &str = "banned4";
 pub const SET6: &str = "banned6";
+/// Single IPv6 addresses, for keys narrowed below the prefix (see `detector::Allowlist::key_for`).
+pub const SET6_HOST: &str = "banned6_host";
 /// Listening ports, kept by the daemon where the nft `socket` expression is missing.
 pub const OPEN_TCP: &str = "open_tcp";
 pub const OPEN_UDP: &str = "open_udp";
@@ -130,13 +134,14 @@ impl Parts {
 pub fn build(settings: &Settings, features: &Features, parts: Parts) -> Ruleset {
     let r = |chain: &str| Rule::new(Family::Inet, TABLE, chain);
     let q = settings.queue;
+    let total = q.count().min(MAX_QUEUES) as u16;
     // The counter lets the daemon tell how many probes failed open (queue full) from how many
     // it received.
     let queue = |rule: Rule| {
         if features.native_queue {
-            rule.counter().queue(q.first, q.count(), true, false)
+            rule.counter().queue(q.first, total, true, false)
         } else {
-            rule.counter().queue_compat(q.first, q.count(), true, false)
+            rule.counter().queue_compat(q.first, total, true, false)
         }
     };
     let mut sets = Vec::new();
@@ -145,11 +150,19 @@ pub fn build(settings: &Settings, features: &Features, parts: Parts) -> Ruleset 
     if parts.bans {
         sets.push(ban_set(SET4, KeyType::Ipv4Addr, settings));
         sets.push(ban_set(SET6, KeyType::Ipv6Addr, settings));
+        sets.push(ban_set(SET6_HOST, KeyType::Ipv6Addr, settings));
         chains.push(base("prerouting", Hook::Prerouting, PREROUTING_PRIORITY));
+        rules.push(r("prerouting").iif_loopback().ret());
         rules.push(r("prerouting").ip_saddr_in(SET4).counter().drop());
         rules.push(
             r("prerouting")
                 .ip6_saddr_prefix_in(settings.ipv6_prefix, SET6)
+                .counter()
+                .drop(),
+        );
+        rules.push(
+            r("prerouting")
+                .ip6_saddr_prefix_in(128, SET6_HOST)
                 .counter()
                 .drop(),
         );

@@ -57,9 +57,12 @@ pub struct QueueRange {
     pub last: u16,
 }
 
+/// Queues one daemon reads at most (a thread and a socket each).
+pub const MAX_QUEUES: u32 = 64;
+
 impl QueueRange {
-    pub fn count(&self) -> u16 {
-        self.last - self.first + 1
+    pub fn count(&self) -> u32 {
+        u32::from(self.last) - u32::from(self.first) + 1
     }
 }
 
@@ -106,6 +109,9 @@ pub struct Settings {
     pub ipv6_prefix: u8,
     pub allow: Vec<Cidr>,
     pub capacity: u32,
+    /// Local ports whose aged sessions spare their peer (empty: nothing is spared).
+    pub spare_ports: Vec<u16>,
+    pub spare_after: Duration,
     // Bans.
     pub ban_time: Duration,
     pub ban_factor: u32,
@@ -142,6 +148,8 @@ impl Default for Settings {
             ipv6_prefix: 64,
             allow: Vec::new(),
             capacity: 65_536,
+            spare_ports: vec![22],
+            spare_after: Duration::from_secs(120),
             ban_time: Duration::from_secs(3600),
             ban_factor: 2,
             ban_max: Duration::from_secs(7 * 86_400),
@@ -199,6 +207,8 @@ pub const OPTIONS: &[OptionDoc] = &[
     opt("ipv6-prefix", "LEN", "IPv6 sources are counted and banned by this prefix (default 64)"),
     opt("allow", "CIDR", "never track or ban these sources; repeatable (loopback, link-local and multicast are always allowed)"),
     opt("capacity", "N", "sources tracked at once; the least recently seen is forgotten first (default 65536)"),
+    opt("spare-ports", "PORT,...|none", "a source with a TCP session to one of these local ports, open before its scan began and for at least spare-after, is not banned (default 22)"),
+    opt("spare-after", "DURATION", "how old such a management session must be (default 2m, sshd's LoginGraceTime)"),
     opt("ban-time", "DURATION", "first ban's length (default 1h)"),
     opt("ban-factor", "N", "each repeat ban lasts N times the previous one (default 2)"),
     opt("ban-max", "DURATION", "longest ban (default 1w)"),
@@ -295,6 +305,20 @@ impl Settings {
             "ipv6-prefix" => self.ipv6_prefix = num(8, 128)? as u8,
             "allow" => self.allow.push(v()?.parse().map_err(fail)?),
             "capacity" => self.capacity = num(16, 16_777_216)?,
+            "spare-ports" => {
+                let text = v()?;
+                self.spare_ports = if text == "none" {
+                    Vec::new()
+                } else {
+                    text.split(',')
+                        .map(|p| p.trim().parse::<u16>().ok().filter(|p| *p != 0))
+                        .collect::<Option<Vec<u16>>>()
+                        .ok_or_else(|| {
+                            fail(format!("`{text}` is not `none` or ports like 22,2222"))
+                        })?
+                };
+            }
+            "spare-after" => self.spare_after = dur(Duration::ZERO)?,
             "ban-time" => self.ban_time = dur(Duration::from_secs(1))?,
             "ban-factor" => self.ban_factor = num(1, 100)?,
             "ban-max" => self.ban_max = dur(Duration::from_secs(1))?,
@@ -339,8 +363,14 @@ impl Settings {
                 ),
             );
         }
-        if self.mode == Mode::Managed && self.queue.count() > 64 {
-            return fail("queue", "at most 64 queues".into());
+        if self.queue.count() > MAX_QUEUES {
+            return fail(
+                "queue",
+                format!(
+                    "{} queues: at most {MAX_QUEUES}, one thread each",
+                    self.queue.count()
+                ),
+            );
         }
         Ok(())
     }
@@ -401,6 +431,7 @@ mod tests {
                 Some("PATH") | Some("PATH|-") => Some("/tmp/x"),
                 Some("LEN") => Some("56"),
                 Some("PERCENT") => Some("10"),
+                Some("PORT,...|none") => Some("none"),
                 Some(_) => Some("100"),
             };
             s.apply(o.name, sample)
@@ -440,6 +471,14 @@ mod tests {
         let mut s = Settings::default();
         assert!(s.apply("ipv6-prefix", Some("129")).is_err());
         assert!(s.apply("queue", Some("3-1")).is_err());
+        s.apply("queue", Some("0-65535")).unwrap();
+        assert_eq!(s.queue.count(), 65_536, "no wrap to 0");
+        assert_eq!(s.validate().unwrap_err().name, "queue");
+        s.queue = QueueRange { first: 0, last: 0 };
+        assert!(s.apply("spare-ports", Some("22,x")).is_err());
+        assert!(s.apply("spare-ports", Some("0")).is_err());
+        s.apply("spare-ports", Some("22, 2222")).unwrap();
+        assert_eq!(s.spare_ports, [22, 2222]);
         assert!(s.apply("allow", Some("192.0.2.0/33")).is_err());
         assert!(s.apply("threshold", Some("0")).is_err());
         s.apply("ban-time", Some("2w")).unwrap();

@@ -62,12 +62,56 @@ pub fn parse(text: &str, now: u64, ipv6_prefix: u8) -> Vec<Ban> {
             continue;
         }
         out.push(Ban {
-            key: SourceKey::new(cidr.addr, ipv6_prefix),
+            key: key_of_saved(cidr, ipv6_prefix),
             duration_ms: remaining,
             comment: f.next().unwrap_or("restored").to_string(),
         });
     }
     out
+}
+
+/// A saved source as a key: an IPv4 address, one IPv6 address (a narrowed ban), or the prefix.
+fn key_of_saved(cidr: Cidr, ipv6_prefix: u8) -> SourceKey {
+    match cidr.addr {
+        std::net::IpAddr::V6(a) if cidr.len == 128 => SourceKey::V6(a, 128),
+        a => SourceKey::new(a, ipv6_prefix),
+    }
+}
+
+/// Rewrites the state file without `key`, for `scanban unban` (the daemon may be down, and
+/// would otherwise restore the ban at its next start). `Ok(false)`: the file did not hold it.
+pub fn remove(path: &Path, key: &SourceKey, ipv6_prefix: u8) -> std::io::Result<bool> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let (kept, removed) = without(&text, key, ipv6_prefix);
+    if removed {
+        crate::atomic_file::write(path, kept.as_bytes(), true)?;
+    }
+    Ok(removed)
+}
+
+/// `text` without the lines of `key`, and whether there were any.
+fn without(text: &str, key: &SourceKey, ipv6_prefix: u8) -> (String, bool) {
+    let mut out = String::with_capacity(text.len());
+    let mut removed = false;
+    for line in text.lines() {
+        let saved = line
+            .split(' ')
+            .next()
+            .filter(|_| !line.starts_with('#'))
+            .and_then(|src| src.parse::<Cidr>().ok())
+            .map(|c| key_of_saved(c, ipv6_prefix));
+        if saved.as_ref() == Some(key) {
+            removed = true;
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    (out, removed)
 }
 
 pub fn save(path: &Path, bans: &[Listed]) -> std::io::Result<()> {
@@ -111,5 +155,33 @@ mod tests {
         let back = parse(&text, 1000, 64);
         assert_eq!(back[1].key.to_string(), "2001:db8:1:2::/64");
         assert!(parse("garbage\n1.2.3 x y\n", 0, 64).is_empty());
+    }
+
+    #[test]
+    fn narrowed_bans_keep_their_length_and_unban_removes_a_line() {
+        let host = SourceKey::V6("2001:db8:1:2::66".parse().unwrap(), 128);
+        let bans = vec![
+            Listed {
+                key: host,
+                timeout_ms: Some(60_000),
+                expires_ms: Some(50_000),
+                comment: Some("per address".into()),
+            },
+            Listed {
+                key: SourceKey::new("192.0.2.7".parse().unwrap(), 64),
+                timeout_ms: Some(60_000),
+                expires_ms: Some(50_000),
+                comment: None,
+            },
+        ];
+        let text = render(&bans, 1000);
+        assert_eq!(parse(&text, 1000, 64)[0].key, host);
+        let (kept, removed) = without(&text, &host, 64);
+        assert!(removed);
+        let back = parse(&kept, 1000, 64);
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0].key.to_string(), "192.0.2.7");
+        assert!(kept.contains("# saved_at 1000"));
+        assert!(!without(&kept, &host, 64).1);
     }
 }

@@ -1,6 +1,6 @@
 //! The real `scanban run` binary in a server namespace, real nmap (and friends) in an attacker
-//! namespace, the real kernel in between (../shared/TESTING.md rules: own namespaces, documentation
-//! addresses, no default route, bounded traffic, cleanup on failure too).
+//! namespace, the real kernel in between (own namespaces, documentation addresses, no default
+//! route, bounded traffic, cleanup on failure too).
 
 use std::process::Command;
 use std::time::Duration;
@@ -8,7 +8,7 @@ use std::time::Duration;
 use nfnl::testbed::{wait_for, Testbed, ATTACKER_V4, SERVER_V4, SERVER_V6};
 
 mod common;
-use common::{banned, nmap, scanban, Daemon};
+use common::{banned, connect_from, hold_listener, hold_session, nmap, scanban, Daemon};
 
 #[test]
 fn a_syn_scan_is_banned_and_the_rest_of_it_sees_nothing() {
@@ -93,26 +93,98 @@ fn a_client_retrying_a_closed_port_is_never_banned() {
 }
 
 #[test]
-fn an_ipv6_scanner_is_banned_by_its_64() {
+fn an_ipv6_scanner_is_banned_by_its_64_and_a_neighbour_by_its_address() {
     let Some(tb) = Testbed::new("e2ev6") else {
         return;
     };
+    // A remote /64, routed through the attacker (no on-link prefix of the server's).
+    tb.add_attacker_addr("2001:db8:1::2/64").unwrap();
+    tb.add_attacker_addr("2001:db8:1::99/64").unwrap();
     tb.add_attacker_addr("2001:db8::99/64").unwrap();
-    let d = Daemon::start(&tb, &[]);
+    tb.add_attacker_addr("2001:db8::77/64").unwrap();
     tb.sh(
-        &tb.attacker,
-        &format!("timeout 120 nmap -6 -n -Pn -sS --max-retries 0 -T4 --top-ports 200 {SERVER_V6} >/dev/null 2>&1; true"),
+        &tb.server,
+        "ip -6 route add 2001:db8:1::/64 via 2001:db8::2",
     )
     .unwrap();
-    assert!(banned(&tb, "banned6", "2001:db8::"), "{}", d.log());
-    // Another address of the same /64 is dropped too: its connection attempt times out.
-    let out = tb
-        .sh(
+    let d = Daemon::start(&tb, &[]);
+    let scan = |src: &str| {
+        tb.sh(
             &tb.attacker,
-            &format!("timeout 2 bash -c 'exec 3<>/dev/tcp/{SERVER_V6}/22' 2>/dev/null; echo $?"),
+            &format!("timeout 120 nmap -6 -n -Pn -sS -S {src} -e veth0 --max-retries 0 -T4 --top-ports 200 {SERVER_V6} >/dev/null 2>&1; true"),
         )
-        .unwrap();
-    assert_eq!(out.trim(), "124", "the whole /64 is dropped: {out}");
+        .unwrap()
+    };
+    scan("2001:db8:1::2");
+    assert!(banned(&tb, "banned6", "2001:db8:1::"), "{}", d.log());
+    // Another address of the same /64 is dropped too.
+    assert_eq!(
+        connect_from(&tb, "2001:db8:1::99", SERVER_V6, 22),
+        "timeout",
+        "the whole remote /64 is dropped"
+    );
+    // A neighbour on the server's own on-link /64 is one host: banned alone, and the /64
+    // (which holds the server's own address) is never banned. (2001:db8::2 is the server's
+    // gateway to the remote /64, so allowlisted.)
+    scan("2001:db8::99");
+    wait_for(Duration::from_secs(5), || {
+        banned(&tb, "banned6_host", "2001:db8::99").then_some(())
+    })
+    .unwrap_or_else(|| panic!("{}", d.log()));
+    assert!(
+        !tb.sh(&tb.server, "nft list set inet scanban banned6")
+            .unwrap()
+            .contains("2001:db8::,"),
+        "{}",
+        d.log()
+    );
+    assert!(d.log().contains("on-link neighbour"), "{}", d.log());
+    assert_eq!(
+        connect_from(&tb, "2001:db8::77", SERVER_V6, 22),
+        "refused",
+        "the neighbour's neighbour still reaches the host"
+    );
+    assert_eq!(connect_from(&tb, "2001:db8::99", SERVER_V6, 22), "timeout");
+}
+
+#[test]
+fn an_allowlisted_admin_is_never_covered_by_a_neighbours_ban() {
+    let Some(tb) = Testbed::new("e2eadmin6") else {
+        return;
+    };
+    // Admin and scanner in one remote /64; the admin is allowlisted by address.
+    for a in ["2001:db8:1::10/64", "2001:db8:1::66/64"] {
+        tb.add_attacker_addr(a).unwrap();
+    }
+    tb.sh(
+        &tb.server,
+        "ip -6 route add 2001:db8:1::/64 via 2001:db8::2",
+    )
+    .unwrap();
+    let d = Daemon::start(&tb, &["--allow", "2001:db8:1::10"]);
+    tb.sh(
+        &tb.attacker,
+        &format!("timeout 120 nmap -6 -n -Pn -sS -S 2001:db8:1::66 -e veth0 --max-retries 0 -T4 --top-ports 200 {SERVER_V6} >/dev/null 2>&1; true"),
+    )
+    .unwrap();
+    wait_for(Duration::from_secs(5), || {
+        banned(&tb, "banned6_host", "2001:db8:1::66").then_some(())
+    })
+    .unwrap_or_else(|| panic!("{}", d.log()));
+    assert!(
+        d.log().contains("its prefix holds a protected address"),
+        "{}",
+        d.log()
+    );
+    assert_eq!(
+        connect_from(&tb, "2001:db8:1::10", SERVER_V6, 22),
+        "refused",
+        "the admin still reaches the host"
+    );
+    assert_eq!(
+        connect_from(&tb, "2001:db8:1::66", SERVER_V6, 22),
+        "timeout"
+    );
 }
 
 #[test]
@@ -339,55 +411,79 @@ fn an_invalid_configuration_exits_2_and_touches_nothing() {
 }
 
 #[test]
-fn allowlisted_and_connected_sources_are_spared() {
+fn an_aged_management_session_spares_an_admin_and_nothing_else_does() {
     let Some(tb) = Testbed::new("e2espare") else {
         return;
     };
-    tb.add_attacker_addr("192.0.2.3/24").unwrap();
-    // An "SSH" server on the host; the admin (192.0.2.3) keeps a session open, then scans.
-    tb.sh(
-        &tb.server,
-        "nohup timeout 60 python3 -c 'import socket,time\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind((\"192.0.2.1\",2222));s.listen()\nc=s.accept();time.sleep(60)' >/dev/null 2>&1 &",
-    )
-    .unwrap();
-    let d = Daemon::start(&tb, &["--allow", "192.0.2.2"]);
-    wait_for(Duration::from_secs(5), || {
-        tb.sh(&tb.server, "ss -Hltn 'sport = :2222'")
-            .ok()
-            .filter(|o| !o.trim().is_empty())
+    for a in ["192.0.2.3/24", "192.0.2.4/24"] {
+        tb.add_attacker_addr(a).unwrap();
+    }
+    // A "management" service on 2222 and a web server on 8080, both holding their sessions.
+    hold_listener(&tb, SERVER_V4, 2222, 90);
+    hold_listener(&tb, SERVER_V4, 8080, 90);
+    let d = Daemon::start(
+        &tb,
+        &[
+            "--allow",
+            "192.0.2.2",
+            "--spare-ports",
+            "2222",
+            "--spare-after",
+            "2s",
+        ],
+    );
+    // The admin (192.0.2.3) is logged in; the attacker (192.0.2.4) holds an HTTP keep-alive.
+    hold_session(&tb, "192.0.2.3", SERVER_V4, 2222, 60);
+    hold_session(&tb, "192.0.2.4", SERVER_V4, 8080, 60);
+    // Both sessions age; only the admin's is to a management port.
+    wait_for(Duration::from_secs(20), || {
+        (d.stat("management_sessions_aged") >= 1).then_some(())
     })
-    .expect("listener up");
-    let session = {
-        let ns = tb.attacker.clone();
-        std::thread::spawn(move || {
-            Command::new("ip")
-                .args(["netns", "exec", &ns, "timeout", "20", "python3", "-c"])
-                .arg("import socket,time\nc=socket.socket();c.bind(('192.0.2.3',0));c.connect(('192.0.2.1',2222));time.sleep(15)")
-                .output()
-        })
-    };
-    wait_for(Duration::from_secs(5), || {
-        tb.sh(&tb.server, "ss -Htn state established 'sport = :2222'")
-            .ok()
-            .filter(|o| o.contains("192.0.2.3"))
-    })
-    .expect("session established");
+    .unwrap_or_else(|| panic!("the admin's session never aged:\n{}", d.log()));
     nmap(
         &tb,
         &format!("-sS --top-ports 200 -S 192.0.2.3 -e veth0 {SERVER_V4}"),
     );
+    nmap(
+        &tb,
+        &format!("-sS --top-ports 200 -S 192.0.2.4 -e veth0 {SERVER_V4}"),
+    );
     nmap(&tb, &format!("-sS --top-ports 200 {SERVER_V4}"));
     wait_for(Duration::from_secs(5), || {
-        d.log().contains("spared 192.0.2.3").then_some(())
+        (d.log().contains("spared 192.0.2.3") && banned(&tb, "banned4", "192.0.2.4")).then_some(())
     })
     .unwrap_or_else(|| panic!("{}", d.log()));
-    assert!(!banned(&tb, "banned4", "192.0.2.3"));
+    assert!(!banned(&tb, "banned4", "192.0.2.3"), "{}", d.log());
+    assert!(
+        !d.log().contains("spared 192.0.2.4"),
+        "a keep-alive is no opt-out: {}",
+        d.log()
+    );
     assert!(
         !banned(&tb, "banned4", ATTACKER_V4),
         "allowlisted: {}",
         d.log()
     );
-    drop(session);
+    // The admin's probes were not dropped as if banned: the host still answers them.
+    assert_eq!(connect_from(&tb, "192.0.2.3", SERVER_V4, 23), "refused");
+}
+
+#[test]
+fn a_fresh_session_to_the_management_port_is_no_opt_out() {
+    let Some(tb) = Testbed::new("e2efresh") else {
+        return;
+    };
+    // An attacker opens an SSH-like session (sshd would close it unauthenticated after 2 min)
+    // and scans while it is young: default spare-after.
+    hold_listener(&tb, SERVER_V4, 22, 60);
+    let d = Daemon::start(&tb, &[]);
+    hold_session(&tb, ATTACKER_V4, SERVER_V4, 22, 30);
+    nmap(&tb, &format!("-sS --top-ports 200 {SERVER_V4}"));
+    wait_for(Duration::from_secs(5), || {
+        banned(&tb, "banned4", ATTACKER_V4).then_some(())
+    })
+    .unwrap_or_else(|| panic!("{}", d.log()));
+    assert!(!d.log().contains("spared"), "{}", d.log());
 }
 
 #[test]

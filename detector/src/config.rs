@@ -33,7 +33,7 @@ pub struct Config {
     pub offender_capacity: usize,
     /// Random spread of ban lengths, in percent either way.
     pub ban_jitter_percent: u32,
-    /// New bans per second this detector may issue (the daemon gives each shard its part).
+    /// New bans per second (shared by detectors that share their limiter).
     pub ban_rate: u32,
     /// Bans that may be issued at once before the rate applies.
     pub ban_burst: u32,

@@ -3,6 +3,7 @@
 
 use std::fmt::{self, Write};
 
+use crate::allowlist::Narrowed;
 use crate::packet::Proto;
 
 /// Stealth probe kinds (bit flags).
@@ -39,6 +40,12 @@ pub struct Evidence {
     pub ban_ms: u64,
     /// 1 for a first ban, n for the n-th within the offender memory.
     pub offence: u32,
+    /// When the source's first counted probe came and when the ban was decided (the
+    /// detector's clock, milliseconds).
+    pub first_ms: u64,
+    pub last_ms: u64,
+    /// Why an IPv6 key is one address rather than the configured prefix.
+    pub narrowed: Narrowed,
 }
 
 impl Evidence {
@@ -95,6 +102,13 @@ impl fmt::Display for Evidence {
                 }
             }
         }
+        match self.narrowed {
+            Narrowed::No => {}
+            Narrowed::OnLink => f.write_str(", per address: on-link neighbour")?,
+            Narrowed::CoversProtected => {
+                f.write_str(", per address: its prefix holds a protected address")?
+            }
+        }
         write!(f, ", {} ban #{}", human_ms(self.ban_ms), self.offence)
     }
 }
@@ -129,6 +143,9 @@ mod tests {
             stealth: stealth::FIN | stealth::XMAS,
             ban_ms: 3_600_000,
             offence: 1,
+            first_ms: 0,
+            last_ms: 0,
+            narrowed: Narrowed::No,
         };
         e.ports[..ports.len()].copy_from_slice(ports);
         e
@@ -148,6 +165,16 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "score 21 from 12 ports (tcp/22,80 udp/53,161 ...) stealth FIN,XMAS, 1h ban #1"
+        );
+        let narrowed = Evidence {
+            narrowed: Narrowed::CoversProtected,
+            ..e
+        };
+        assert!(
+            narrowed
+                .to_string()
+                .contains("per address: its prefix holds a protected address"),
+            "{narrowed}"
         );
         assert!(e.summary(40).len() <= 40);
         assert!(e.summary(40).ends_with("..."));

@@ -28,7 +28,7 @@ pub mod table;
 
 use std::collections::VecDeque;
 
-pub use allowlist::{Allowlist, Cidr};
+pub use allowlist::{Allowlist, Cidr, Keyed, Narrowed};
 pub use config::Config;
 pub use evidence::Evidence;
 pub use packet::{Ignored, Observation, Proto};
@@ -36,7 +36,7 @@ pub use source::SourceKey;
 
 use evidence::{stealth, SHOWN_PORTS};
 use offenders::Offenders;
-use ratelimit::RateLimiter;
+use ratelimit::{RateLimiter, SharedLimiter};
 use table::{Inserted, Table};
 
 /// A decision for the caller to carry out.
@@ -97,7 +97,7 @@ pub struct Detector {
     allow: Allowlist,
     table: Table,
     offenders: Offenders,
-    limiter: RateLimiter,
+    limiter: SharedLimiter,
     actions: VecDeque<Action>,
     action_capacity: usize,
     counters: Counters,
@@ -113,7 +113,10 @@ impl Detector {
             allow: Allowlist::new(config.allow.iter().copied()),
             table: Table::new(config.capacity),
             offenders: Offenders::new(config.offender_capacity, config.offender_memory_ms),
-            limiter: RateLimiter::new(config.ban_rate, config.ban_burst),
+            limiter: SharedLimiter::new(std::sync::Mutex::new(RateLimiter::new(
+                config.ban_rate,
+                config.ban_burst,
+            ))),
             actions: VecDeque::with_capacity(action_capacity),
             action_capacity,
             counters: Counters::default(),
@@ -125,6 +128,16 @@ impl Detector {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The ban budget, to share with the other detectors of one daemon (`share_limiter`).
+    pub fn limiter(&self) -> SharedLimiter {
+        SharedLimiter::clone(&self.limiter)
+    }
+
+    /// Draws bans from `limiter`, shared with other detectors: one rate for all of them.
+    pub fn share_limiter(&mut self, limiter: SharedLimiter) {
+        self.limiter = limiter;
     }
 
     /// Replaces the allowlist (configured plus automatic entries). Sources now on it are
@@ -139,11 +152,21 @@ impl Detector {
     pub fn set_policy(&mut self, mut config: Config) {
         config.capacity = self.config.capacity;
         config.offender_capacity = self.config.offender_capacity;
-        if (config.ban_rate, config.ban_burst) != (self.config.ban_rate, self.config.ban_burst) {
-            self.limiter = RateLimiter::new(config.ban_rate, config.ban_burst);
+        if let Ok(mut l) = self.limiter.lock() {
+            if l.rate() != (config.ban_rate, config.ban_burst.max(1)) {
+                l.reconfigure(config.ban_rate, config.ban_burst);
+            }
         }
         self.offenders.set_memory(config.offender_memory_ms);
         self.config = config;
+    }
+
+    /// The key `addr` is counted and banned under (`None`: protected, never banned).
+    pub fn key_for(&self, addr: &std::net::IpAddr) -> Option<SourceKey> {
+        match self.allow.key_for(addr, self.config.ipv6_prefix) {
+            Keyed::Protected => None,
+            Keyed::Key(k, _) => Some(k),
+        }
     }
 
     /// Parses a queued packet and observes it.
@@ -165,12 +188,12 @@ impl Detector {
     }
 
     pub fn observe(&mut self, now_ms: u64, obs: &Observation) -> Outcome {
-        if source::never_tracked(&obs.src) || self.allow.contains(&obs.src) {
-            return self.ignore(Ignored::Allowlisted);
-        }
+        let (key, narrowed) = match self.allow.key_for(&obs.src, self.config.ipv6_prefix) {
+            Keyed::Protected => return self.ignore(Ignored::Allowlisted),
+            Keyed::Key(key, narrowed) => (key, narrowed),
+        };
         self.counters.observed += 1;
         let c = &self.config;
-        let key = SourceKey::new(obs.src, c.ipv6_prefix);
         if let Some(o) = self.offenders.get(&key) {
             if now_ms < o.last_ban_ms.saturating_add(o.last_duration_ms) {
                 self.counters.already_banned += 1;
@@ -203,15 +226,17 @@ impl Detector {
         if score < threshold {
             return Outcome::Counted { score };
         }
-        if !self.limiter.try_take(now_ms) {
+        // A poisoned budget (a panic elsewhere) bans nothing rather than everything.
+        let granted = self.limiter.lock().is_ok_and(|mut l| l.try_take(now_ms));
+        if !granted {
             self.counters.suppressed += 1;
             return Outcome::Suppressed;
         }
-        self.ban(key, now_ms);
+        self.ban(key, narrowed, now_ms);
         Outcome::Banned
     }
 
-    fn ban(&mut self, key: SourceKey, now_ms: u64) {
+    fn ban(&mut self, key: SourceKey, narrowed: allowlist::Narrowed, now_ms: u64) {
         let Some(track) = self.table.remove(&key) else {
             return;
         };
@@ -236,6 +261,9 @@ impl Detector {
             stealth: track.stealth,
             ban_ms: duration_ms,
             offence: offence.count,
+            first_ms: track.first_ms,
+            last_ms: now_ms,
+            narrowed,
         };
         if self.actions.len() >= self.action_capacity {
             self.actions.pop_front();

@@ -1,5 +1,12 @@
 //! A token bucket for new bans: a spoofed flood of "scanners" must not become a machine that
-//! bans the internet, fills the kernel set, or floods the log.
+//! bans the internet, fills the kernel set, or floods the log. One bucket is shared by every
+//! detector shard of a daemon ([`SharedLimiter`]), so the configured rate is the daemon's.
+
+use std::sync::{Arc, Mutex};
+
+/// One ban budget for several detectors. Taken only when a source crosses the threshold, so
+/// the lock is far off the per-packet path.
+pub type SharedLimiter = Arc<Mutex<RateLimiter>>;
 
 #[derive(Debug, Clone)]
 pub struct RateLimiter {
@@ -19,6 +26,17 @@ impl RateLimiter {
             milli_tokens: u64::from(burst) * 1000,
             updated_ms: 0,
         }
+    }
+
+    /// A new rate and burst, keeping the tokens there are (up to the new burst).
+    pub fn reconfigure(&mut self, per_second: u32, burst: u32) {
+        self.per_second = per_second;
+        self.burst = burst.max(1);
+        self.milli_tokens = self.milli_tokens.min(u64::from(self.burst) * 1000);
+    }
+
+    pub fn rate(&self) -> (u32, u32) {
+        (self.per_second, self.burst)
     }
 
     fn refill(&mut self, now_ms: u64) {

@@ -154,7 +154,9 @@ pub fn run(file: &[u8], config: &Config, local: &[IpAddr]) -> Result<Report, Pca
                 continue;
             }
         }
-        let key = SourceKey::new(obs.src, config.ipv6_prefix);
+        let Some(key) = det.key_for(&obs.src) else {
+            continue;
+        };
         if banned_until.get(&key).is_some_and(|&until| now < until) {
             continue; // dropped in prerouting
         }

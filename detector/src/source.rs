@@ -1,5 +1,8 @@
 //! Who a probe is counted against: an IPv4 address, or an IPv6 prefix (a /64 by default: one
-//! host commonly owns a whole /64, and hopping inside it must not reset its score).
+//! host commonly owns a whole /64, and hopping inside it must not reset its score). An IPv6
+//! address that carries an IPv4 address (`::ffff:a.b.c.d`, `::a.b.c.d`) is that IPv4 address.
+//! Which prefix a given source gets (never one that covers a protected address) is decided by
+//! [`crate::Allowlist::key_for`].
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -11,15 +14,52 @@ pub enum SourceKey {
     V6(Ipv6Addr, u8),
 }
 
+/// `addr` with an embedded IPv4 address (IPv4-mapped `::ffff:a.b.c.d`, as dual-stack sockets
+/// show IPv4 peers, or the deprecated IPv4-compatible `::a.b.c.d`) as that IPv4 address.
+pub fn canonical(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(a) => a.to_ipv4().map_or(addr, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The first `len` bits of `a`.
+pub fn mask_v6(a: Ipv6Addr, len: u8) -> Ipv6Addr {
+    let mask = u128::MAX
+        .checked_shl(128 - u32::from(len.min(128)))
+        .unwrap_or(0);
+    Ipv6Addr::from(u128::from(a) & mask)
+}
+
 impl SourceKey {
+    /// The key of `addr` at the configured IPv6 prefix, with no regard to what it covers.
     pub fn new(addr: IpAddr, ipv6_prefix: u8) -> Self {
-        match addr {
+        match canonical(addr) {
             IpAddr::V4(a) => SourceKey::V4(a),
             IpAddr::V6(a) => {
                 let len = ipv6_prefix.min(128);
-                let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
-                SourceKey::V6(Ipv6Addr::from(u128::from(a) & mask), len)
+                SourceKey::V6(mask_v6(a, len), len)
             }
+        }
+    }
+
+    /// Whether `addr` falls under this key.
+    pub fn contains(&self, addr: &IpAddr) -> bool {
+        match (self, canonical(*addr)) {
+            (SourceKey::V4(k), IpAddr::V4(a)) => *k == a,
+            (SourceKey::V6(k, len), IpAddr::V6(a)) => mask_v6(a, *len) == *k,
+            _ => false,
+        }
+    }
+
+    /// The key widened to at most `ipv6_prefix` bits: every key a source can get (narrowed or
+    /// not) widens to the same one, so it picks the shard.
+    pub fn widen(&self, ipv6_prefix: u8) -> Self {
+        match *self {
+            SourceKey::V6(a, len) if len > ipv6_prefix => {
+                SourceKey::V6(mask_v6(a, ipv6_prefix), ipv6_prefix)
+            }
+            k => k,
         }
     }
 
@@ -39,9 +79,11 @@ impl SourceKey {
         matches!(self, SourceKey::V4(_))
     }
 
-    /// Which of `n` shards owns this source: stable, cheap, and spread over all shards. The
+    /// Which of `n` shards owns this key: stable, cheap, and spread over all shards. The
     /// daemon keeps one `Detector` per shard so queue threads rarely wait for each other while
-    /// every probe of one source lands in the same detector whichever queue carried it.
+    /// every probe of one source lands in the same detector whichever queue carried it. Callers
+    /// pass the key widened to the configured prefix (`widen`), so a source narrowed to /128
+    /// stays in its prefix's shard.
     pub fn shard(&self, n: usize) -> usize {
         if n <= 1 {
             return 0;
@@ -81,7 +123,7 @@ pub fn never_tracked(addr: &IpAddr) -> bool {
                 || a.is_link_local()
         }
         IpAddr::V6(a) => {
-            if let Some(v4) = a.to_ipv4_mapped() {
+            if let Some(v4) = a.to_ipv4() {
                 return never_tracked(&IpAddr::V4(v4));
             }
             a.is_loopback()
@@ -120,6 +162,22 @@ mod tests {
     }
 
     #[test]
+    fn ipv4_in_ipv6_is_keyed_as_ipv4() {
+        for a in ["::ffff:192.0.2.7", "::192.0.2.7"] {
+            let k = SourceKey::new(ip(a), 64);
+            assert_eq!(k, SourceKey::V4("192.0.2.7".parse().unwrap()), "{a}");
+            assert!(k.contains(&ip("192.0.2.7")));
+            assert!(k.contains(&ip(a)));
+        }
+        let k = SourceKey::new(ip("2001:db8:1:2::1"), 64);
+        assert!(k.contains(&ip("2001:db8:1:2::ff")));
+        assert!(!k.contains(&ip("2001:db8:1:3::1")));
+        let host = SourceKey::new(ip("2001:db8:1:2::1"), 128);
+        assert_eq!(host.widen(64), k);
+        assert_eq!(host.widen(64).shard(8), k.shard(8));
+    }
+
+    #[test]
     fn shards_are_stable_and_spread() {
         let mut counts = [0u32; 4];
         for i in 0..4000u32 {
@@ -145,6 +203,8 @@ mod tests {
             "ff02::1",
             "fe80::1",
             "::ffff:127.0.0.1",
+            "::2",
+            "::127.0.0.1",
         ] {
             assert!(never_tracked(&ip(a)), "{a}");
         }

@@ -29,6 +29,8 @@ pub struct Track {
     /// Score in thousandths of a point, as of `updated_ms`.
     pub score_milli: u64,
     pub updated_ms: u64,
+    /// When its first probe in this tracking came: when its scan began.
+    pub first_ms: u64,
     pub probes: u32,
     pub distinct: u32,
     /// `(proto << 16) | port`, a ring of the most recent distinct ports.
@@ -44,6 +46,7 @@ impl Track {
             key,
             score_milli: 0,
             updated_ms: now_ms,
+            first_ms: now_ms,
             probes: 0,
             distinct: 0,
             ports: [0; PORTS_PER_SOURCE],

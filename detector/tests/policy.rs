@@ -313,3 +313,93 @@ fn a_policy_reload_keeps_tracked_sources() {
         Outcome::Banned
     );
 }
+
+#[test]
+fn shards_sharing_a_limiter_have_one_ban_budget() {
+    // Two detectors (two shards of one daemon) with one budget of 5: 5 bans in all, not 5 each.
+    let c = Config {
+        ban_rate: 1,
+        ban_burst: 5,
+        ..Config::default()
+    };
+    let mut a = Detector::new(c.clone(), 1);
+    let mut b = Detector::new(c, 2);
+    b.share_limiter(a.limiter());
+    for src in 0..20u32 {
+        let d = if src % 2 == 0 { &mut a } else { &mut b };
+        for port in 1..=7u16 {
+            d.observe(1000, &probe(v4(src), Proto::Tcp, port, SYN));
+        }
+    }
+    let issued = bans(&mut a).len() + bans(&mut b).len();
+    assert_eq!(issued, 5, "one budget across both");
+    assert_eq!(a.counters().suppressed + b.counters().suppressed, 15);
+}
+
+#[test]
+fn an_ipv6_neighbour_of_an_allowlisted_admin_is_banned_alone() {
+    let c = Config {
+        allow: vec!["2001:db8:1:2::10".parse().unwrap()],
+        ..Config::default()
+    };
+    let mut d = Detector::new(c.clone(), 1);
+    d.set_allowlist(Allowlist::new(c.allow.iter().copied()));
+    let scanner: IpAddr = "2001:db8:1:2::66".parse().unwrap();
+    for port in 1..=7u16 {
+        d.observe(1000, &probe(scanner, Proto::Tcp, port, SYN));
+    }
+    let mut got = Vec::new();
+    while let Some(Action::Ban { key, evidence, .. }) = d.poll_action() {
+        got.push((key, evidence));
+    }
+    assert_eq!(got.len(), 1);
+    let (key, evidence) = got[0];
+    assert_eq!(key, SourceKey::V6("2001:db8:1:2::66".parse().unwrap(), 128));
+    assert!(!key.contains(&"2001:db8:1:2::10".parse().unwrap()));
+    assert!(evidence.to_string().contains("per address"), "{evidence}");
+    // The admin, probing as much, is never counted.
+    let admin: IpAddr = "2001:db8:1:2::10".parse().unwrap();
+    for port in 1..=50u16 {
+        assert_eq!(
+            d.observe(2000, &probe(admin, Proto::Tcp, port, SYN)),
+            Outcome::Ignored(detector::Ignored::Allowlisted)
+        );
+    }
+}
+
+#[test]
+fn spoofed_probes_from_the_loopback_prefix_or_embedded_ipv4_ban_nothing_wide() {
+    let mut d = Detector::new(Config::default(), 1);
+    d.set_allowlist(Allowlist::new(["192.0.2.1".parse::<Cidr>().unwrap()]));
+    for src in ["::2", "::ffff:192.0.2.1", "::192.0.2.1", "::ffff:127.0.0.1"] {
+        for port in 1..=30u16 {
+            let o = d.observe(1000, &probe(src.parse().unwrap(), Proto::Tcp, port, SYN));
+            assert_eq!(o, Outcome::Ignored(detector::Ignored::Allowlisted), "{src}");
+        }
+    }
+    // In ::/64 but outside the embedded-IPv4 ranges: banned, as one address only.
+    for port in 1..=7u16 {
+        d.observe(
+            1000,
+            &probe("::1:0:0:2".parse().unwrap(), Proto::Tcp, port, SYN),
+        );
+    }
+    assert_eq!(
+        bans(&mut d)
+            .iter()
+            .map(|(k, _)| k.to_string())
+            .collect::<Vec<_>>(),
+        ["::1:0:0:2"]
+    );
+    // IPv4-mapped scanners are the IPv4 address.
+    for port in 1..=7u16 {
+        d.observe(
+            1000,
+            &probe("::ffff:203.0.113.9".parse().unwrap(), Proto::Tcp, port, SYN),
+        );
+    }
+    assert_eq!(
+        bans(&mut d)[0].0,
+        SourceKey::V4("203.0.113.9".parse().unwrap())
+    );
+}

@@ -1,5 +1,5 @@
 //! What the end-to-end test files share: the real `scanban run` started in a testbed's server
-//! namespace, its counters, and the attacker's tools. Rules of ../shared/TESTING.md: own
+//! namespace, its counters, and the attacker's tools. The rules of every kernel test here: own
 //! namespaces, documentation addresses, bounded traffic, cleanup on failure too.
 #![allow(dead_code)] // each test file uses its own part
 
@@ -173,4 +173,84 @@ pub fn nmap(tb: &Testbed, args: &str) -> String {
         ),
     )
     .unwrap()
+}
+
+/// A TCP connection attempt from `src` (an address of the attacker namespace) to `dst`:`port`,
+/// 2 s at most: "connected", "refused" (the host answered: not dropped) or "timeout" (dropped).
+pub fn connect_from(tb: &Testbed, src: &str, dst: &str, port: u16) -> String {
+    let family = if dst.contains(':') {
+        "AF_INET6"
+    } else {
+        "AF_INET"
+    };
+    tb.sh(
+        &tb.attacker,
+        &format!(
+            "timeout 5 python3 -c '\
+import socket\n\
+s=socket.socket(socket.{family});s.settimeout(2);s.bind((\"{src}\",0))\n\
+try:\n s.connect((\"{dst}\",{port}));print(\"connected\")\n\
+except ConnectionRefusedError:\n print(\"refused\")\n\
+except (socket.timeout, TimeoutError):\n print(\"timeout\")'"
+        ),
+    )
+    .unwrap()
+    .trim()
+    .to_string()
+}
+
+/// A TCP listener in the server namespace on `addr`:`port` that accepts and holds every
+/// connection, for `secs` seconds at most; returns once it listens.
+pub fn hold_listener(tb: &Testbed, addr: &str, port: u16, secs: u32) {
+    let family = if addr.contains(':') {
+        "AF_INET6"
+    } else {
+        "AF_INET"
+    };
+    tb.sh(
+        &tb.server,
+        &format!(
+            "nohup timeout {secs} python3 -c '\
+import socket\n\
+s=socket.socket(socket.{family});s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+s.bind((\"{addr}\",{port}));s.listen(64);held=[]\n\
+while True: held.append(s.accept())' >/dev/null 2>&1 &"
+        ),
+    )
+    .unwrap();
+    wait_for(Duration::from_secs(5), || {
+        tb.sh(&tb.server, &format!("ss -Hltn 'sport = :{port}'"))
+            .ok()
+            .filter(|o| !o.trim().is_empty())
+    })
+    .expect("listener up");
+}
+
+/// A TCP session from `src` in the attacker namespace to `dst`:`port`, held for `secs` seconds
+/// at most; returns once the server sees it established.
+pub fn hold_session(tb: &Testbed, src: &str, dst: &str, port: u16, secs: u32) {
+    let family = if dst.contains(':') {
+        "AF_INET6"
+    } else {
+        "AF_INET"
+    };
+    tb.sh(
+        &tb.attacker,
+        &format!(
+            "nohup timeout {secs} python3 -c '\
+import socket,time\n\
+c=socket.socket(socket.{family});c.bind((\"{src}\",0));c.connect((\"{dst}\",{port}));time.sleep({secs})' \
+>/dev/null 2>&1 &"
+        ),
+    )
+    .unwrap();
+    wait_for(Duration::from_secs(5), || {
+        tb.sh(
+            &tb.server,
+            &format!("ss -Htn state established 'sport = :{port}'"),
+        )
+        .ok()
+        .filter(|o| o.contains(src))
+    })
+    .unwrap_or_else(|| panic!("session from {src} to port {port} not established"));
 }
