@@ -114,6 +114,26 @@ pub fn remove(sock: &mut NlSocket, key: &SourceKey) -> Result<bool, Error> {
     }
 }
 
+/// Lifts every ban in one transaction; how many there were. A running daemon notices at its
+/// next reconcile (2 s) and forgets the sources, and does not put the bans back: the table is
+/// intact, only emptied.
+pub fn remove_all(sock: &mut NlSocket, ipv6_prefix: u8) -> Result<usize, Error> {
+    let n = list(sock, ipv6_prefix)?.len();
+    let mut batch = Batch::new();
+    let present: Vec<&str> = SETS
+        .iter()
+        .copied()
+        .filter(|set| dump::list_elements(sock, Family::Inet, TABLE, set).is_ok())
+        .collect();
+    for set in present {
+        batch.flush_set(Family::Inet, TABLE, set);
+    }
+    if !batch.is_empty() {
+        batch.send(sock)?;
+    }
+    Ok(n)
+}
+
 /// A ban as the kernel holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listed {

@@ -31,8 +31,9 @@ pub enum Command {
         target: BanTarget,
         duration: Option<Duration>,
     },
+    /// `None`: every ban (`unban --all`).
     Unban {
-        target: Cidr,
+        target: Option<Cidr>,
     },
     Status {
         json: bool,
@@ -91,6 +92,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Str
     let mut json = false;
     let mut ban_for = None;
     let mut ban_file = None;
+    let mut all = false;
     let mut help = false;
     let mut version = false;
     while let Some(arg) = p.next().map_err(|e| e.to_string())? {
@@ -100,6 +102,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Str
             Short('v') => overrides.push(("verbose".to_string(), None)),
             Short('c') | Long("config") => config = Some(PathBuf::from(value_of(&mut p)?)),
             Long("json") => json = true,
+            Long("all") => all = true,
             Long("file") => ban_file = Some(PathBuf::from(value_of(&mut p)?)),
             Long("for") => {
                 let v = value_of(&mut p)?;
@@ -161,8 +164,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Str
                 },
                 duration: ban_for,
             },
+            "unban" if all => none().map(|_| Command::Unban { target: None })?,
             "unban" => Command::Unban {
-                target: one("an address or prefix")?.parse()?,
+                target: Some(one("an address or prefix (or --all)")?.parse()?),
             },
             "replay" => Command::Replay {
                 pcap: PathBuf::from(one("a pcap file")?),
@@ -195,7 +199,8 @@ pub fn help() -> String {
          ban ADDR[/LEN] [--for D]  ban by hand (default: ban-time)\n  \
          ban --file PATH [--for D] ban every address in PATH (one per line, # comments;\n  \
          \x20                        - for stdin), in one transaction\n  \
-         unban ADDR[/LEN]        lift a ban (works while the daemon is down)\n  \
+         unban ADDR[/LEN]        lift a ban (works whether the daemon runs or not)\n  \
+         unban --all             lift every ban: the escape hatch (the daemon keeps running)\n  \
          status [--json]         counters of the running daemon\n  \
          replay FILE.pcap        what would be banned in a capture, offline\n  \
          ruleset                 print, in nft syntax, exactly what run installs\n  \

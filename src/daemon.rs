@@ -50,6 +50,9 @@ const SESSIONS_EVERY: Duration = Duration::from_secs(5);
 const RETRY_FOR: Duration = Duration::from_secs(60);
 /// Failed bans waiting for a retry, at most.
 const RETRY_MAX: usize = 4096;
+/// Bans retried one by one per tick when they fail together (a full set refuses a whole
+/// transaction for one element too many).
+const RETRY_SINGLE_MAX: usize = 64;
 /// Most bans written in one transaction; more wait for the next one.
 const BAN_BATCH_MAX: usize = 4096;
 /// The ban book is compared with the kernel sets this often while they are small...
@@ -225,6 +228,25 @@ pub fn allowlist(s: &Settings) -> Allowlist {
     Allowlist::new(all).with_on_link(hostinfo::on_link_prefixes(&if_inet6))
 }
 
+/// The directories of the files `run` writes (stats, metrics, state, events).
+fn written_dirs(s: &Settings) -> Vec<std::path::PathBuf> {
+    let files = [
+        Some(&s.stats_file),
+        s.metrics_file.as_ref(),
+        s.state_file.as_ref(),
+        s.events.as_ref().filter(|p| p.as_os_str() != "-"),
+    ];
+    let mut dirs: Vec<std::path::PathBuf> = files
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f.parent().map(|d| d.to_path_buf()))
+        .filter(|d| !d.as_os_str().is_empty())
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    dirs
+}
+
 /// Installs (or repairs) what this mode needs in the kernel.
 fn install(sock: &mut NlSocket, s: &Settings, f: &Features) -> Result<(), nfnl::Error> {
     let parts = ruleset::Parts::for_run(s);
@@ -341,6 +363,14 @@ pub fn run(
 
     let mut signals = Signals::install().map_err(|e| format!("signals: {e}"))?;
     // Everything that needed more than CAP_NET_ADMIN is done; no thread exists yet.
+    if let Some(user) = &settings.user {
+        let dirs = written_dirs(&settings);
+        let dirs: Vec<&std::path::Path> = dirs.iter().map(|d| d.as_path()).collect();
+        for w in crate::privilege::become_user(user, &dirs)? {
+            warn!("user {user}: {w}");
+        }
+        info!("running as user {user}");
+    }
     crate::privilege::keep_only_net_admin()?;
     debug!("privileges: {}", crate::privilege::status_line());
     let seed = SystemTime::now()
@@ -603,30 +633,35 @@ fn retry_bans(sock: &mut NlSocket, shared: &Shared, follow_up: &SyncSender<Repor
     if failed.is_empty() {
         return;
     }
+    // All in one transaction first; if that fails (one full set fails them all), one by one,
+    // a bounded number per tick, so those that fit get in.
     let bans: Vec<Ban> = failed.iter().map(|f| f.ban.clone()).collect();
-    match bans::add(sock, &bans) {
-        Ok(()) => {
-            shared
-                .counts
-                .bans_retried
-                .fetch_add(bans.len() as u64, Ordering::Relaxed);
-            shared
-                .counts
-                .bans_applied
-                .fetch_add(bans.len() as u64, Ordering::Relaxed);
-            let report = Report {
-                evidence: failed.iter().map(|f| f.evidence).collect(),
-                written: bans,
-                spared: Vec::new(),
-                dry_run: false,
-            };
-            let _ = follow_up.try_send(report);
-        }
-        Err(_) => {
-            if let Ok(mut r) = shared.retry.lock() {
-                r.extend(failed);
-            }
-        }
+    let (written, left): (Vec<Failed>, Vec<Failed>) = if bans::add(sock, &bans).is_ok() {
+        (failed, Vec::new())
+    } else {
+        let mut tries = 0;
+        failed.into_iter().partition(|f| {
+            tries += 1;
+            tries <= RETRY_SINGLE_MAX && bans::add(sock, std::slice::from_ref(&f.ban)).is_ok()
+        })
+    };
+    if let Ok(mut r) = shared.retry.lock() {
+        r.extend(left);
+    }
+    if written.is_empty() {
+        return;
+    }
+    let n = written.len() as u64;
+    shared.counts.bans_retried.fetch_add(n, Ordering::Relaxed);
+    shared.counts.bans_applied.fetch_add(n, Ordering::Relaxed);
+    let report = Report {
+        evidence: written.iter().map(|f| f.evidence).collect(),
+        written: written.into_iter().map(|f| f.ban).collect(),
+        spared: Vec::new(),
+        dry_run: false,
+    };
+    if follow_up.try_send(report).is_err() {
+        shared.counts.unlogged.fetch_add(n, Ordering::Relaxed);
     }
 }
 
@@ -665,6 +700,7 @@ fn apply_reload(shared: &Shared, old: &Settings, mut new: Settings) -> Settings 
     // set up at start; a repair must rebuild the same ruleset.
     keep!(open_ports, "open-ports");
     keep!(dry_run, "dry-run");
+    keep!(user, "user");
     if !restart.is_empty() {
         warn!("SIGHUP: {} only change(s) at restart", restart.join(", "));
     }

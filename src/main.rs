@@ -236,7 +236,10 @@ fn ban(s: &Settings, target: cli::BanTarget, duration: Option<Duration>) -> Resu
 
 /// Lifts a ban in the kernel and in the state file (else a daemon started later would restore
 /// it). An IPv6 address is looked for as itself (a narrowed ban) and as its prefix.
-fn unban(s: &Settings, target: settings::Cidr) -> Result<(), String> {
+fn unban(s: &Settings, target: Option<settings::Cidr>) -> Result<(), String> {
+    let Some(target) = target else {
+        return unban_all(s);
+    };
     let key = key_of(s, target)?;
     let mut keys = vec![key];
     if let (std::net::IpAddr::V6(a), 128) = (target.addr, target.len) {
@@ -266,6 +269,22 @@ fn unban(s: &Settings, target: settings::Cidr) -> Result<(), String> {
     for k in lifted {
         println!("unbanned {k}");
     }
+    Ok(())
+}
+
+/// `unban --all`: every ban lifted, in the kernel and in the state file.
+fn unban_all(s: &Settings) -> Result<(), String> {
+    let mut sock = socket()?;
+    let n = bans::remove_all(&mut sock, s.ipv6_prefix).map_err(|e| match e {
+        nfnl::Error::Request(r) if r.errno == nix::errno::Errno::ENOENT as i32 => {
+            "no bans: table inet scanban does not exist".to_string()
+        }
+        e => e.to_string(),
+    })?;
+    if let Some(path) = s.state_file.as_ref().filter(|p| p.exists()) {
+        state::save(path, &[]).map_err(|e| format!("state file {}: {e}", path.display()))?;
+    }
+    println!("unbanned all {n} ban(s)");
     Ok(())
 }
 

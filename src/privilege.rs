@@ -2,10 +2,75 @@
 //! nfnetlink message is checked against it) and nothing else, and sets `no_new_privs`, so a bug
 //! in the packet path cannot be turned into more than what the daemon already does.
 //!
+//! With `user NAME` it also stops being root: the uid and gids become the user's, with
+//! CAP_NET_ADMIN kept across the switch (PR_SET_KEEPCAPS), so a compromise of the packet path
+//! gets an unprivileged user that can talk to netfilter and nothing more.
+//!
 //! Capabilities are per thread in Linux: this must run before any thread is spawned (threads
 //! inherit the caller's sets).
 
+use std::path::Path;
+
 use caps::{CapSet, Capability, CapsHashSet};
+use nix::unistd::{Gid, Uid, User};
+
+/// Becomes `name` (uid, primary gid, no supplementary groups), keeping the capabilities it has;
+/// `keep_only_net_admin` must follow. `dirs` are the directories of the files the daemon writes:
+/// those named `scanban` (its own: /run/scanban, /var/lib/scanban) are given to the user, any
+/// other one the user cannot write to is named in the returned warnings.
+pub fn become_user(name: &str, dirs: &[&Path]) -> Result<Vec<String>, String> {
+    let user = User::from_name(name)
+        .map_err(|e| format!("user {name}: {e}"))?
+        .ok_or_else(|| format!("user {name}: no such user"))?;
+    let mut warnings = Vec::new();
+    for dir in dirs {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            warnings.push(format!("{}: {e}", dir.display()));
+            continue;
+        }
+        if dir.file_name().is_some_and(|n| n == "scanban") {
+            if let Err(e) =
+                std::os::unix::fs::chown(dir, Some(user.uid.as_raw()), Some(user.gid.as_raw()))
+            {
+                warnings.push(format!("{}: chown to {name}: {e}", dir.display()));
+            }
+        } else if !writable_by(dir, user.uid, user.gid) {
+            warnings.push(format!(
+                "{} is not writable by user {name}: files there will not be updated",
+                dir.display()
+            ));
+        }
+    }
+    let err = |what: &str, e: nix::Error| format!("becoming user {name} ({what}): {e}");
+    nix::sys::prctl::set_keepcaps(true).map_err(|e| err("keepcaps", e))?;
+    nix::unistd::setgroups(&[user.gid]).map_err(|e| err("setgroups", e))?;
+    nix::unistd::setresgid(user.gid, user.gid, user.gid).map_err(|e| err("setresgid", e))?;
+    nix::unistd::setresuid(user.uid, user.uid, user.uid).map_err(|e| err("setresuid", e))?;
+    // The switch cleared the effective set; the permitted one survived (keepcaps). Raise them
+    // again so the capability drop that follows may change the bounding set.
+    let permitted =
+        caps::read(None, CapSet::Permitted).map_err(|e| format!("reading capabilities: {e}"))?;
+    caps::set(None, CapSet::Effective, &permitted)
+        .map_err(|e| format!("raising capabilities: {e}"))?;
+    nix::sys::prctl::set_keepcaps(false).map_err(|e| err("keepcaps", e))?;
+    Ok(warnings)
+}
+
+/// Whether `uid`/`gid` may create files in `dir`, by its owner and mode bits.
+fn writable_by(dir: &Path, uid: Uid, gid: Gid) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(m) = std::fs::metadata(dir) else {
+        return false;
+    };
+    let mode = m.mode();
+    if m.uid() == uid.as_raw() {
+        mode & 0o300 == 0o300
+    } else if m.gid() == gid.as_raw() {
+        mode & 0o030 == 0o030
+    } else {
+        mode & 0o003 == 0o003
+    }
+}
 
 pub fn keep_only_net_admin() -> Result<(), String> {
     let keep: CapsHashSet = [Capability::CAP_NET_ADMIN].into_iter().collect();

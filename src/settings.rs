@@ -128,6 +128,8 @@ pub struct Settings {
     pub events: Option<PathBuf>,
     pub stats_file: PathBuf,
     pub metrics_file: Option<PathBuf>,
+    /// After setup, `run` continues as this user (keeping CAP_NET_ADMIN only).
+    pub user: Option<String>,
     pub verbose: bool,
 }
 
@@ -164,6 +166,7 @@ impl Default for Settings {
             events: None,
             stats_file: PathBuf::from("/run/scanban/stats"),
             metrics_file: None,
+            user: None,
             verbose: false,
         }
     }
@@ -223,6 +226,7 @@ pub const OPTIONS: &[OptionDoc] = &[
     opt("events", "PATH|-", "append one JSON line per ban to PATH, or stdout with -"),
     opt("stats-file", "PATH", "counters for `scanban status`, rewritten every few seconds (default /run/scanban/stats)"),
     opt("metrics-file", "PATH", "the same counters in Prometheus text format"),
+    opt("user", "NAME", "after setup, run as this user with CAP_NET_ADMIN only (default: stay root, still with CAP_NET_ADMIN only); the directories of the files it writes are given to it if they are its own (named scanban)"),
     switch("verbose", "debug logging"),
 ];
 
@@ -339,6 +343,13 @@ impl Settings {
             "events" => self.events = Some(PathBuf::from(v()?)),
             "stats-file" => self.stats_file = PathBuf::from(v()?),
             "metrics-file" => self.metrics_file = Some(PathBuf::from(v()?)),
+            "user" => {
+                let name = v()?;
+                if name.is_empty() || name.contains(char::is_whitespace) {
+                    return Err(fail(format!("`{name}` is not a user name")));
+                }
+                self.user = Some(name.to_string());
+            }
             "verbose" => self.verbose = true,
             _ => return Err(fail("unknown setting".into())),
         }
@@ -432,6 +443,7 @@ mod tests {
                 Some("LEN") => Some("56"),
                 Some("PERCENT") => Some("10"),
                 Some("PORT,...|none") => Some("none"),
+                Some("NAME") => Some("nobody"),
                 Some(_) => Some("100"),
             };
             s.apply(o.name, sample)

@@ -305,6 +305,50 @@ fn run_keeps_only_cap_net_admin() {
 }
 
 #[test]
+fn run_as_a_user_is_no_longer_root_and_still_bans() {
+    let Some(tb) = Testbed::new("e2euser") else {
+        return;
+    };
+    // Its own directory (named scanban, created by the daemon, given to the user) for the
+    // stats; the harness's directories are root's, so the daemon says it cannot write there.
+    let base = std::env::temp_dir().join(format!("scanban-user-{}", std::process::id()));
+    let stats = base.join("scanban").join("stats");
+    let d = Daemon::start(
+        &tb,
+        &["--user", "nobody", "--stats-file", stats.to_str().unwrap()],
+    );
+    let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    };
+    assert_eq!(field("Uid:"), "65534 65534 65534 65534", "{status}");
+    assert_eq!(field("Groups:"), "65534", "{status}");
+    assert_eq!(field("CapEff:"), "0000000000001000", "{status}");
+    assert_eq!(field("CapBnd:"), "0000000000001000", "{status}");
+    assert!(d.log().contains("running as user nobody"), "{}", d.log());
+    assert!(
+        d.log().contains("not writable by user nobody"),
+        "{}",
+        d.log()
+    );
+    nmap(&tb, &format!("-sS --top-ports 100 {SERVER_V4}"));
+    assert!(banned(&tb, "banned4", ATTACKER_V4), "{}", d.log());
+    let text = wait_for(Duration::from_secs(5), || {
+        std::fs::read_to_string(&stats)
+            .ok()
+            .filter(|t| t.contains("\nbans_applied 1\n"))
+    })
+    .unwrap_or_else(|| panic!("stats not written as nobody: {}", d.log()));
+    assert!(text.contains("pid "), "{text}");
+    drop(d);
+    std::fs::remove_dir_all(&base).unwrap();
+}
+
+#[test]
 fn stealth_and_udp_scans_are_banned() {
     let Some(tb) = Testbed::new("e2estealth") else {
         return;
@@ -354,7 +398,7 @@ fn dry_run_logs_and_bans_nothing() {
         !table.contains("banned4") && !table.contains("prerouting"),
         "{table}"
     );
-    nmap(&tb, &format!("-sS --top-ports 200 {SERVER_V4}"));
+    let out = nmap(&tb, &format!("-sS --top-ports 200 {SERVER_V4}"));
     wait_for(Duration::from_secs(5), || {
         d.log()
             .contains(&format!("would ban {ATTACKER_V4}"))
@@ -363,6 +407,12 @@ fn dry_run_logs_and_bans_nothing() {
     .unwrap_or_else(|| panic!("{}", d.log()));
     let table = tb.sh(&tb.server, "nft list table inet scanban").unwrap();
     assert!(!table.contains("banned4"), "{table}");
+    // A dry run changes no verdict: every probe, after the "would ban" too, was answered.
+    assert!(
+        out.contains("200 closed") && !out.contains("filtered"),
+        "{out}"
+    );
+    assert_eq!(connect_from(&tb, ATTACKER_V4, SERVER_V4, 23), "refused");
 }
 
 #[test]
@@ -405,6 +455,15 @@ fn an_invalid_configuration_exits_2_and_touches_nothing() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(path.to_str().unwrap()), "{err}");
     }
+    // A queue range past what one daemon reads is a usage error too (it once wrapped to 0).
+    let out = tb
+        .exec(
+            &tb.server,
+            &[env!("CARGO_BIN_EXE_scanban"), "run", "--queue", "0-65535"],
+        )
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("65536 queues"));
     let tables = tb.sh(&tb.server, "nft list tables").unwrap();
     assert!(tables.trim().is_empty(), "{tables}");
     std::fs::remove_dir_all(&dir).unwrap();
@@ -532,6 +591,113 @@ fn the_state_file_brings_bans_back_after_a_reboot() {
 }
 
 #[test]
+fn a_lockout_is_undone_whatever_the_state_file_says() {
+    let Some(tb) = Testbed::new("e2elockout") else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("scanban-lockout-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = dir.join("bans");
+    let state_arg = state.to_str().unwrap().to_string();
+    let mut d = Daemon::start(&tb, &["--state-file", &state_arg]);
+    scanban(&tb, "ban 198.51.100.7 --for 1h");
+    scanban(&tb, "ban 198.51.100.8 --for 1h");
+    scanban(&tb, "ban 198.51.100.9 --for 1h");
+    assert!(d.stop());
+    let saved = std::fs::read_to_string(&state).unwrap();
+    assert!(saved.contains("198.51.100.7 "), "{saved}");
+
+    // The daemon is down: unban lifts the ban in the kernel and in the state file, so the
+    // next start does not bring it back.
+    let out = scanban(&tb, &format!("--state-file {state_arg} unban 198.51.100.7"));
+    assert!(out.contains("unbanned 198.51.100.7"), "{out}");
+    assert!(!banned(&tb, "banned4", "198.51.100.7"));
+    let saved = std::fs::read_to_string(&state).unwrap();
+    assert!(!saved.contains("198.51.100.7 "), "{saved}");
+
+    // A reboot; the admin allowlists .8 in the meantime: it is not restored.
+    tb.sh(&tb.server, "nft delete table inet scanban").unwrap();
+    let mut d = Daemon::start(
+        &tb,
+        &["--state-file", &state_arg, "--allow", "198.51.100.8"],
+    );
+    assert!(d.log().contains("restored 1 ban(s)"), "{}", d.log());
+    assert!(
+        d.log()
+            .contains("not restoring the ban on 198.51.100.8: it covers a protected address"),
+        "{}",
+        d.log()
+    );
+    assert!(banned(&tb, "banned4", "198.51.100.9"));
+    assert!(!banned(&tb, "banned4", "198.51.100.8"));
+    assert!(d.stop());
+
+    // --reset wins over the state file: nothing comes back.
+    tb.sh(&tb.server, "nft delete table inet scanban").unwrap();
+    let mut d = Daemon::start(&tb, &["--state-file", &state_arg, "--reset"]);
+    assert!(d.log().contains("not restoring"), "{}", d.log());
+    assert!(!banned(&tb, "banned4", "198.51.100.9"), "{}", d.log());
+    assert!(d.stop());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn unban_all_is_an_escape_hatch_while_the_daemon_runs() {
+    let Some(tb) = Testbed::new("e2ehatch") else {
+        return;
+    };
+    let mut d = Daemon::start(&tb, &[]);
+    nmap(&tb, &format!("-sS --top-ports 200 {SERVER_V4}"));
+    wait_for(Duration::from_secs(5), || {
+        banned(&tb, "banned4", ATTACKER_V4).then_some(())
+    })
+    .unwrap_or_else(|| panic!("{}", d.log()));
+    assert_eq!(connect_from(&tb, ATTACKER_V4, SERVER_V4, 23), "timeout");
+    // Deleting the table while the daemon runs is undone (it repairs fw4 reloads), bans too.
+    tb.sh(&tb.server, "nft delete table inet scanban").unwrap();
+    wait_for(Duration::from_secs(5), || {
+        banned(&tb, "banned4", ATTACKER_V4).then_some(())
+    })
+    .unwrap_or_else(|| panic!("the watchdog restores the table: {}", d.log()));
+    // `unban --all` is the hatch that holds: the daemon forgets the sources and restores
+    // nothing, and the source's probes are answered again.
+    let out = scanban(&tb, "unban --all");
+    assert!(out.contains("unbanned all 1 ban(s)"), "{out}");
+    wait_for(Duration::from_secs(5), || {
+        d.log().contains("was unbanned from outside").then_some(())
+    })
+    .unwrap_or_else(|| panic!("{}", d.log()));
+    assert!(!banned(&tb, "banned4", ATTACKER_V4), "{}", d.log());
+    assert_eq!(connect_from(&tb, ATTACKER_V4, SERVER_V4, 23), "refused");
+    // Stopping enforcement altogether: stop the daemon, then delete the table; it stays gone.
+    assert!(d.stop());
+    tb.sh(&tb.server, "nft delete table inet scanban").unwrap();
+    assert!(tb
+        .sh(&tb.server, "nft list tables")
+        .unwrap()
+        .trim()
+        .is_empty());
+}
+
+#[test]
+fn loopback_traffic_is_never_dropped_even_from_a_banned_address() {
+    let Some(tb) = Testbed::new("e2elo") else {
+        return;
+    };
+    let _d = Daemon::start(&tb, &[]);
+    // An admin bans the host's own address by mistake: the host still talks to itself.
+    scanban(&tb, &format!("ban {SERVER_V4} --for 1h"));
+    assert!(banned(&tb, "banned4", SERVER_V4));
+    let out = tb
+        .sh(
+            &tb.server,
+            &format!("timeout 2 bash -c 'exec 3<>/dev/tcp/{SERVER_V4}/9' 2>/dev/null; echo $?"),
+        )
+        .unwrap();
+    assert_eq!(out.trim(), "1", "refused (answered), not 124 (dropped)");
+}
+
+#[test]
 fn heavy_normal_traffic_to_an_open_port_is_never_banned() {
     let Some(tb) = Testbed::new("e2enormal") else {
         return;
@@ -595,6 +761,29 @@ fn sighup_reloads_the_policy_and_keeps_state() {
     // because the reload kept them.
     nmap(&tb, &format!("-sS -p 31-40 {SERVER_V4}"));
     assert!(banned(&tb, "banned4", ATTACKER_V4), "{}", d.log());
+
+    // open-ports decides the sensor's form: changed by a reload, it waits for a restart, and
+    // a repair after the reload rebuilds the sensor the daemon keeps (not empty port sets).
+    std::fs::write(&conf, "threshold 100\nopen-ports proc\n").unwrap();
+    Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .unwrap();
+    wait_for(Duration::from_secs(5), || {
+        d.log().contains("open-ports only change").then_some(())
+    })
+    .unwrap_or_else(|| panic!("{}", d.log()));
+    tb.sh(&tb.server, "nft delete table inet scanban").unwrap();
+    let chain = wait_for(Duration::from_secs(5), || {
+        tb.sh(&tb.server, "nft list chain inet scanban sensor 2>/dev/null")
+            .ok()
+            .filter(|c| c.contains("queue"))
+    })
+    .unwrap_or_else(|| panic!("{}", d.log()));
+    assert!(
+        chain.contains("socket") && !chain.contains("@open_tcp"),
+        "{chain}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -698,5 +887,67 @@ fn ban_file_bans_a_list_in_one_go_and_refuses_a_bad_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad:2"), "{err}");
     assert!(!banned(&tb, "banned4", "198.51.100.30"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn spoofed_probes_from_the_upstream_resolver_ban_nothing() {
+    let Some(tb) = Testbed::new("e2edns") else {
+        return;
+    };
+    // systemd-resolved's layout: /etc/resolv.conf names the local stub, the upstream server
+    // is in /run/systemd/resolve/resolv.conf. Both are mounted for the daemon alone (a private
+    // mount namespace), never on the host.
+    let dir = std::env::temp_dir().join(format!("scanban-dns-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("stub"), "nameserver 127.0.0.53\noptions edns0\n").unwrap();
+    std::fs::write(dir.join("upstream"), "nameserver 198.51.100.53\n").unwrap();
+    let script = format!(
+        "mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/resolve && \
+         cp {up} /run/systemd/resolve/resolv.conf && mount --bind {stub} /etc/resolv.conf && \
+         exec \"$@\"",
+        up = dir.join("upstream").display(),
+        stub = dir.join("stub").display()
+    );
+    let d = Daemon::spawn_under(
+        &tb,
+        &[
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+            "sh",
+        ],
+        &[],
+    );
+    d.wait_ready();
+    // Replies to the spoofed sources go back through the attacker, never on-link.
+    tb.sh(&tb.server, "ip route add 198.51.100.0/24 via 192.0.2.2")
+        .unwrap();
+    let spoof = |src: &str| {
+        tb.sh(
+            &tb.attacker,
+            &format!("timeout 20 hping3 -q -S -a {src} -p ++1 -c 8 -i u20000 {SERVER_V4} >/dev/null 2>&1; true"),
+        )
+        .unwrap()
+    };
+    // Eight SYNs to privileged ports (seven reach the threshold, and the score leaks a little
+    // between them): a bystander is banned...
+    spoof("198.51.100.54");
+    wait_for(Duration::from_secs(5), || {
+        banned(&tb, "banned4", "198.51.100.54").then_some(())
+    })
+    .unwrap_or_else(|| panic!("the spoofed scan is seen: {}", d.log()));
+    // ...the upstream resolver never is: the host's DNS is not cut.
+    spoof("198.51.100.53");
+    wait_for(Duration::from_secs(5), || {
+        (d.stat("ignored") >= 8).then_some(())
+    })
+    .unwrap_or_else(|| panic!("the resolver's probes are ignored: {}", d.log()));
+    assert!(!banned(&tb, "banned4", "198.51.100.53"), "{}", d.log());
+    drop(d);
     std::fs::remove_dir_all(&dir).unwrap();
 }

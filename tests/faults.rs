@@ -139,15 +139,19 @@ fn a_spoofed_ban_storm_is_held_by_the_rate_limit_and_the_set_size() {
     tb.sh(&tb.server, "ip route add 198.51.100.0/24 via 192.0.2.2")
         .unwrap();
     // 60 "scanners" with 8 privileged ports each (7 reach the threshold), as fast as Python
-    // sends, at a ban rate of 8/s. Each of the 8 detector shards gets 1/s with a burst of 2,
-    // so at most 16 + 8 per second of storm can be banned.
-    let d = Daemon::start(&tb, &["--ban-rate", "8", "--verdict", "drop"]);
+    // sends, at a ban rate of 1/s (burst 2): one budget for the whole daemon, whatever the
+    // number of detector shards (each once had its own, eight times the setting).
+    let d = Daemon::start(&tb, &["--ban-rate", "1", "--verdict", "drop"]);
     let took = spoofed_scans(&tb, 60, 8);
     let issued = d.stat("bans_issued");
     let suppressed = d.stat("bans_suppressed");
-    let bound = 16 + 8 * (took.as_secs() + 1);
+    let bound = 2 + took.as_secs() + 1;
     assert!(issued <= bound, "{issued} bans in {took:?}, bound {bound}");
-    assert!(suppressed >= 60 - bound, "suppressed {suppressed}");
+    // Every scanner crossed the threshold: banned, or held back at least once.
+    assert!(
+        issued + suppressed >= 60,
+        "issued {issued}, suppressed {suppressed}"
+    );
     assert_eq!(d.stat("bans_applied"), issued);
     assert!(d.stat("tracked") <= 65_536);
     drop(d);
@@ -166,6 +170,15 @@ fn a_spoofed_ban_storm_is_held_by_the_rate_limit_and_the_set_size() {
         "{}",
         d.log()
     );
+    // The bans that did not fit wait for a retry (their sources' probes dropped meanwhile);
+    // once room is made, they reach the kernel.
+    assert!(d.stat("bans_pending_retry") >= 1, "{}", d.log());
+    tb.sh(&tb.server, "nft flush set inet scanban banned4")
+        .unwrap();
+    wait_for(Duration::from_secs(10), || {
+        (d.stat("bans_retried") >= 1 && storm_bans(&tb) >= 1).then_some(())
+    })
+    .unwrap_or_else(|| panic!("retried bans never written: {}", d.log()));
     assert!(
         std::path::Path::new(&format!("/proc/{}", d.pid())).exists(),
         "still running"
@@ -382,6 +395,38 @@ fn it_runs_bounded_to_cap_net_admin_as_the_systemd_unit_starts_it() {
     })
     .unwrap_or_else(|| panic!("daemon did not start:\n{}", d.log()));
     let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
+    assert!(status.contains("CapEff:\t0000000000001000"), "{status}");
+    assert!(status.contains("CapBnd:\t0000000000001000"), "{status}");
+    nmap(&tb, &format!("-sS --top-ports 100 {SERVER_V4}"));
+    assert!(banned(&tb, "banned4", ATTACKER_V4), "{}", d.log());
+}
+
+#[test]
+fn it_becomes_its_user_with_cap_net_admin_only_as_the_systemd_unit_starts_it() {
+    let Some(tb) = Testbed::new("fuser") else {
+        return;
+    };
+    // The unit's bounding set (CAP_NET_ADMIN plus what becoming the user takes) and
+    // `--user`: the daemon ends as that user, its bounding set down to CAP_NET_ADMIN.
+    let d = Daemon::spawn_under(
+        &tb,
+        &[
+            "setpriv",
+            "--bounding-set=-all,+net_admin,+setuid,+setgid,+setpcap,+chown",
+            "--inh-caps=-all",
+            "--no-new-privs",
+        ],
+        &["--user", "nobody"],
+    );
+    wait_for(Duration::from_secs(10), || {
+        d.log().contains("ready").then_some(())
+    })
+    .unwrap_or_else(|| panic!("daemon did not start:\n{}", d.log()));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
+    assert!(
+        status.contains("Uid:\t65534\t65534\t65534\t65534"),
+        "{status}"
+    );
     assert!(status.contains("CapEff:\t0000000000001000"), "{status}");
     assert!(status.contains("CapBnd:\t0000000000001000"), "{status}");
     nmap(&tb, &format!("-sS --top-ports 100 {SERVER_V4}"));

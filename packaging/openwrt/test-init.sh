@@ -26,6 +26,7 @@ grep -qx "ban-time 1h" "$CONF"
 grep -qx "allow 192.168.1.0/24" "$CONF"
 grep -qx "allow fd00::/8" "$CONF"
 grep -qx "capacity 16384" "$CONF"
+grep -qx "user scanban" "$CONF"
 # scanban parses it: `status` reads the configuration first (exit 2 if invalid), then fails
 # with 1 because no daemon runs.
 set +e
