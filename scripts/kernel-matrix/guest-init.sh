@@ -40,7 +40,8 @@ mac=$(/usr/bin/ip netns exec srv cat /sys/class/net/veth0/address)
 in_srv() { /usr/bin/ip netns exec srv "$@"; }
 
 # Managed mode with the native queue; a SYN scan of 40 ports is banned.
-in_srv scanban run --stats-file /tmp/stats >/tmp/run.log 2>&1 &
+# Started directly, not through in_srv: $! must be scanban's pid (ip netns exec execs it).
+/usr/bin/ip netns exec srv scanban run --stats-file /tmp/stats >/tmp/run.log 2>&1 &
 daemon=$!
 i=0; while [ $i -lt 100 ] && ! grep -q ready /tmp/run.log; do sleep 0.1; i=$((i + 1)); done
 check "managed mode starts" grep -q "ready" /tmp/run.log
@@ -56,7 +57,7 @@ kill $daemon; wait $daemon
 in_srv nft delete table inet scanban 2>/dev/null
 echo /bin/false >/proc/sys/kernel/modprobe
 if rmmod nft_socket 2>/dev/null; then
-  in_srv scanban run --stats-file /tmp/stats3 >/tmp/nosock.log 2>&1 &
+  /usr/bin/ip netns exec srv scanban run --stats-file /tmp/stats3 >/tmp/nosock.log 2>&1 &
   daemon=$!
   i=0; while [ $i -lt 100 ] && ! grep -q ready /tmp/nosock.log; do sleep 0.1; i=$((i + 1)); done
   check "without nft_socket: managed mode starts" grep -q "ready" /tmp/nosock.log
