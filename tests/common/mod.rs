@@ -175,14 +175,19 @@ pub fn nmap(tb: &Testbed, args: &str) -> String {
     .unwrap()
 }
 
-/// A TCP connection attempt from `src` (an address of the attacker namespace) to `dst`:`port`,
-/// 2 s at most: "connected", "refused" (the host answered: not dropped) or "timeout" (dropped).
-pub fn connect_from(tb: &Testbed, src: &str, dst: &str, port: u16) -> String {
-    let family = if dst.contains(':') {
+/// Python's socket family for an address.
+fn socket_family(addr: &str) -> &'static str {
+    if addr.contains(':') {
         "AF_INET6"
     } else {
         "AF_INET"
-    };
+    }
+}
+
+/// A TCP connection attempt from `src` (an address of the attacker namespace) to `dst`:`port`,
+/// 2 s at most: "connected", "refused" (the host answered: not dropped) or "timeout" (dropped).
+pub fn connect_from(tb: &Testbed, src: &str, dst: &str, port: u16) -> String {
+    let family = socket_family(dst);
     tb.sh(
         &tb.attacker,
         &format!(
@@ -202,11 +207,7 @@ except (socket.timeout, TimeoutError):\n print(\"timeout\")'"
 /// A TCP listener in the server namespace on `addr`:`port` that accepts and holds every
 /// connection, for `secs` seconds at most; returns once it listens.
 pub fn hold_listener(tb: &Testbed, addr: &str, port: u16, secs: u32) {
-    let family = if addr.contains(':') {
-        "AF_INET6"
-    } else {
-        "AF_INET"
-    };
+    let family = socket_family(addr);
     tb.sh(
         &tb.server,
         &format!(
@@ -229,11 +230,7 @@ while True: held.append(s.accept())' >/dev/null 2>&1 &"
 /// A TCP session from `src` in the attacker namespace to `dst`:`port`, held for `secs` seconds
 /// at most; returns once the server sees it established.
 pub fn hold_session(tb: &Testbed, src: &str, dst: &str, port: u16, secs: u32) {
-    let family = if dst.contains(':') {
-        "AF_INET6"
-    } else {
-        "AF_INET"
-    };
+    let family = socket_family(dst);
     tb.sh(
         &tb.attacker,
         &format!(
