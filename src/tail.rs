@@ -256,4 +256,28 @@ mod tests {
         let text = ruleset_comment(&s);
         assert!(text.lines().all(|l| l.starts_with('#')), "{text}");
     }
+
+    /// Every place that tells admins what to write gives the rule scanban prints, and none
+    /// gives the one that opened the firewall.
+    #[test]
+    fn the_documentation_gives_the_safe_rule() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let s = tail();
+        for doc in [
+            "README.md",
+            "docs/DEPLOYMENT.md",
+            "packaging/openwrt/files/scanban.config",
+            "packaging/scanban.8",
+        ] {
+            let text = std::fs::read_to_string(root.join(doc)).unwrap();
+            assert!(text.contains(&nft_rule(&s)), "{doc} lacks {}", nft_rule(&s));
+            assert!(!text.contains("ct state new queue"), "{doc}");
+        }
+        for doc in ["README.md", "docs/DEPLOYMENT.md"] {
+            let text = std::fs::read_to_string(root.join(doc)).unwrap();
+            for r in xt_rules(&s, "iptables-nft") {
+                assert!(text.contains(&r), "{doc} lacks {r}");
+            }
+        }
+    }
 }
