@@ -1088,7 +1088,7 @@ fn write_stats(shared: &Shared, s: &Settings, active: u64, failed_open: u64) {
         ),
         m(
             "queue_dropped",
-            "packets the kernel dropped because a queue was full (only without fail-open, which scanban always sets)",
+            "packets the kernel dropped because a queue was full (tail mode; managed mode fails open instead)",
             mine(|q| q.queue_dropped),
         ),
         m(

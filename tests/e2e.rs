@@ -261,8 +261,8 @@ fn tail_mode_binds_the_admins_own_queue_rule() {
     for rule in &rules {
         assert!(printed.contains(rule), "{rule}\nnot in:\n{printed}");
     }
-    // The nft form is valid nft: the kernel takes it, or refuses only its `queue` expression
-    // where it has none (as here: the iptables-nft form is the one for such kernels).
+    // The nft form is valid nft: the kernel takes it, or, where it has no nft `queue`
+    // expression (kernels that need the iptables-nft form), refuses only that expression.
     let nft_rule = printed
         .lines()
         .find_map(|l| l.strip_prefix("#   meta "))
@@ -324,7 +324,7 @@ fn a_tail_rule_that_does_not_skip_the_mark_fails_closed_and_says_so() {
     let d = Daemon::start(&tb, &["--mode", "tail"]);
     // Let through once, the SYN comes back to the queue with the bit: repeating it again would
     // loop forever and accepting it would skip the admin's rules, so it is dropped.
-    assert!(!connects(&tb, 8080), "{}", d.log());
+    assert!(!connects(&tb, SERVER_V4, 8080), "{}", d.log());
     wait_for(Duration::from_secs(5), || {
         d.log()
             .contains("came back with mark bit 0x10000000")
@@ -335,8 +335,8 @@ fn a_tail_rule_that_does_not_skip_the_mark_fails_closed_and_says_so() {
 }
 
 /// The tail-mode queue rules as scanban documents them (README, docs/DEPLOYMENT.md and
-/// `scanban ruleset --mode tail`), in their iptables-nft form for IPv4: this kernel has no nft
-/// `queue` expression. `queue` is `--queue-num N` or `--queue-balance N:M`.
+/// `scanban ruleset --mode tail`), in their iptables-nft form for IPv4, which works with or
+/// without the nft `queue` expression. `queue` is `--queue-num N` or `--queue-balance N:M`.
 fn documented_tail_rules(queue: &str, mark: &str) -> Vec<String> {
     ["tcp", "udp"]
         .iter()
@@ -349,26 +349,34 @@ fn documented_tail_rules(queue: &str, mark: &str) -> Vec<String> {
         .collect()
 }
 
-/// An admin's drop-policy input chain: loopback, established and SSH (port 22) accepted, then
-/// `tail` (the queue rules), then the policy drops the rest.
+/// An admin's drop-policy input chains, IPv4 and IPv6: loopback, established and SSH (port 22)
+/// accepted (and ICMPv6, for neighbour discovery), then `tail` (the iptables-nft queue rules,
+/// also given to ip6tables-nft), then the policy drops the rest.
 fn drop_policy_firewall(tb: &Testbed, tail: &[String]) {
-    let mut script = vec![
-        "iptables-nft -P INPUT DROP".to_string(),
-        "iptables-nft -A INPUT -i lo -j ACCEPT".into(),
-        "iptables-nft -A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT".into(),
-        "iptables-nft -A INPUT -p tcp --dport 22 -j ACCEPT".into(),
-    ];
-    script.extend(tail.iter().cloned());
+    let mut script = Vec::new();
+    for cmd in ["iptables-nft", "ip6tables-nft"] {
+        script.push(format!("{cmd} -P INPUT DROP"));
+        script.push(format!("{cmd} -A INPUT -i lo -j ACCEPT"));
+        if cmd == "ip6tables-nft" {
+            script.push(format!("{cmd} -A INPUT -p ipv6-icmp -j ACCEPT"));
+        }
+        script.push(format!(
+            "{cmd} -A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT"
+        ));
+        script.push(format!("{cmd} -A INPUT -p tcp --dport 22 -j ACCEPT"));
+        for rule in tail {
+            script.push(rule.replacen("iptables-nft", cmd, 1));
+        }
+    }
     tb.sh(&tb.server, &script.join(" && ")).unwrap();
 }
 
-/// A TCP listener on the server's `port`, for at most two minutes, up when this returns.
+/// A TCP listener on the server's `port` (IPv4 and IPv6), for at most two minutes, up when
+/// this returns.
 fn listen(tb: &Testbed, port: u16) {
     tb.sh(
         &tb.server,
-        &format!(
-            "nohup timeout 120 python3 -m http.server {port} --bind {SERVER_V4} >/dev/null 2>&1 &"
-        ),
+        &format!("nohup timeout 120 python3 -m http.server {port} --bind :: >/dev/null 2>&1 &"),
     )
     .unwrap();
     wait_for(Duration::from_secs(10), || {
@@ -379,9 +387,9 @@ fn listen(tb: &Testbed, port: u16) {
     .unwrap_or_else(|| panic!("listener on {port}"));
 }
 
-/// Whether a TCP connection from the attacker to the server's `port` is established within 2 s
-/// (a SYN dropped by the policy never is; an answered one takes milliseconds).
-fn connects(tb: &Testbed, port: u16) -> bool {
+/// Whether a TCP connection from the attacker to `addr` `port` is established within 2 s (a
+/// SYN dropped by the policy never is; an answered one takes milliseconds).
+fn connects(tb: &Testbed, addr: &str, port: u16) -> bool {
     tb.exec(
         &tb.attacker,
         &[
@@ -389,7 +397,7 @@ fn connects(tb: &Testbed, port: u16) -> bool {
             "2",
             "bash",
             "-c",
-            &format!("exec 3<>/dev/tcp/{SERVER_V4}/{port}"),
+            &format!("exec 3<>/dev/tcp/{addr}/{port}"),
         ],
     )
     .unwrap()
@@ -397,15 +405,19 @@ fn connects(tb: &Testbed, port: u16) -> bool {
     .success()
 }
 
-/// Port 22 is reachable (within 10 s) and port 8080 is not.
+/// Over IPv4 and IPv6, port 22 is reachable (within 10 s) and port 8080 is not.
 fn policy_holds(tb: &Testbed, when: &str, log: &dyn Fn() -> String) {
-    wait_for(Duration::from_secs(10), || connects(tb, 22).then_some(()))
-        .unwrap_or_else(|| panic!("port 22 unreachable {when}:\n{}", log()));
-    assert!(
-        !connects(tb, 8080),
-        "port 8080, closed by the policy, accepted a connection {when}:\n{}",
-        log()
-    );
+    for addr in [SERVER_V4, SERVER_V6] {
+        wait_for(Duration::from_secs(10), || {
+            connects(tb, addr, 22).then_some(())
+        })
+        .unwrap_or_else(|| panic!("{addr} port 22 unreachable {when}:\n{}", log()));
+        assert!(
+            !connects(tb, addr, 8080),
+            "{addr} port 8080, closed by the policy, accepted a connection {when}:\n{}",
+            log()
+        );
+    }
 }
 
 #[test]
