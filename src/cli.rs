@@ -203,7 +203,8 @@ pub fn help() -> String {
          unban --all             lift every ban: the escape hatch (the daemon keeps running)\n  \
          status [--json]         counters of the running daemon\n  \
          replay FILE.pcap        what would be banned in a capture, offline\n  \
-         ruleset                 print, in nft syntax, exactly what run installs\n  \
+         ruleset                 print, in nft syntax, exactly what run installs (tail\n  \
+         \x20                        mode: after the queue rule your own chain needs)\n  \
          doctor                  check kernel features and privileges\n\n\
          options (each is also a line `NAME VALUE` in the config file):\n  \
          -c, --config PATH       config file (default /etc/scanban/scanban.conf, if present)\n  \

@@ -37,6 +37,7 @@ use crate::sessions::Sessions;
 use crate::settings::{Mode, OnExit, OpenPorts, ProbeVerdict, Settings};
 use crate::signals::{SignalEvent, Signals};
 use crate::stats::{self, Counter};
+use crate::tail::{CameBack, Pass};
 
 /// Detector shards: enough that queue threads rarely wait on the same lock.
 const SHARDS: usize = 8;
@@ -344,6 +345,7 @@ pub fn run(
         let mut qc = QueueConfig::new(n);
         qc.copy_range = settings.copy_range;
         qc.max_len = settings.queue_max_len;
+        qc.fail_open = Pass::for_settings(&settings).fail_open();
         queues.push(QueueSocket::bind(&qc).map_err(|e| format!("{e}"))?);
     }
     info!(
@@ -360,6 +362,9 @@ pub fn run(
             ""
         },
     );
+    if let Some(line) = crate::tail::startup_line(&settings) {
+        info!("{line}");
+    }
 
     let mut signals = Signals::install().map_err(|e| format!("signals: {e}"))?;
     // Everything that needed more than CAP_NET_ADMIN is done; no thread exists yet.
@@ -692,6 +697,7 @@ fn apply_reload(shared: &Shared, old: &Settings, mut new: Settings) -> Settings 
     keep!(queue, "queue");
     keep!(copy_range, "copy-range");
     keep!(queue_max_len, "queue-max-len");
+    keep!(tail_mark, "tail-mark");
     keep!(capacity, "capacity");
     keep!(set_size, "set-size");
     keep!(ipv6_prefix, "ipv6-prefix");
@@ -742,6 +748,12 @@ fn read_queue(
     follow_up: &SyncSender<Report>,
 ) {
     let queue = q.config().queue;
+    // How what we let through leaves: accept (managed) or repeat with a mark (tail).
+    let pass = match shared.settings.lock() {
+        Ok(s) => Pass::for_settings(&s),
+        Err(poisoned) => Pass::for_settings(&poisoned.into_inner()),
+    };
+    let mut came_back = CameBack::new(queue, pass);
     let mut batcher = VerdictBatcher::new(queue);
     let mut decided: Vec<Decided> = Vec::with_capacity(BAN_BATCH_MAX);
     while !shared.stop.load(Ordering::Relaxed) {
@@ -781,7 +793,11 @@ fn read_queue(
                 Outcome::Banned | Outcome::AlreadyBanned if enforce => Verdict::Drop,
                 _ => verdict,
             };
-            batcher.push(p.id, v);
+            if pass.came_back(p.mark) {
+                came_back.note();
+            }
+            let (v, mark) = pass.leave(v, p.mark);
+            batcher.push_marked(p.id, v, mark);
         }
         // Bans first: the set has the element before any packet of this batch moves on, and
         // the verdict syscall (which also runs the softirq work queued meanwhile) is not in
@@ -792,9 +808,11 @@ fn read_queue(
         if let Err(e) = q.send_verdicts(&mut batcher) {
             warn!("queue {queue}: sending verdicts: {e}");
         }
+        came_back.say(seen);
     }
-    // Release what is pending with accept: the host answers as it would without us.
-    if let Err(e) = q.shutdown(Verdict::Accept) {
+    // Release what is pending as if we had let it through: the host answers as it would
+    // without us (managed), or the admin's rules decide (tail).
+    if let Err(e) = q.shutdown_with(|p| pass.leave(Verdict::Accept, p.and_then(|p| p.mark))) {
         warn!("queue {queue}: shutdown: {e}");
     }
 }
@@ -1254,7 +1272,7 @@ fn write_stats(shared: &Shared, s: &Settings, active: u64, failed_open: u64) {
         ),
         m(
             "queue_dropped",
-            "packets the kernel dropped because a queue was full (only without fail-open, which scanban always sets)",
+            "packets the kernel dropped because a queue was full (tail mode; managed mode fails open instead)",
             mine(|q| q.queue_dropped),
         ),
         m(

@@ -16,6 +16,7 @@ mod signals;
 mod state;
 mod stats;
 mod status;
+mod tail;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -114,12 +115,16 @@ fn ruleset_text(s: &Settings) -> Result<String, String> {
             "tail mode: no sensor"
         },
         if parts.bans { "" } else { ", dry run: no bans" },
-        if f.native_queue {
-            ""
-        } else {
-            "; queue rules use the xt NFQUEUE target through nft_compat"
+        match (f.native_queue, parts.sensor) {
+            (true, _) => "",
+            (false, true) => "; queue rules use the xt NFQUEUE target through nft_compat",
+            (false, false) =>
+                "; this kernel has no nft queue expression: use the iptables-nft form",
         }
     );
+    if !parts.sensor {
+        out.push_str(&tail::ruleset_comment(s));
+    }
     out.push_str(&ruleset::build(s, &f, parts).to_nft());
     Ok(out)
 }

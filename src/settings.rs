@@ -50,6 +50,11 @@ pub enum OnExit {
 
 pub use detector::Cidr;
 
+/// The default `tail-mark`: one bit of the packet mark, high enough to stay clear of the bits
+/// common tools use (kube-proxy 0x4000/0x8000, mwan3 0x3f00, OpenWrt pbr and Tailscale
+/// 0xff0000, Cilium 0x0f00, wg-quick 0xca6c).
+pub const TAIL_MARK: u32 = 0x1000_0000;
+
 /// A range of queue numbers, `0` or `0-3`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueRange {
@@ -100,6 +105,8 @@ pub struct Settings {
     pub open_ports: OpenPorts,
     pub copy_range: u32,
     pub queue_max_len: u32,
+    /// Tail mode: the mark bit added to the packets scanban lets through (NF_REPEAT).
+    pub tail_mark: u32,
     // Detection.
     pub threshold: u32,
     pub weight_privileged: u32,
@@ -142,6 +149,7 @@ impl Default for Settings {
             open_ports: OpenPorts::Auto,
             copy_range: 128,
             queue_max_len: 4096,
+            tail_mark: TAIL_MARK,
             threshold: 21,
             weight_privileged: 3,
             weight_other: 1,
@@ -196,12 +204,13 @@ const fn switch(name: &'static str, help: &'static str) -> OptionDoc {
 }
 
 pub const OPTIONS: &[OptionDoc] = &[
-    opt("mode", "managed|tail", "managed: install table inet scanban with its sensor (default); tail: only bind the queue(s) your own ruleset feeds"),
+    opt("mode", "managed|tail", "managed: install table inet scanban with its sensor (default); tail: only bind the queue(s) your own ruleset feeds (`scanban ruleset --mode tail` prints the rule)"),
     opt("queue", "N|N-M", "queue number(s) to read, one thread each (default 0)"),
     opt("verdict", "accept|drop", "what queued probes get: accept lets the host answer as before (default), drop makes closed ports silent"),
     opt("open-ports", "auto|socket|proc", "how the sensor skips open ports: the nft socket expression, or sets of listening ports read from /proc (auto: socket where the kernel has it)"),
     opt("copy-range", "BYTES", "bytes of each packet copied from the kernel (default 128: IP and TCP headers with options)"),
-    opt("queue-max-len", "N", "packets the kernel holds for scanban before failing open (default 4096)"),
+    opt("queue-max-len", "N", "packets the kernel holds for scanban; past that, managed mode lets probes through unexamined (fail-open), tail mode drops them (default 4096)"),
+    opt("tail-mark", "BIT", "tail mode: packets scanban lets through go back to the start of your chain with this mark bit added, which your queue rule must skip (default 0x10000000; see `scanban ruleset --mode tail`)"),
     opt("threshold", "SCORE", "score at which a source is banned (default 21: 7 privileged or 21 other closed ports)"),
     opt("weight-privileged", "N", "score of a distinct closed port below 1024 (default 3)"),
     opt("weight-other", "N", "score of a distinct closed port from 1024 (default 1)"),
@@ -301,6 +310,18 @@ impl Settings {
             }
             "copy-range" => self.copy_range = num(64, 65_531)?,
             "queue-max-len" => self.queue_max_len = num(16, 65_536)?,
+            "tail-mark" => {
+                let text = v()?;
+                let n = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+                    Some(hex) => u32::from_str_radix(hex, 16).ok(),
+                    None => text.parse::<u32>().ok(),
+                };
+                self.tail_mark = n.filter(|n| n.is_power_of_two()).ok_or_else(|| {
+                    fail(format!(
+                        "`{text}` is not one bit of the mark, like 0x10000000"
+                    ))
+                })?;
+            }
             "threshold" => self.threshold = num(1, 1_000_000)?,
             "weight-privileged" => self.weight_privileged = num(0, 1000)?,
             "weight-other" => self.weight_other = num(0, 1000)?,
@@ -444,6 +465,7 @@ mod tests {
                 Some("PERCENT") => Some("10"),
                 Some("PORT,...|none") => Some("none"),
                 Some("NAME") => Some("nobody"),
+                Some("BIT") => Some("0x4"),
                 Some(_) => Some("100"),
             };
             s.apply(o.name, sample)
@@ -493,6 +515,13 @@ mod tests {
         assert_eq!(s.spare_ports, [22, 2222]);
         assert!(s.apply("allow", Some("192.0.2.0/33")).is_err());
         assert!(s.apply("threshold", Some("0")).is_err());
+        for bad in ["0", "0x3", "0x", "5", "0x100000000", "bit"] {
+            assert!(s.apply("tail-mark", Some(bad)).is_err(), "{bad}");
+        }
+        s.apply("tail-mark", Some("0x80000000")).unwrap();
+        assert_eq!(s.tail_mark, 1 << 31);
+        s.apply("tail-mark", Some("1024")).unwrap();
+        assert_eq!(s.tail_mark, 0x400);
         s.apply("ban-time", Some("2w")).unwrap();
         assert_eq!(s.validate().unwrap_err().name, "ban-max");
     }

@@ -371,19 +371,282 @@ fn tail_mode_binds_the_admins_own_queue_rule() {
     let Some(tb) = Testbed::new("e2etail") else {
         return;
     };
-    tb.sh(
-        &tb.server,
-        "iptables-nft -A INPUT -p tcp --syn -m conntrack --ctstate NEW -j NFQUEUE --queue-num 3 --queue-bypass",
-    )
-    .unwrap();
-    let d = Daemon::start(&tb, &["--mode", "tail", "--queue", "3"]);
+    // Another queue and another mark bit than the defaults, in a chain whose policy accepts.
+    let rules = documented_tail_rules("--queue-num 3", "0x00000004");
+    let printed = scanban(&tb, "ruleset --mode tail --queue 3 --tail-mark 0x4");
+    for rule in &rules {
+        assert!(printed.contains(rule), "{rule}\nnot in:\n{printed}");
+    }
+    // The nft form is valid nft: the kernel takes it, or, where it has no nft `queue`
+    // expression (kernels that need the iptables-nft form), refuses only that expression.
+    let nft_rule = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("#   meta "))
+        .map(|r| format!("meta {r}"))
+        .unwrap_or_else(|| panic!("no nft rule in:\n{printed}"));
+    assert!(
+        nft_rule.ends_with("meta mark & 0x00000004 == 0 queue num 3"),
+        "{nft_rule}"
+    );
+    let check = tb
+        .exec(
+            &tb.server,
+            &[
+                "bash",
+                "-c",
+                &format!(
+                    "nft add table inet adm && nft add chain inet adm in \
+                     '{{ type filter hook input priority 0; }}' && \
+                     nft -c add rule inet adm in '{nft_rule}'; e=$?; nft delete table inet adm; exit $e"
+                ),
+            ],
+        )
+        .unwrap();
+    let err = String::from_utf8_lossy(&check.stderr);
+    let native = scanban(&tb, "doctor; true").contains("native nft queue");
+    assert!(
+        check.status.success()
+            || (!native && err.contains("No such file or directory") && err.contains("^^^^^")),
+        "{nft_rule}: {err}"
+    );
+    tb.sh(&tb.server, &rules.join(" && ")).unwrap();
+    let d = Daemon::start(
+        &tb,
+        &["--mode", "tail", "--queue", "3", "--tail-mark", "0x4"],
+    );
     let chains = tb.sh(&tb.server, "nft list table inet scanban").unwrap();
     assert!(
         !chains.contains("sensor"),
         "tail mode installs no sensor: {chains}"
     );
+    assert!(d.log().contains("mark bit 0x4"), "{}", d.log());
     nmap(&tb, &format!("-sS --top-ports 200 {SERVER_V4}"));
     assert!(banned(&tb, "banned4", ATTACKER_V4), "{}", d.log());
+    assert!(!d.log().contains("came back"), "{}", d.log());
+}
+
+#[test]
+fn a_tail_rule_that_does_not_skip_the_mark_fails_closed_and_says_so() {
+    let Some(tb) = Testbed::new("e2etailloop") else {
+        return;
+    };
+    listen(&tb, 8080);
+    // The rule the documentation gave before: no mark test (and no bypass). The policy accepts.
+    tb.sh(
+        &tb.server,
+        "iptables-nft -A INPUT -p tcp -m conntrack --ctstate NEW -j NFQUEUE --queue-num 0",
+    )
+    .unwrap();
+    let d = Daemon::start(&tb, &["--mode", "tail"]);
+    // Let through once, the SYN comes back to the queue with the bit: repeating it again would
+    // loop forever and accepting it would skip the admin's rules, so it is dropped.
+    assert!(!connects(&tb, SERVER_V4, 8080), "{}", d.log());
+    wait_for(Duration::from_secs(5), || {
+        d.log()
+            .contains("came back with mark bit 0x10000000")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("{}", d.log()));
+    assert!(d.stat("packets") >= 2, "{}", d.log());
+}
+
+/// The tail-mode queue rules as scanban documents them (README, docs/DEPLOYMENT.md and
+/// `scanban ruleset --mode tail`), in their iptables-nft form for IPv4, which works with or
+/// without the nft `queue` expression. `queue` is `--queue-num N` or `--queue-balance N:M`.
+fn documented_tail_rules(queue: &str, mark: &str) -> Vec<String> {
+    ["tcp", "udp"]
+        .iter()
+        .map(|proto| {
+            format!(
+                "iptables-nft -A INPUT -p {proto} -m conntrack --ctstate NEW,INVALID \
+                 -m mark ! --mark {mark}/{mark} -j NFQUEUE {queue}"
+            )
+        })
+        .collect()
+}
+
+/// An admin's drop-policy input chains, IPv4 and IPv6: loopback, established and SSH (port 22)
+/// accepted (and ICMPv6, for neighbour discovery), then `tail` (the iptables-nft queue rules,
+/// also given to ip6tables-nft), then the policy drops the rest.
+fn drop_policy_firewall(tb: &Testbed, tail: &[String]) {
+    let mut script = Vec::new();
+    for cmd in ["iptables-nft", "ip6tables-nft"] {
+        script.push(format!("{cmd} -P INPUT DROP"));
+        script.push(format!("{cmd} -A INPUT -i lo -j ACCEPT"));
+        if cmd == "ip6tables-nft" {
+            script.push(format!("{cmd} -A INPUT -p ipv6-icmp -j ACCEPT"));
+        }
+        script.push(format!(
+            "{cmd} -A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT"
+        ));
+        script.push(format!("{cmd} -A INPUT -p tcp --dport 22 -j ACCEPT"));
+        for rule in tail {
+            script.push(rule.replacen("iptables-nft", cmd, 1));
+        }
+    }
+    tb.sh(&tb.server, &script.join(" && ")).unwrap();
+}
+
+/// A TCP listener on the server's `port` (IPv4 and IPv6), for at most two minutes, up when
+/// this returns.
+fn listen(tb: &Testbed, port: u16) {
+    tb.sh(
+        &tb.server,
+        &format!("nohup timeout 120 python3 -m http.server {port} --bind :: >/dev/null 2>&1 &"),
+    )
+    .unwrap();
+    wait_for(Duration::from_secs(10), || {
+        tb.sh(&tb.server, &format!("ss -Hltn 'sport = :{port}'"))
+            .ok()
+            .filter(|o| !o.trim().is_empty())
+    })
+    .unwrap_or_else(|| panic!("listener on {port}"));
+}
+
+/// Whether a TCP connection from the attacker to `addr` `port` is established within 2 s (a
+/// SYN dropped by the policy never is; an answered one takes milliseconds).
+fn connects(tb: &Testbed, addr: &str, port: u16) -> bool {
+    tb.exec(
+        &tb.attacker,
+        &[
+            "timeout",
+            "2",
+            "bash",
+            "-c",
+            &format!("exec 3<>/dev/tcp/{addr}/{port}"),
+        ],
+    )
+    .unwrap()
+    .status
+    .success()
+}
+
+/// Over IPv4 and IPv6, port 22 is reachable (within 10 s) and port 8080 is not.
+fn policy_holds(tb: &Testbed, when: &str, log: &dyn Fn() -> String) {
+    for addr in [SERVER_V4, SERVER_V6] {
+        wait_for(Duration::from_secs(10), || {
+            connects(tb, addr, 22).then_some(())
+        })
+        .unwrap_or_else(|| panic!("{addr} port 22 unreachable {when}:\n{}", log()));
+        assert!(
+            !connects(tb, addr, 8080),
+            "{addr} port 8080, closed by the policy, accepted a connection {when}:\n{}",
+            log()
+        );
+    }
+}
+
+#[test]
+fn tail_mode_keeps_a_drop_policy_closed_with_the_daemon_up_stopped_and_restarting() {
+    let Some(tb) = Testbed::new("e2etaildrop") else {
+        return;
+    };
+    listen(&tb, 22);
+    listen(&tb, 8080);
+    drop_policy_firewall(&tb, &documented_tail_rules("--queue-num 0", "0x10000000"));
+    let none = || String::new();
+    policy_holds(
+        &tb,
+        "before scanban ever ran (no bypass: fails closed)",
+        &none,
+    );
+
+    let mut d = Daemon::start(&tb, &["--mode", "tail"]);
+    policy_holds(&tb, "with the daemon up", &|| d.log());
+    // The SYNs to 8080 went through scanban (and came back to the policy), not around it.
+    wait_for(Duration::from_secs(5), || {
+        (d.stat("packets") > 0).then_some(())
+    })
+    .unwrap_or_else(|| panic!("nothing was queued:\n{}", d.log()));
+    assert!(d.stop(), "{}", d.log());
+    policy_holds(&tb, "with the daemon stopped", &none);
+
+    // SYNs to 8080 all along while the daemon starts, is killed and starts again: none may be
+    // answered with a SYN-ACK. Bounded: until the stop file appears, 90 s at most.
+    let stop = d.dir.with_extension("stop");
+    let probes = {
+        let ns = tb.attacker.clone();
+        let stop = stop.display().to_string();
+        std::thread::spawn(move || {
+            Command::new("ip")
+                .args(["netns", "exec", &ns, "timeout", "90", "bash", "-c"])
+                .arg(format!(
+                    "sent=0; open=0; while [ ! -e {stop} ]; do \
+                     out=$(hping3 -S -p 8080 -c 20 -i u10000 {SERVER_V4} 2>&1); \
+                     open=$((open + $(grep -c 'flags=SA' <<<\"$out\"))); sent=$((sent + 20)); \
+                     done; echo \"$sent $open\""
+                ))
+                .output()
+        })
+    };
+    let mut d = Daemon::start(&tb, &["--mode", "tail"]);
+    policy_holds(&tb, "after a restart", &|| d.log());
+    d.kill9();
+    policy_holds(&tb, "with the daemon killed", &none);
+    let d = Daemon::start(&tb, &["--mode", "tail"]);
+    policy_holds(&tb, "after a second restart", &|| d.log());
+    std::fs::write(&stop, "").unwrap();
+    let out = probes.join().unwrap().unwrap();
+    let _ = std::fs::remove_file(&stop);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let counts: Vec<u64> = text
+        .split_whitespace()
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    assert!(
+        counts.len() == 2 && counts[0] >= 10,
+        "probes ran: {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        counts[1], 0,
+        "SYN-ACKs from 8080 across the restarts: {text}"
+    );
+    eprintln!("SYNs to 8080 across the restarts, then SYN-ACKs: {text}");
+
+    // And scanban still does its job from behind the policy.
+    nmap(&tb, &format!("-sS --top-ports 100 {SERVER_V4}"));
+    assert!(banned(&tb, "banned4", ATTACKER_V4), "{}", d.log());
+    // The rules this test installed are the ones scanban prints for tail mode.
+    let printed = scanban(&tb, "ruleset --mode tail");
+    for rule in documented_tail_rules("--queue-num 0", "0x10000000") {
+        assert!(printed.contains(&rule), "{rule}\nnot in:\n{printed}");
+    }
+}
+
+#[test]
+fn the_tail_rule_queues_null_fin_and_xmas_probes() {
+    let Some(tb) = Testbed::new("e2etailstealth") else {
+        return;
+    };
+    tb.add_attacker_addr("192.0.2.3/24").unwrap();
+    tb.add_attacker_addr("192.0.2.4/24").unwrap();
+    let printed = scanban(&tb, "ruleset --mode tail");
+    let rules = documented_tail_rules("--queue-num 0", "0x10000000");
+    for rule in &rules {
+        assert!(printed.contains(rule), "{rule}\nnot in:\n{printed}");
+    }
+    drop_policy_firewall(&tb, &rules);
+    let d = Daemon::start(&tb, &["--mode", "tail"]);
+    // Conntrack calls these `invalid`, not `new`: a rule on `ct state new` never sees them.
+    for (scan, source, name) in [
+        ("-sN", ATTACKER_V4, "NULL"),
+        ("-sF", "192.0.2.3", "FIN"),
+        ("-sX", "192.0.2.4", "XMAS"),
+    ] {
+        nmap(
+            &tb,
+            &format!("{scan} -S {source} -e veth0 --top-ports 20 {SERVER_V4}"),
+        );
+        assert!(banned(&tb, "banned4", source), "{scan}:\n{}", d.log());
+        let line = d
+            .log()
+            .lines()
+            .find(|l| l.contains(&format!("ban {source} for")))
+            .unwrap_or_default()
+            .to_string();
+        assert!(line.contains(&format!("stealth {name}")), "{line}");
+    }
 }
 
 #[test]

@@ -300,6 +300,40 @@ fn a_full_queue_fails_open_and_is_reported() {
 }
 
 #[test]
+fn in_tail_mode_a_full_queue_drops_instead_of_failing_open() {
+    let Some(tb) = Testbed::new("ftailfull") else {
+        return;
+    };
+    // The documented tail rule in a chain whose policy accepts, so that a packet failing open
+    // would show: the host would answer it (a RST from the closed port).
+    tb.sh(
+        &tb.server,
+        "iptables-nft -A INPUT -p tcp -m conntrack --ctstate NEW,INVALID \
+         -m mark ! --mark 0x10000000/0x10000000 -j NFQUEUE --queue-num 0",
+    )
+    .unwrap();
+    let d = Daemon::start(&tb, &["--mode", "tail", "--queue-max-len", "16"]);
+    // A stopped daemon reads nothing: the kernel holds 16 probes and drops the rest. An accept
+    // (fail-open) there would skip the admin's rules and policy.
+    let pid = d.pid().to_string();
+    Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+    let out = tb
+        .sh(
+            &tb.attacker,
+            &format!("timeout 20 hping3 -S -p ++2000 -c 200 -i u2000 {SERVER_V4} 2>&1; true"),
+        )
+        .unwrap();
+    Command::new("kill").args(["-CONT", &pid]).status().unwrap();
+    // At most the 16 held probes are answered, after the daemon resumes and lets them
+    // through to the chain's policy.
+    let answered = out.matches("flags=RA").count();
+    assert!(answered <= 16, "{answered} answers:\n{out}");
+    let dropped = d.stat("queue_dropped");
+    assert!(dropped >= 150, "queue_dropped {dropped}");
+    assert_eq!(d.stat("queue_failed_open"), 0);
+}
+
+#[test]
 fn a_spoofed_flood_plateaus_and_a_hidden_scan_is_still_banned_at_the_threshold() {
     let Some(tb) = Testbed::new("fflood") else {
         return;

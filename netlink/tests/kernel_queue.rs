@@ -414,3 +414,106 @@ fn several_single_verdicts_share_one_datagram() {
     q.packets().for_each(drop);
     assert_eq!(q.errors(), 0, "no verdict refused");
 }
+
+/// Packets counted by each rule of the server's iptables-nft INPUT chain, in order.
+fn input_counters(tb: &Testbed) -> Vec<u64> {
+    tb.sh(&tb.server, "iptables-nft -L INPUT -v -n -x --line-numbers")
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            f.next()?.parse::<u32>().ok()?;
+            f.next()?.parse().ok()
+        })
+        .collect()
+}
+
+#[test]
+fn repeat_with_a_mark_reruns_the_chain_past_the_queue_rule_keeping_the_packets_mark() {
+    let Some(tb) = Testbed::new("qrepeat") else {
+        return;
+    };
+    const BIT: u32 = 0x1000_0000;
+    // 7800 arrives marked 0x5 (as another tool's rule might mark it; a native nft rule, as
+    // the MARK target would need a module the kernel-matrix guests do not load), 7801
+    // unmarked. The queue rule skips packets with BIT; the rules after it drop what comes back
+    // with BIT added to its own mark. An accept verdict would deliver both datagrams instead.
+    rules(
+        &tb,
+        &[
+            "nft add table ip marker && \
+             nft add chain ip marker pre '{ type filter hook prerouting priority -150; }' && \
+             nft add rule ip marker pre udp dport 7800 meta mark set 0x5",
+            "iptables-nft -A INPUT -p udp --dport 7800:7801 -m mark ! --mark 0x10000000/0x10000000 -j NFQUEUE --queue-num 0",
+            "iptables-nft -A INPUT -p udp -m mark --mark 0x10000005 -j DROP",
+            "iptables-nft -A INPUT -p udp -m mark --mark 0x10000000 -j DROP",
+        ],
+    );
+    let mut q = bind(&tb, QueueConfig::new(0));
+    attacker(
+        &tb,
+        format!("echo -n a > /dev/udp/{SERVER_V4}/7800; echo -n b > /dev/udp/{SERVER_V4}/7801"),
+    )
+    .join()
+    .unwrap();
+    let mut marks = Vec::new();
+    let mut batcher = VerdictBatcher::new(0);
+    wait_for(Duration::from_secs(5), || {
+        q.wait(Duration::from_millis(50)).unwrap();
+        q.recv().unwrap();
+        for p in q.packets() {
+            let p = p.unwrap();
+            marks.push(p.mark);
+            let mark = p.mark.unwrap_or(0) | BIT;
+            batcher.push_marked(p.id, Verdict::Repeat, Some(mark));
+        }
+        q.send_verdicts(&mut batcher).unwrap();
+        (marks.len() >= 2).then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "two packets read: {marks:?}, counters {:?}, {:?}\n{}",
+            input_counters(&tb),
+            queue_stats(&tb, 0),
+            tb.sh(
+                &tb.server,
+                "nft -a list ruleset; iptables-nft -L INPUT -v -n -x --line-numbers"
+            )
+            .unwrap_or_default()
+        )
+    });
+    assert_eq!(
+        marks,
+        vec![Some(0x5), None],
+        "NFQA_MARK only when the mark is set"
+    );
+    wait_for(Duration::from_secs(5), || {
+        (input_counters(&tb) == [2, 1, 1]).then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "each queued once, then dropped with its own mark plus the bit: {:?}",
+            input_counters(&tb)
+        )
+    });
+
+    // Shutdown releases what is pending the same way.
+    attacker(&tb, format!("echo -n c > /dev/udp/{SERVER_V4}/7801"))
+        .join()
+        .unwrap();
+    wait_for(Duration::from_secs(5), || {
+        queue_stats(&tb, 0).filter(|s| s.waiting == 1)
+    })
+    .expect("one packet pending");
+    q.shutdown_with(|p| {
+        (
+            Verdict::Repeat,
+            Some(p.and_then(|p| p.mark).unwrap_or(0) | BIT),
+        )
+    })
+    .unwrap();
+    wait_for(Duration::from_secs(5), || {
+        (input_counters(&tb) == [3, 1, 2]).then_some(())
+    })
+    .unwrap_or_else(|| panic!("{:?}", input_counters(&tb)));
+}

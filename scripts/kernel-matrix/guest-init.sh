@@ -13,7 +13,10 @@ mount -t tmpfs run /run
 mkdir -p /run/netns /var/run /etc
 ln -s /run/netns /var/run/netns 2>/dev/null
 depmod
-for m in nf_tables nfnetlink_queue nft_queue nft_compat xt_NFQUEUE nft_socket nft_ct veth \
+# No module is loaded on demand here (no /sbin/modprobe): xt_mark too, or iptables-nft, which
+# asks the kernel for the mark match's revision, falls back to revision 0 and writes a wrong
+# mark test.
+for m in nf_tables nfnetlink_queue nft_queue nft_compat xt_NFQUEUE xt_mark nft_socket nft_ct veth \
          nf_conntrack nf_reject_ipv4 nf_reject_ipv6 nft_reject_inet; do
   modprobe "$m" 2>/dev/null || echo "KM: note: no module $m"
 done
@@ -43,8 +46,8 @@ in_srv() { /usr/bin/ip netns exec srv "$@"; }
 # Started directly, not through in_srv: $! must be scanban's pid (ip netns exec execs it).
 /usr/bin/ip netns exec srv scanban run --stats-file /tmp/stats >/tmp/run.log 2>&1 &
 daemon=$!
-i=0; while [ $i -lt 100 ] && ! grep -q ready /tmp/run.log; do sleep 0.1; i=$((i + 1)); done
-check "managed mode starts" grep -q "ready" /tmp/run.log
+i=0; while [ $i -lt 100 ] && ! grep -q "ready with" /tmp/run.log; do sleep 0.1; i=$((i + 1)); done
+check "managed mode starts" grep -q "ready with" /tmp/run.log
 check "managed mode queues with the nft queue expression" grep -q "queued by the nft queue expression" /tmp/run.log
 /usr/bin/ip netns exec atk pktgen veth0 "$mac" 192.0.2.1 192.0.2.2 1 40 1 syn 40 400 5 >/dev/null
 sleep 1
@@ -59,8 +62,8 @@ echo /bin/false >/proc/sys/kernel/modprobe
 if rmmod nft_socket 2>/dev/null; then
   /usr/bin/ip netns exec srv scanban run --stats-file /tmp/stats3 >/tmp/nosock.log 2>&1 &
   daemon=$!
-  i=0; while [ $i -lt 100 ] && ! grep -q ready /tmp/nosock.log; do sleep 0.1; i=$((i + 1)); done
-  check "without nft_socket: managed mode starts" grep -q "ready" /tmp/nosock.log
+  i=0; while [ $i -lt 100 ] && ! grep -q "ready with" /tmp/nosock.log; do sleep 0.1; i=$((i + 1)); done
+  check "without nft_socket: managed mode starts" grep -q "ready with" /tmp/nosock.log
   check "without nft_socket: open ports from /proc" \
     grep -q "read from /proc (this kernel has no nft socket expression)" /tmp/nosock.log
   check "without nft_socket: the sensor uses the port sets" \
@@ -77,6 +80,43 @@ else
 fi
 echo /sbin/modprobe >/proc/sys/kernel/modprobe
 modprobe nft_socket 2>/dev/null
+
+# Tail mode with the documented nft rule (as `scanban ruleset --mode tail` prints it, native
+# queue) at the end of an admin's drop-policy chain: a closed port the policy drops never
+# answers (no RST: the SYN never reaches TCP), with scanban down and up; port 22, accepted by
+# the policy, answers; a scan from behind the policy is banned.
+in_srv scanban unban 192.0.2.2 >/dev/null 2>&1
+in_srv scanban ruleset --mode tail >/tmp/ruleset 2>&1
+rule=$(sed -n 's/^#   \(meta l4proto .*\)$/\1/p' /tmp/ruleset)
+sed 's/^/KM: tail ruleset: /' /tmp/ruleset | head -4
+check "tail: the documented nft rule loads" sh -c "/usr/bin/ip netns exec srv nft -f - <<EOF
+table inet adm {
+  chain in {
+    type filter hook input priority 0; policy drop;
+    ct state established,related accept
+    tcp dport 22 accept
+    $rule
+  }
+}
+EOF"
+answers() { # port: RSTs to 3 SYNs
+  /usr/bin/ip netns exec atk hping3 -S -p "$1" -c 3 -i u100000 192.0.2.1 2>&1 | grep -c "flags=RA"
+}
+n=$(answers 22); check "tail, scanban down: port 22 answers ($n)" [ "$n" -ge 1 ]
+n=$(answers 8080); check "tail, scanban down: port 8080 stays closed ($n answers)" [ "$n" = 0 ]
+/usr/bin/ip netns exec srv scanban run --mode tail --stats-file /tmp/stats-tail >/tmp/tail.log 2>&1 &
+daemon=$!
+i=0; while [ $i -lt 100 ] && ! grep -q "ready with" /tmp/tail.log; do sleep 0.1; i=$((i + 1)); done
+check "tail mode starts" grep -q "ready with" /tmp/tail.log
+n=$(answers 8080); check "tail, scanban up: port 8080 stays closed ($n answers)" [ "$n" = 0 ]
+n=$(answers 22); check "tail, scanban up: port 22 answers ($n)" [ "$n" -ge 1 ]
+/usr/bin/ip netns exec atk pktgen veth0 "$mac" 192.0.2.1 192.0.2.2 1 40 1 syn 40 400 5 >/dev/null
+i=0; while [ $i -lt 50 ] && ! in_srv scanban list | grep -q "^192.0.2.2"; do sleep 0.1; i=$((i + 1)); done
+check "tail: a SYN scan from behind the policy is banned" sh -c '/usr/bin/ip netns exec srv scanban list | grep -q "^192.0.2.2"'
+sed 's/^/KM: tail log: /' /tmp/tail.log
+kill $daemon; wait $daemon
+in_srv nft delete table inet adm
+in_srv scanban unban 192.0.2.2 >/dev/null 2>&1
 
 # Bans expire; a re-ban sets the new timeout (refresh on 6.12+, replace before).
 in_srv scanban ban 198.51.100.9 --for 2s >/dev/null

@@ -182,13 +182,31 @@ impl QueueSocket {
 
     /// Releases every packet still queued with `verdict` (reading the ones not yet seen), then
     /// unbinds. Bans and rules are not touched: with `bypass` on the rule, traffic flows on.
-    pub fn shutdown(mut self, verdict: Verdict) -> Result<(), Error> {
+    pub fn shutdown(self, verdict: Verdict) -> Result<(), Error> {
+        self.shutdown_with(|_| (verdict, None))
+    }
+
+    /// Like `shutdown`, with the verdict and mark of each packet chosen by `decide`: it is called
+    /// with each packet read now, or, when none is left to read, once with `None` for a batch
+    /// verdict that covers every packet handed out before (in case a verdict send failed).
+    pub fn shutdown_with(
+        mut self,
+        mut decide: impl FnMut(Option<&PacketView<'_>>) -> (Verdict, Option<u32>),
+    ) -> Result<(), Error> {
+        let mut batcher = VerdictBatcher::new(self.config.queue);
+        let mut answered = false;
         while self.recv()? > 0 {
-            for _ in self.packets() {}
+            for p in self.packets().flatten() {
+                let (verdict, mark) = decide(Some(&p));
+                batcher.push_marked(p.id, verdict, mark);
+            }
+            // One datagram per receive batch keeps each send small, whatever the queue held.
+            answered |= self.send_verdicts(&mut batcher)? > 0;
         }
-        if let Some(last) = self.last_id.get() {
+        if let (false, Some(last)) = (answered, self.last_id.get()) {
+            let (verdict, mark) = decide(None);
             self.scratch.clear();
-            encode_verdict_batch(&mut self.scratch, self.config.queue, 0, last, verdict, None)?;
+            encode_verdict_batch(&mut self.scratch, self.config.queue, 0, last, verdict, mark)?;
             self.sock.send(&self.scratch)?;
         }
         let seq = self.sock.next_seq();

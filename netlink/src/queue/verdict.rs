@@ -2,8 +2,10 @@
 //! and several in one datagram.
 //!
 //! `VerdictBatcher` turns a run of per-packet decisions, in arrival order, into the fewest
-//! messages: each run of equal verdicts becomes one batch verdict for the run's last id, and all
-//! of them go out in one `send`. The kernel
+//! messages: each run of equal verdicts (and equal marks) becomes one batch verdict for the run's
+//! last id, and all of them go out in one `send`. A batch verdict's `NFQA_MARK` replaces the mark
+//! of every packet it releases, so packets that must leave with different marks (each its own
+//! mark with a bit added, say) end runs, and become one message each. The kernel
 //! walks the datagram in order (G23), so a later batch never catches an earlier packet that a
 //! previous message in the same datagram already released; and the kernel's "id ≤ N" compares
 //! with wrap-around (`nfq_id_after`), as we do.
@@ -94,6 +96,7 @@ fn encode(
 #[derive(Debug, Clone, Copy)]
 struct Run {
     verdict: Verdict,
+    mark: Option<u32>,
     last_id: u32,
     len: u32,
 }
@@ -126,11 +129,18 @@ impl VerdictBatcher {
         self
     }
 
-    /// Records the verdict for the next packet in arrival order.
+    /// Records the verdict for the next packet in arrival order, with the batcher's mark.
     pub fn push(&mut self, id: u32, verdict: Verdict) {
+        self.push_marked(id, verdict, self.mark);
+    }
+
+    /// Records the verdict for the next packet in arrival order, with its own mark (`None`:
+    /// the kernel leaves the packet's mark as it is). The kernel replaces the packet's whole
+    /// mark with `mark`: to add a bit, pass the packet's mark with the bit set.
+    pub fn push_marked(&mut self, id: u32, verdict: Verdict, mark: Option<u32>) {
         self.pending += 1;
         match &mut self.run {
-            Some(run) if run.verdict == verdict => {
+            Some(run) if run.verdict == verdict && run.mark == mark => {
                 run.last_id = id;
                 run.len += 1;
             }
@@ -138,6 +148,7 @@ impl VerdictBatcher {
                 self.close_run();
                 self.run = Some(Run {
                     verdict,
+                    mark,
                     last_id: id,
                     len: 1,
                 });
@@ -157,7 +168,7 @@ impl VerdictBatcher {
             0,
             run.last_id,
             run.verdict,
-            self.mark,
+            run.mark,
         );
         // A verdict message is 36 bytes; it cannot exceed attribute limits.
         debug_assert!(r.is_ok());
@@ -245,6 +256,65 @@ mod tests {
         );
         // Nothing pending: nothing sent.
         assert_eq!(b.flush(|_| -> Result<(), ()> { panic!("sent") }), Ok(0));
+    }
+
+    /// The mark of every message in a datagram (`None` where it has no `NFQA_MARK`).
+    fn marks(datagram: &[u8]) -> Vec<Option<u32>> {
+        Messages::new(datagram)
+            .map(|m| {
+                let m = m.unwrap();
+                let (_, attrs) = m.nfgen().unwrap();
+                AttrIter::new(attrs)
+                    .map(|a| a.unwrap())
+                    .find(|a| a.kind() == attr::MARK)
+                    .map(|a| a.be32("mark").unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_change_of_mark_ends_a_run() {
+        // Repeat with a bit added to each packet's own mark: packets with the same mark share a
+        // message, a packet with another mark gets its own, a drop carries no mark.
+        const BIT: u32 = 0x1000_0000;
+        let mut b = VerdictBatcher::new(7);
+        b.push_marked(20, Verdict::Repeat, Some(BIT));
+        b.push_marked(21, Verdict::Repeat, Some(BIT));
+        b.push_marked(22, Verdict::Repeat, Some(0x5 | BIT));
+        b.push_marked(23, Verdict::Repeat, Some(BIT));
+        b.push_marked(24, Verdict::Drop, None);
+        b.push_marked(25, Verdict::Repeat, Some(BIT));
+        let mut sent = Vec::new();
+        assert_eq!(
+            b.flush(|d| {
+                sent = d.to_vec();
+                Ok::<(), ()>(())
+            }),
+            Ok(6)
+        );
+        assert_eq!(
+            decode(&sent),
+            vec![
+                (msg::VERDICT_BATCH, NF_REPEAT, 21),
+                (msg::VERDICT_BATCH, NF_REPEAT, 22),
+                (msg::VERDICT_BATCH, NF_REPEAT, 23),
+                (msg::VERDICT_BATCH, NF_DROP, 24),
+                (msg::VERDICT_BATCH, NF_REPEAT, 25),
+            ]
+        );
+        assert_eq!(
+            marks(&sent),
+            vec![Some(BIT), Some(0x5 | BIT), Some(BIT), None, Some(BIT)]
+        );
+        // `push` keeps using the batcher's own mark.
+        let mut b = VerdictBatcher::new(7).with_mark(Some(9));
+        b.push(1, Verdict::Accept);
+        b.flush(|d| {
+            sent = d.to_vec();
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert_eq!(marks(&sent), vec![Some(9)]);
     }
 
     #[test]
