@@ -31,7 +31,7 @@ use nft::{dump, Batch, Family};
 use crate::ban_book::BanBook;
 use crate::bans::{self, Ban, COMMENT_MAX};
 use crate::hostinfo;
-use crate::latency::Latencies;
+use crate::latency::{self, Acked, BanLatencies, Probe};
 use crate::ruleset::{self, TABLE};
 use crate::settings::{Mode, OnExit, ProbeVerdict, Settings};
 use crate::signals::{SignalEvent, Signals};
@@ -135,16 +135,16 @@ struct Shared {
     start: Instant,
     /// What the applier wrote, to restore after a table deletion.
     book: Mutex<BanBook>,
-    latencies: Mutex<Latencies>,
+    latencies: Mutex<BanLatencies>,
     /// Peers with an established TCP session, as the follow-up thread last read them.
     peers: Mutex<Vec<IpAddr>>,
     set_full_said: Throttle,
 }
 
-/// A ban decided by a detector, with the time its packet batch was received.
+/// A ban decided by a detector, with its probe's times (batch received, kernel timestamp).
 struct Decided {
     action: Action,
-    seen: Instant,
+    seen: Probe,
 }
 
 impl Shared {
@@ -287,7 +287,9 @@ pub fn run(
         let mut qc = QueueConfig::new(n);
         qc.copy_range = settings.copy_range;
         qc.max_len = settings.queue_max_len;
-        queues.push(QueueSocket::bind(&qc).map_err(|e| format!("{e}"))?);
+        let q = QueueSocket::bind(&qc).map_err(|e| format!("{e}"))?;
+        latency::enable_arrival_stamps(&q);
+        queues.push(q);
     }
     info!(
         "{} mode, queue {}, verdict {:?}{}; table inet {TABLE} ready with {kept} existing ban(s)",
@@ -329,7 +331,7 @@ pub fn run(
         counts: Counts::default(),
         start: Instant::now(),
         book: Mutex::new(BanBook::default()),
-        latencies: Mutex::new(Latencies::default()),
+        latencies: Mutex::new(BanLatencies::default()),
         peers: Mutex::new(Vec::new()),
         set_full_said: Throttle::new(Duration::from_secs(60)),
     });
@@ -591,7 +593,11 @@ fn read_queue(
             shared.counts.packets.fetch_add(1, Ordering::Relaxed);
             // A source banned moments ago loses its probes here, before the kernel set has
             // the element: a fast scan is cut right at the threshold.
-            let v = match observe(shared, now, seen, p.payload, p.in_ifindex, &mut decided) {
+            let probe = Probe {
+                received: seen,
+                stamp: p.timestamp,
+            };
+            let v = match observe(shared, now, probe, p.payload, p.in_ifindex, &mut decided) {
                 Outcome::Banned | Outcome::AlreadyBanned => Verdict::Drop,
                 _ => verdict,
             };
@@ -616,7 +622,7 @@ fn read_queue(
 fn observe(
     shared: &Shared,
     now: u64,
-    seen: Instant,
+    seen: Probe,
     payload: &[u8],
     ifindex: Option<u32>,
     decided: &mut Vec<Decided>,
@@ -700,11 +706,9 @@ fn write_bans(
     if !dry_run && !report.written.is_empty() {
         match bans::add(sock, &report.written) {
             Ok(()) => {
-                let acked = Instant::now();
+                let acked = Acked::now();
                 if let Ok(mut l) = shared.latencies.lock() {
-                    for t in &seen {
-                        l.record(acked.duration_since(*t));
-                    }
+                    l.record(acked, &seen);
                 }
                 shared
                     .counts
@@ -950,7 +954,7 @@ fn write_stats(shared: &Shared, s: &Settings, active: u64, failed_open: u64) {
     let lat = shared
         .latencies
         .lock()
-        .map(|l| l.summary())
+        .map(|l| l.counters())
         .unwrap_or_default();
     let queues = nfnl::queue::stats::read().unwrap_or_default();
     let mine = |f: fn(&nfnl::queue::QueueStats) -> u32| -> u64 {
@@ -967,16 +971,16 @@ fn write_stats(shared: &Shared, s: &Settings, active: u64, failed_open: u64) {
     let g = |name, help, value| Counter {
         name,
         help,
-        value,
+        value: Some(value),
         monotonic: false,
     };
     let m = |name, help, value| Counter {
         name,
         help,
-        value,
+        value: Some(value),
         monotonic: true,
     };
-    let counters = vec![
+    let mut counters = vec![
         g(
             "pid",
             "process id of the daemon",
@@ -1047,22 +1051,6 @@ fn write_stats(shared: &Shared, s: &Settings, active: u64, failed_open: u64) {
             c.set_full.load(Ordering::Relaxed),
         ),
         g("bans_active", "elements in the kernel ban sets", active),
-        g(
-            "ban_latency_samples",
-            "recent bans timed (at most 1024)",
-            lat.samples,
-        ),
-        g(
-            "ban_latency_p50_us",
-            "median of recent bans: from the probe's arrival to the kernel's ACK, microseconds",
-            lat.p50_us,
-        ),
-        g(
-            "ban_latency_p99_us",
-            "99th percentile of the same",
-            lat.p99_us,
-        ),
-        g("ban_latency_max_us", "slowest of the same", lat.max_us),
         m(
             "queue_failed_open",
             "probes the sensor queued that scanban never received: the queue was full and the kernel let them through unexamined (managed mode)",
@@ -1084,6 +1072,7 @@ fn write_stats(shared: &Shared, s: &Settings, active: u64, failed_open: u64) {
             c.ruleset_repairs.load(Ordering::Relaxed),
         ),
     ];
+    counters.extend(lat);
     if let Err(e) = crate::atomic_file::write(
         &s.stats_file,
         stats::render_text(&counters).as_bytes(),
