@@ -14,10 +14,13 @@
 # The difference is the probe's wait in the kernel's queue and the queue thread's wake-up.
 # The script also counts the elements in the kernel.
 # Usage (as root): bench/ban-latency.sh [BANS]   (default 1000)
+# WRAP="chrt -f 10" bench/ban-latency.sh runs the daemon under that command (a diagnostic: with
+# real-time scheduling, how much of the latency is waiting for a CPU on a busy machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
 bans=${1:-1000}
+read -r -a wrap <<<"${WRAP:-}"
 cargo build -q --release
 bin=$PWD/target/release/scanban
 build_pktgen
@@ -27,7 +30,8 @@ bench_netns lat
 ip -n "$srv" -6 route add 2001:db8::/32 via 2001:db8::2
 bench_machine
 
-ip netns exec "$srv" "$bin" run --verdict drop --ban-rate 10000 --stats-file "$tmp/stats" \
+[ ${#wrap[@]} -gt 0 ] && echo "daemon run under: ${wrap[*]}"
+ip netns exec "$srv" "${wrap[@]}" "$bin" run --verdict drop --ban-rate 10000 --stats-file "$tmp/stats" \
   2>"$tmp/log" &
 pid=$!
 for _ in $(seq 100); do [ -s "$tmp/stats" ] && break; sleep 0.1; done

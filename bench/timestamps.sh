@@ -9,8 +9,8 @@
 #   drain:   scanban's queue reader (netlink/examples/queue_reader.rs, drop verdicts) empties a
 #            queue of QUEUED packets alone, with and without `--timestamps` (which sets the option
 #            on its own queue socket, as the daemon does); its summary says how many packets
-#            carried a stamp, which also proves "off" was off (something else on the host, e.g.
-#            tcpdump, can turn stamping on for everyone).
+#            carried a stamp, which also proves "off" was off (any other program with a
+#            SO_TIMESTAMP* socket turns stamping on for everyone).
 # Also the price of one wall-clock read (bench/c/clock_read.c: clock_gettime(CLOCK_REALTIME)
 # through the vDSO, the userspace twin of the kernel's ktime_get_real(), best of 5 x 10M reads):
 # the kernel's extra work per received packet, a figure the machine's noise does not drown.

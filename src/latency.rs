@@ -76,8 +76,8 @@ impl Latencies {
 
 /// Asks the kernel to stamp received packets for as long as `q` is open, so that queued probes
 /// carry their arrival time. Costs one clock read per packet the host receives (see
-/// docs/BENCHMARKS.md); many hosts already pay it (tcpdump, NTP daemons). A failure only costs
-/// the arrival figures.
+/// docs/BENCHMARKS.md §7); hosts where a program holds a socket with `SO_TIMESTAMP*` (ntpd, for
+/// one) already pay it. A failure only costs the arrival figures.
 pub fn enable_arrival_stamps(q: &QueueSocket) {
     if let Err(e) = q.socket().enable_receive_timestamps() {
         warn!(
