@@ -171,19 +171,20 @@ impl BanLatencies {
             ),
             percentile(
                 "ban_latency_from_arrival_p50_us",
-                "median of those, microseconds (unavailable without kernel receive timestamps)",
+                "median ban latency from the probe's arrival (kernel receive timestamp) to the \
+                 kernel's ACK, microseconds; unavailable without timed bans",
                 &arrival,
                 arrival.p50_us,
             ),
             percentile(
                 "ban_latency_from_arrival_p99_us",
-                "99th percentile of the same",
+                "99th percentile of the ban latency from the probe's arrival, microseconds",
                 &arrival,
                 arrival.p99_us,
             ),
             percentile(
                 "ban_latency_from_arrival_max_us",
-                "slowest of the same",
+                "slowest recent ban latency from the probe's arrival, microseconds",
                 &arrival,
                 arrival.max_us,
             ),
@@ -202,19 +203,20 @@ impl BanLatencies {
             ),
             percentile(
                 "ban_latency_from_receive_p50_us",
-                "median of those, microseconds",
+                "median ban latency from the receive (recvmmsg return) to the kernel's ACK, \
+                 microseconds; unavailable without timed bans",
                 &receive,
                 receive.p50_us,
             ),
             percentile(
                 "ban_latency_from_receive_p99_us",
-                "99th percentile of the same",
+                "99th percentile of the ban latency from the receive, microseconds",
                 &receive,
                 receive.p99_us,
             ),
             percentile(
                 "ban_latency_from_receive_max_us",
-                "slowest of the same",
+                "slowest recent ban latency from the receive, microseconds",
                 &receive,
                 receive.max_us,
             ),
