@@ -54,4 +54,4 @@ end=$(date +%s.%N)
 sleep 2
 echo "flood: $packets SYNs from random sources in $(echo "$end - $start" | bc) s"
 echo "after the flood: VmRSS $(rss VmRSS) kB, peak VmHWM $(rss VmHWM) kB"
-"$bin" status --stats-file "$tmp/stats" | grep -E "^(packets|probes|tracked|evicted|bans_issued|bans_suppressed|bans_applied|bans_active|queue_failed_open|queue_dropped|queue_user_dropped|ban_latency_p50_us|ban_latency_p99_us) "
+"$bin" status --stats-file "$tmp/stats" | grep -E "^(packets|probes|tracked|evicted|bans_issued|bans_suppressed|bans_applied|bans_active|queue_failed_open|queue_dropped|queue_user_dropped|ban_latency_from_arrival_p50_us|ban_latency_from_arrival_p99_us|ban_latency_from_receive_p50_us|ban_latency_from_receive_p99_us) "

@@ -4,7 +4,8 @@
 # shellcheck shell=bash
 
 bench_machine() {
-  echo "machine: $(nproc) cpus, $(lscpu | sed -n 's/Model name: *//p'), kernel $(uname -r), $(date -u +%F)"
+  echo "machine: $(nproc) cpus, $(lscpu | sed -n 's/Model name: *//p'), kernel $(uname -r)," \
+    "$(date -u '+%F %T') UTC, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
 on_exit=()

@@ -31,7 +31,7 @@ use crate::ban_book::BanBook;
 use crate::bans::{self, Ban, COMMENT_MAX};
 use crate::duration;
 use crate::hostinfo;
-use crate::latency::Latencies;
+use crate::latency::{self, Acked, BanLatencies, Probe};
 use crate::ruleset::{self, TABLE};
 use crate::sessions::Sessions;
 use crate::settings::{Mode, OnExit, OpenPorts, ProbeVerdict, Settings};
@@ -149,7 +149,7 @@ struct Shared {
     start: Instant,
     /// What the applier wrote, to restore after a table deletion.
     book: Mutex<BanBook>,
-    latencies: Mutex<Latencies>,
+    latencies: Mutex<BanLatencies>,
     /// Management sessions, as the main thread last read them.
     sessions: Mutex<Sessions>,
     /// Bans whose kernel write failed, for the main thread to retry.
@@ -166,10 +166,10 @@ struct Failed {
     since: Instant,
 }
 
-/// A ban decided by a detector, with the time its packet batch was received.
+/// A ban decided by a detector, with its probe's times (batch received, kernel timestamp).
 struct Decided {
     action: Action,
-    seen: Instant,
+    seen: Probe,
 }
 
 impl Shared {
@@ -346,7 +346,9 @@ pub fn run(
         qc.copy_range = settings.copy_range;
         qc.max_len = settings.queue_max_len;
         qc.fail_open = Pass::for_settings(&settings).fail_open();
-        queues.push(QueueSocket::bind(&qc).map_err(|e| format!("{e}"))?);
+        let q = QueueSocket::bind(&qc).map_err(|e| format!("{e}"))?;
+        latency::enable_arrival_stamps(&q);
+        queues.push(q);
     }
     info!(
         "{} mode, queue {}, verdict {:?}{}; table inet {TABLE} ready with {kept} existing ban(s)",
@@ -401,7 +403,7 @@ pub fn run(
         counts: Counts::default(),
         start: Instant::now(),
         book: Mutex::new(BanBook::default()),
-        latencies: Mutex::new(Latencies::default()),
+        latencies: Mutex::new(BanLatencies::default()),
         sessions: Mutex::new(Sessions::new(
             &settings.spare_ports,
             settings.spare_after.as_millis() as u64,
@@ -789,7 +791,11 @@ fn read_queue(
             shared.counts.packets.fetch_add(1, Ordering::Relaxed);
             // A source banned moments ago loses its probes here, before the kernel set has
             // the element: a fast scan is cut right at the threshold.
-            let v = match observe(shared, now, seen, p.payload, p.in_ifindex, &mut decided) {
+            let probe = Probe {
+                received: seen,
+                stamp: p.timestamp,
+            };
+            let v = match observe(shared, now, probe, p.payload, p.in_ifindex, &mut decided) {
                 Outcome::Banned | Outcome::AlreadyBanned if enforce => Verdict::Drop,
                 _ => verdict,
             };
@@ -820,7 +826,7 @@ fn read_queue(
 fn observe(
     shared: &Shared,
     now: u64,
-    seen: Instant,
+    seen: Probe,
     payload: &[u8],
     ifindex: Option<u32>,
     decided: &mut Vec<Decided>,
@@ -908,11 +914,9 @@ fn write_bans(
     if !dry_run && !report.written.is_empty() {
         match bans::add(sock, &report.written) {
             Ok(()) => {
-                let acked = Instant::now();
+                let acked = Acked::now();
                 if let Ok(mut l) = shared.latencies.lock() {
-                    for t in &seen {
-                        l.record(acked.duration_since(*t));
-                    }
+                    l.record(acked, &seen);
                 }
                 shared
                     .counts
@@ -1129,7 +1133,7 @@ fn write_stats(shared: &Shared, s: &Settings, active: u64, failed_open: u64) {
     let lat = shared
         .latencies
         .lock()
-        .map(|l| l.summary())
+        .map(|l| l.counters())
         .unwrap_or_default();
     let queues = nfnl::queue::stats::read().unwrap_or_default();
     let mine = |f: fn(&nfnl::queue::QueueStats) -> u32| -> u64 {
@@ -1146,16 +1150,16 @@ fn write_stats(shared: &Shared, s: &Settings, active: u64, failed_open: u64) {
     let g = |name, help, value| Counter {
         name,
         help,
-        value,
+        value: Some(value),
         monotonic: false,
     };
     let m = |name, help, value| Counter {
         name,
         help,
-        value,
+        value: Some(value),
         monotonic: true,
     };
-    let counters = vec![
+    let mut counters = vec![
         g(
             "pid",
             "process id of the daemon",
@@ -1249,22 +1253,6 @@ fn write_stats(shared: &Shared, s: &Settings, active: u64, failed_open: u64) {
             c.set_full.load(Ordering::Relaxed),
         ),
         g("bans_active", "elements in the kernel ban sets", active),
-        g(
-            "ban_latency_samples",
-            "recent bans timed (at most 1024)",
-            lat.samples,
-        ),
-        g(
-            "ban_latency_p50_us",
-            "median of recent bans: from the probe's arrival to the kernel's ACK, microseconds",
-            lat.p50_us,
-        ),
-        g(
-            "ban_latency_p99_us",
-            "99th percentile of the same",
-            lat.p99_us,
-        ),
-        g("ban_latency_max_us", "slowest of the same", lat.max_us),
         m(
             "queue_failed_open",
             "probes the sensor queued that scanban never received: the queue was full and the kernel let them through unexamined (managed mode)",
@@ -1286,6 +1274,7 @@ fn write_stats(shared: &Shared, s: &Settings, active: u64, failed_open: u64) {
             c.ruleset_repairs.load(Ordering::Relaxed),
         ),
     ];
+    counters.extend(lat);
     if let Err(e) = crate::atomic_file::write(
         &s.stats_file,
         stats::render_text(&counters).as_bytes(),

@@ -21,7 +21,7 @@ pub fn show(path: &Path, json: bool) -> bool {
         }
     };
     let pairs = stats::parse_text(&text);
-    let get = |n: &str| pairs.iter().find(|(k, _)| k == n).map(|(_, v)| *v);
+    let get = |n: &str| pairs.iter().find(|(k, _)| k == n).and_then(|(_, v)| *v);
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -33,7 +33,10 @@ pub fn show(path: &Path, json: bool) -> bool {
     } else {
         let width = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
         for (k, v) in &pairs {
-            println!("{k:<width$}  {v}");
+            match v {
+                Some(v) => println!("{k:<width$}  {v}"),
+                None => println!("{k:<width$}  {}", stats::UNAVAILABLE),
+            }
         }
     }
     if !(alive && fresh) {

@@ -16,6 +16,13 @@ fn a_syn_scan_is_banned_and_the_rest_of_it_sees_nothing() {
         return;
     };
     let d = Daemon::start(&tb, &[]);
+    // No ban yet: no latency figure, rather than a 0.
+    let before = d.fresh_stats();
+    assert!(
+        before.contains("\nban_latency_from_arrival_p50_us unavailable\n")
+            && before.contains("\nban_latency_from_receive_p50_us unavailable\n"),
+        "{before}"
+    );
     let nmap = tb
         .sh(
             &tb.attacker,
@@ -54,17 +61,29 @@ fn a_syn_scan_is_banned_and_the_rest_of_it_sees_nothing() {
         &format!("status --stats-file {}", d.dir.join("stats").display()),
     );
     assert!(status.contains("bans_applied"), "{status}");
-    // The ban was timed, from its probe's arrival to the kernel's ACK.
+    // The ban was timed to the kernel's ACK twice: from the receive of its probe's batch, and
+    // from the probe's arrival (the kernel's receive timestamp, which the daemon turns on), which
+    // adds the probe's wait in the kernel's queue.
     let latency = |name: &str| -> u64 {
         status
             .lines()
-            .find_map(|l| l.strip_prefix(name))
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or_else(|| panic!("{name} in {status}"))
     };
-    assert_eq!(latency("ban_latency_samples"), 1, "{status}");
-    let p50 = latency("ban_latency_p50_us");
-    assert!(p50 > 0 && p50 == latency("ban_latency_max_us"), "{status}");
+    assert_eq!(latency("ban_latency_from_receive_samples"), 1, "{status}");
+    let receive = latency("ban_latency_from_receive_p50_us");
+    assert!(
+        receive > 0 && receive == latency("ban_latency_from_receive_max_us"),
+        "{status}"
+    );
+    assert_eq!(latency("ban_latency_from_arrival_samples"), 1, "{status}");
+    assert_eq!(latency("ban_latency_from_arrival_untimed"), 0, "{status}");
+    let arrival = latency("ban_latency_from_arrival_p50_us");
+    assert!(
+        arrival >= receive && arrival == latency("ban_latency_from_arrival_max_us"),
+        "{status}"
+    );
     let metrics = std::fs::read_to_string(d.dir.join("metrics")).unwrap();
     assert!(
         metrics

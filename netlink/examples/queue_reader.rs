@@ -10,8 +10,10 @@
 //! the end), `--count N` (stop after N packets), `--idle SECS` (stop after SECS without packets,
 //! default 10), `--per-packet` (one VERDICT per packet instead of batch verdicts),
 //! `--copy-range BYTES`, `--max-len N`, `--start-after SECS` (bind, then wait before reading, so
-//! the kernel queues a backlog: the drain benchmark). The summary reports packets, seconds from the first to the
-//! last packet, packets/s and the kernel's drop counters.
+//! the kernel queues a backlog: the drain benchmark), `--timestamps` (set `SO_TIMESTAMPNS` on the
+//! queue socket, which makes the kernel stamp received packets: `NFQA_TIMESTAMP`, shown as
+//! `ts=`). The summary reports packets, how many carried a kernel timestamp, seconds from the
+//! first to the last packet, packets/s and the kernel's drop counters.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
@@ -30,6 +32,7 @@ struct Options {
     copy_range: u32,
     max_len: u32,
     start_after: Duration,
+    timestamps: bool,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -43,6 +46,7 @@ fn parse_args() -> Result<Options, String> {
         copy_range: nfnl::queue::DEFAULT_COPY_RANGE,
         max_len: nfnl::queue::DEFAULT_MAX_LEN,
         start_after: Duration::ZERO,
+        timestamps: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -65,11 +69,12 @@ fn parse_args() -> Result<Options, String> {
                 o.max_len = u32::try_from(value("--max-len")?).map_err(|e| e.to_string())?
             }
             "--start-after" => o.start_after = Duration::from_secs(value("--start-after")?),
+            "--timestamps" => o.timestamps = true,
             "-h" | "--help" => {
                 return Err(
                     "usage: queue_reader [--queue N] [--drop] [--quiet] [--count N] \
                             [--idle SECS] [--per-packet] [--copy-range BYTES] [--max-len N] \
-                            [--start-after SECS]"
+                            [--start-after SECS] [--timestamps]"
                         .into(),
                 )
             }
@@ -97,6 +102,12 @@ fn main() {
             std::process::exit(1);
         }
     };
+    if o.timestamps {
+        if let Err(e) = q.socket().enable_receive_timestamps() {
+            eprintln!("queue_reader: SO_TIMESTAMPNS: {e}");
+            std::process::exit(1);
+        }
+    }
     eprintln!(
         "queue_reader: bound queue {} (netlink port {}), verdict {:?}",
         o.queue,
@@ -108,6 +119,7 @@ fn main() {
     let mut batcher = VerdictBatcher::new(o.queue);
     let mut single = Vec::with_capacity(64);
     let mut packets = 0u64;
+    let mut stamped = 0u64;
     let mut first: Option<Instant> = None;
     let mut last = Instant::now();
     let mut line = String::with_capacity(160);
@@ -138,6 +150,7 @@ fn main() {
                 }
             };
             packets += 1;
+            stamped += u64::from(p.timestamp.is_some());
             if !o.quiet {
                 line.clear();
                 describe(&p, &mut line);
@@ -163,7 +176,8 @@ fn main() {
         .ok()
         .and_then(|all| all.into_iter().find(|s| s.queue == o.queue));
     eprintln!(
-        "queue_reader: {packets} packets in {span:.3} s ({:.0} packets/s); kernel: {} dropped \
+        "queue_reader: {packets} packets in {span:.3} s ({:.0} packets/s, {stamped} with a kernel \
+         timestamp); kernel: {} dropped \
          (queue full), {} dropped (socket full); {} refused verdicts",
         if span > 0.0 {
             packets as f64 / span
@@ -192,6 +206,9 @@ fn describe(p: &PacketView<'_>, out: &mut String) {
     );
     if let Some(m) = p.mark {
         let _ = write!(out, " mark={m:#x}");
+    }
+    if let Some((sec, usec)) = p.timestamp {
+        let _ = write!(out, " ts={sec}.{usec:06}");
     }
     let b = p.payload;
     let (proto, l4, src, dst): (u8, &[u8], String, String) = match b.first().map(|v| v >> 4) {

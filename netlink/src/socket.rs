@@ -85,6 +85,18 @@ impl NlSocket {
         self.sock.set_no_enobufs(true)
     }
 
+    /// Asks the kernel to timestamp every packet it receives, for as long as this socket is
+    /// open, so that queued packets carry `NFQA_TIMESTAMP` (their arrival, wall clock).
+    ///
+    /// The kernel stamps received packets host-wide (one clock read each, in every namespace)
+    /// while any socket has `SO_TIMESTAMP*` set; without one, packets queued from the input
+    /// side (hooks up to FORWARD) carry no timestamp. Setting `SO_TIMESTAMPNS` on this netlink
+    /// socket is such a socket, needs no IP socket and no privilege, and ends with the socket.
+    /// The stamping starts a moment later (the kernel turns it on from a work queue).
+    pub fn enable_receive_timestamps(&self) -> io::Result<()> {
+        setsockopt_int(self.fd(), libc::SO_TIMESTAMPNS, 1)
+    }
+
     /// Sets the receive buffer, beyond `rmem_max` when we have CAP_NET_ADMIN (SO_RCVBUFFORCE),
     /// else as large as the unprivileged limit allows. Returns the size the kernel reports.
     pub fn set_recv_buffer(&mut self, bytes: usize) -> io::Result<usize> {

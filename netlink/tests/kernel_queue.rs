@@ -517,3 +517,50 @@ fn repeat_with_a_mark_reruns_the_chain_past_the_queue_rule_keeping_the_packets_m
     })
     .unwrap_or_else(|| panic!("{:?}", input_counters(&tb)));
 }
+
+#[test]
+fn receive_timestamps_put_the_arrival_on_queued_packets() {
+    let Some(tb) = Testbed::new("qstamp") else {
+        return;
+    };
+    rules(
+        &tb,
+        &["iptables-nft -A INPUT -p udp --dport 7800 -j NFQUEUE --queue-num 0"],
+    );
+    let mut q = bind(&tb, QueueConfig::new(0));
+    q.socket().enable_receive_timestamps().unwrap();
+    let micros = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64
+    };
+    let mut batcher = VerdictBatcher::new(0);
+    // The kernel turns stamping on from a work queue: one datagram at a time until one comes
+    // stamped, its stamp taken between the send and the receive.
+    let stamp = wait_for(Duration::from_secs(5), || {
+        let before = micros(std::time::SystemTime::now());
+        attacker(&tb, format!("echo -n t > /dev/udp/{SERVER_V4}/7800"))
+            .join()
+            .unwrap();
+        if !q.wait(Duration::from_millis(500)).unwrap() {
+            return None;
+        }
+        q.recv().unwrap();
+        let after = micros(std::time::SystemTime::now());
+        let mut found = None;
+        for p in q.packets() {
+            let p = p.unwrap();
+            batcher.push(p.id, Verdict::Drop);
+            if let Some((sec, usec)) = p.timestamp {
+                found = Some((before, sec * 1_000_000 + usec, after));
+            }
+        }
+        q.send_verdicts(&mut batcher).unwrap();
+        found
+    })
+    .expect("a queued packet with NFQA_TIMESTAMP");
+    let (before, at, after) = stamp;
+    // The stamp is in microseconds, truncated: it may read up to 1 µs before `before`.
+    assert!(
+        before <= at + 1 && at <= after,
+        "stamp {at} not between {before} and {after}"
+    );
+}
