@@ -390,6 +390,57 @@ fn config_exchanges_finish_during_a_flood() {
     assert_eq!(q.errors(), 0, "no verdict refused");
 }
 
+/// What the reader's design rests on: a packet whose message does not fit in our socket buffer
+/// is never queued (the kernel drops it and counts it, or with fail-open accepts it). Every packet
+/// left waiting has its message in our socket, so answering each message read, or one batch
+/// verdict for the last id read, leaves nothing behind.
+#[test]
+fn a_full_socket_buffer_leaves_no_packet_waiting_unseen() {
+    let Some(tb) = Testbed::new("qoverrun") else {
+        return;
+    };
+    rules(
+        &tb,
+        &["iptables-nft -A INPUT -p udp --dport 7800 -j NFQUEUE --queue-num 0"],
+    );
+    let mut cfg = QueueConfig::new(0);
+    cfg.fail_open = false; // so that the kernel counts what did not fit
+    let mut q = bind(&tb, cfg);
+    q.set_recv_buffer(4096).unwrap();
+    attacker(
+        &tb,
+        format!("for i in $(seq 200); do echo -n $i > /dev/udp/{SERVER_V4}/7800; done"),
+    )
+    .join()
+    .unwrap();
+    let st = wait_for(Duration::from_secs(10), || {
+        queue_stats(&tb, 0).filter(|s| s.id_sequence == 200)
+    })
+    .expect("200 packets through the queue");
+    assert!(st.user_dropped > 0, "the socket buffer overflowed: {st:?}");
+    assert_eq!(st.waiting + st.user_dropped, 200, "{st:?}");
+
+    // Read everything there is, answering nothing yet.
+    let mut ids = Vec::new();
+    while q.recv().unwrap() > 0 {
+        ids.extend(q.packets().map(|p| p.unwrap().id));
+    }
+    assert_eq!(
+        ids.len(),
+        st.waiting as usize,
+        "one message per waiting packet"
+    );
+    assert_eq!(queue_stats(&tb, 0).unwrap().waiting, st.waiting);
+    let mut buf = Vec::new();
+    let last = *ids.last().expect("some packets fit");
+    nfnl::queue::encode_verdict_batch(&mut buf, 0, 0, last, Verdict::Accept, None).unwrap();
+    q.socket().send(&buf).unwrap();
+    wait_for(Duration::from_secs(5), || {
+        queue_stats(&tb, 0).filter(|s| s.waiting == 0)
+    })
+    .expect("one batch verdict for the last id read releases every waiting packet");
+}
+
 #[test]
 fn several_single_verdicts_share_one_datagram() {
     let Some(tb) = Testbed::new("qmulti") else {
