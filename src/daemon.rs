@@ -563,7 +563,16 @@ fn read_queue(
     while !shared.stop.load(Ordering::Relaxed) {
         match q.wait(Duration::from_millis(200)) {
             Ok(true) => {}
-            Ok(false) => continue,
+            Ok(false) => {
+                // Verdicts a failed send kept: once the burst is over, no later packet's batch
+                // verdict would release those packets, so they go out now.
+                if batcher.pending() > 0 {
+                    if let Err(e) = q.send_verdicts(&mut batcher) {
+                        warn!("queue {queue}: sending verdicts: {e}");
+                    }
+                }
+                continue;
+            }
             Err(e) => {
                 error!("queue {queue}: {e}");
                 break;
@@ -607,7 +616,11 @@ fn read_queue(
             warn!("queue {queue}: sending verdicts: {e}");
         }
     }
-    // Release what is pending with accept: the host answers as it would without us.
+    // Release what is pending with accept: the host answers as it would without us (after the
+    // verdicts already decided, if a failed send kept some).
+    if batcher.pending() > 0 {
+        let _ = q.send_verdicts(&mut batcher);
+    }
     if let Err(e) = q.shutdown(Verdict::Accept) {
         warn!("queue {queue}: shutdown: {e}");
     }
