@@ -147,7 +147,13 @@ fn a_spoofed_ban_storm_is_held_by_the_rate_limit_and_the_set_size() {
     let suppressed = d.stat("bans_suppressed");
     let bound = 16 + 8 * (took.as_secs() + 1);
     assert!(issued <= bound, "{issued} bans in {took:?}, bound {bound}");
-    assert!(suppressed >= 60 - bound, "suppressed {suppressed}");
+    // What the limit let through at most, the rest it held back (none need be, when the storm
+    // was slow enough for the limit to allow every ban).
+    let held = 60u64.saturating_sub(bound);
+    assert!(
+        suppressed >= held,
+        "suppressed {suppressed}, at least {held} of 60 with {bound} allowed in {took:?}"
+    );
     assert_eq!(d.stat("bans_applied"), issued);
     assert!(d.stat("tracked") <= 65_536);
     drop(d);
