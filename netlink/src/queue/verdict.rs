@@ -3,10 +3,10 @@
 //!
 //! `VerdictBatcher` turns a run of per-packet decisions, in arrival order, into the fewest
 //! messages: each run of equal verdicts becomes one batch verdict for the run's last id, and all
-//! of them go out in one `send`. The kernel
-//! walks the datagram in order (G23), so a later batch never catches an earlier packet that a
-//! previous message in the same datagram already released; and the kernel's "id ≤ N" compares
-//! with wrap-around (`nfq_id_after`), as we do.
+//! of them go out in one `send` (several in order, if a failed send left a long backlog). The
+//! kernel walks the datagram in order (G23), so a later batch never catches an earlier packet
+//! that a previous message in the same datagram already released; and the kernel's "id ≤ N"
+//! compares with wrap-around (`nfq_id_after`), as we do.
 
 use crate::error::EncodeError;
 use crate::message::{family, nfnl_type, subsys, MessageBuilder, NfGenMsg, NLM_F_REQUEST};
