@@ -1,12 +1,29 @@
 #!/usr/bin/env bash
 # The 60-second demo: two throwaway namespaces, scanban in one, nmap in the other, and the ban.
 # Nothing leaves this machine: documentation addresses, no default route, all removed at the end.
-# Usage (as root): scripts/demo.sh
+# Usage (as root): scripts/demo.sh   (on Debian it installs what is missing: iproute2, nftables,
+# nmap; then it builds scanban with cargo)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for cmd in ip nft nmap; do
-  command -v "$cmd" >/dev/null || { echo "demo needs $cmd (apt-get install iproute2 nftables nmap)" >&2; exit 1; }
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "scripts/demo.sh: run as root: the demo builds network namespaces and firewall rules" >&2
+  exit 1
+fi
+# command -> Debian package
+need=()
+for pair in ip:iproute2 nft:nftables nmap:nmap; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "== apt-get install ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+for cmd in ip nft nmap cargo; do
+  command -v "$cmd" >/dev/null 2>&1 || { echo "scripts/demo.sh: $cmd is still missing" >&2; exit 1; }
+done
+echo "== cargo build --release"
 cargo build -q --release
 bin=$PWD/target/release/scanban
 srv=sb-demo-$$-server; atk=sb-demo-$$-attacker

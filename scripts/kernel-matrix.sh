@@ -81,15 +81,25 @@ for pkg in $KERNELS; do
   # Newer Debian kernels ship xz-compressed modules; busybox's modprobe wants them plain.
   find "$root/lib/modules" -name '*.ko.xz' -exec xz -d {} +
   (cd "$root" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1) > "$work/initrd-$version.gz"
-  start=$(date +%s.%N)
-  timeout 600 qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 1024 -nographic -no-reboot \
-    -kernel "$dir/boot/vmlinuz-$version" -initrd "$work/initrd-$version.gz" \
-    -append "console=ttyS0 quiet panic=-1" > "$work/console-$version.log" 2>&1 || true
-  took=$(echo "$(date +%s.%N) - $start" | bc)
-  tr -d '\r' < "$work/console-$version.log" | grep "^KM:" | sed "s/^KM:/[$version]/"
-  result=$(tr -d '\r' < "$work/console-$version.log" | sed -n 's/^KM: RESULT pass=\([0-9]*\) fail=\([0-9]*\).*/\1 \2/p')
+  console=$work/console-$version.log
+  # A guest that dies before its /init says a word ran none of the checks (the 6.12 kernel
+  # oopsed on an int3 while booting under TCG, once in some 50 boots): it boots once more.
+  for attempt in 1 2; do
+    start=$(date +%s.%N)
+    timeout 600 qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 1024 -nographic -no-reboot \
+      -kernel "$dir/boot/vmlinuz-$version" -initrd "$work/initrd-$version.gz" \
+      -append "console=ttyS0 quiet panic=-1" > "$console" 2>&1 || true
+    took=$(echo "$(date +%s.%N) - $start" | bc)
+    grep -aq "^KM: kernel" "$console" && break
+    echo "kernel $version: the guest died before running any check (boot $attempt of 2):"
+    tr -d '\r' < "$console" | grep -aoE "\[ *[0-9.]+\] (Oops|Kernel panic|BUG).*" | head -3 \
+      | sed 's/^/  /' || true
+  done
+  tr -d '\r' < "$console" | grep -a "^KM:" | sed "s/^KM:/[$version]/" || true
+  result=$(tr -d '\r' < "$console" | sed -n 's/^KM: RESULT pass=\([0-9]*\) fail=\([0-9]*\).*/\1 \2/p')
   if [ -z "$result" ] || [ "${result#* }" != 0 ]; then
     echo "kernel $version: FAILED (${result:-no result}), boot and checks $(printf %.0f "$took") s"
+    [ -n "$result" ] || tr -d '\r' < "$console" | tail -15 | sed 's/^/  console: /'
     failed=1
   else
     echo "kernel $version: ${result% *} checks passed, boot and checks $(printf %.0f "$took") s"

@@ -761,7 +761,16 @@ fn read_queue(
     while !shared.stop.load(Ordering::Relaxed) {
         match q.wait(Duration::from_millis(200)) {
             Ok(true) => {}
-            Ok(false) => continue,
+            Ok(false) => {
+                // Verdicts a failed send kept: once the burst is over, no later packet's batch
+                // verdict would release those packets, so they go out now.
+                if batcher.pending() > 0 {
+                    if let Err(e) = q.send_verdicts(&mut batcher) {
+                        warn!("queue {queue}: sending verdicts: {e}");
+                    }
+                }
+                continue;
+            }
             Err(e) => {
                 error!("queue {queue}: {e}");
                 break;
@@ -817,7 +826,11 @@ fn read_queue(
         came_back.say(seen);
     }
     // Release what is pending as if we had let it through: the host answers as it would
-    // without us (managed), or the admin's rules decide (tail).
+    // without us (managed), or the admin's rules decide (tail); after the verdicts already
+    // decided, if a failed send kept some.
+    if batcher.pending() > 0 {
+        let _ = q.send_verdicts(&mut batcher);
+    }
     if let Err(e) = q.shutdown_with(|p| pass.leave(Verdict::Accept, p.and_then(|p| p.mark))) {
         warn!("queue {queue}: shutdown: {e}");
     }

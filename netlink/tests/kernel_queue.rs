@@ -45,24 +45,28 @@ fn tcp_connect(addr: &str, port: u16, secs: u32) -> String {
     )
 }
 
+/// The kernel's counters for `queue` in the server namespace, read from its proc file in this
+/// process (a thread entering the namespace costs nothing; a shell per look costs a fork and
+/// three execs, a quarter of a second on an emulated CPU).
 fn queue_stats(tb: &Testbed, queue: u16) -> Option<QueueStats> {
-    let text = tb
-        .sh(&tb.server, "cat /proc/net/netfilter/nfnetlink_queue")
-        .unwrap();
-    stats::parse(&text).into_iter().find(|s| s.queue == queue)
+    tb.in_server(stats::read)
+        .unwrap()
+        .into_iter()
+        .find(|s| s.queue == queue)
 }
 
-/// Receives packets for up to `timeout`, answering each with `verdict`, until `done` says stop.
+/// Receives packets, answering each with `verdict`, until `done` says stop or no packet came for
+/// `idle` (a deadline on progress: a slow machine takes longer, a stuck queue still fails).
 /// Returns (id, payload) of everything seen.
 fn serve(
     q: &mut QueueSocket,
     verdict: Verdict,
-    timeout: Duration,
+    idle: Duration,
     mut done: impl FnMut(&[(u32, Vec<u8>)]) -> bool,
 ) -> Vec<(u32, Vec<u8>)> {
     let mut seen = Vec::new();
     let mut batcher = VerdictBatcher::new(q.config().queue);
-    let deadline = Instant::now() + timeout;
+    let mut deadline = Instant::now() + idle;
     while Instant::now() < deadline && !done(&seen) {
         if !q.wait(Duration::from_millis(50)).unwrap() {
             continue;
@@ -73,7 +77,9 @@ fn serve(
             batcher.push(p.id, verdict);
             seen.push((p.id, p.payload.to_vec()));
         }
-        q.send_verdicts(&mut batcher).unwrap();
+        if q.send_verdicts(&mut batcher).unwrap() > 0 {
+            deadline = Instant::now() + idle;
+        }
     }
     seen
 }
@@ -365,12 +371,74 @@ fn config_exchanges_finish_during_a_flood() {
         q.reconfigure(&cfg).expect("reconfigure under flood");
     }
     flood.join().unwrap();
+    let after_flood = queue_stats(&tb, 0).unwrap();
     // Release everything: stashed packets first, then the rest, until the queue is empty.
-    serve(&mut q, Verdict::Drop, Duration::from_secs(10), |_| {
+    let seen = serve(&mut q, Verdict::Drop, Duration::from_secs(10), |_| {
         queue_stats(&tb, 0).is_some_and(|s| s.waiting == 0)
     });
     let st = queue_stats(&tb, 0).unwrap();
-    assert_eq!(st.waiting, 0, "nothing left behind");
+    assert_eq!(
+        st.waiting,
+        0,
+        "nothing left behind ({} handed out, {after_flood:?} after the flood, now {st:?})",
+        seen.len()
+    );
+    // Each waiting packet came out once, in id order: the stashed ones, then the socket's.
+    assert!(seen.len() >= after_flood.waiting as usize);
+    assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "ids in order");
+    assert!(seen.last().is_some_and(|l| l.0 <= st.id_sequence));
+    assert_eq!(q.errors(), 0, "no verdict refused");
+}
+
+/// What the reader's design rests on: a packet whose message does not fit in our socket buffer
+/// is never queued (the kernel drops it and counts it, or with fail-open accepts it). Every packet
+/// left waiting has its message in our socket, so answering each message read, or one batch
+/// verdict for the last id read, leaves nothing behind.
+#[test]
+fn a_full_socket_buffer_leaves_no_packet_waiting_unseen() {
+    let Some(tb) = Testbed::new("qoverrun") else {
+        return;
+    };
+    rules(
+        &tb,
+        &["iptables-nft -A INPUT -p udp --dport 7800 -j NFQUEUE --queue-num 0"],
+    );
+    let mut cfg = QueueConfig::new(0);
+    cfg.fail_open = false; // so that the kernel counts what did not fit
+    let mut q = bind(&tb, cfg);
+    q.set_recv_buffer(4096).unwrap();
+    attacker(
+        &tb,
+        format!("for i in $(seq 200); do echo -n $i > /dev/udp/{SERVER_V4}/7800; done"),
+    )
+    .join()
+    .unwrap();
+    let st = wait_for(Duration::from_secs(10), || {
+        queue_stats(&tb, 0).filter(|s| s.id_sequence == 200)
+    })
+    .expect("200 packets through the queue");
+    assert!(st.user_dropped > 0, "the socket buffer overflowed: {st:?}");
+    assert_eq!(st.waiting + st.user_dropped, 200, "{st:?}");
+
+    // Read everything there is, answering nothing yet.
+    let mut ids = Vec::new();
+    while q.recv().unwrap() > 0 {
+        ids.extend(q.packets().map(|p| p.unwrap().id));
+    }
+    assert_eq!(
+        ids.len(),
+        st.waiting as usize,
+        "one message per waiting packet"
+    );
+    assert_eq!(queue_stats(&tb, 0).unwrap().waiting, st.waiting);
+    let mut buf = Vec::new();
+    let last = *ids.last().expect("some packets fit");
+    nfnl::queue::encode_verdict_batch(&mut buf, 0, 0, last, Verdict::Accept, None).unwrap();
+    q.socket().send(&buf).unwrap();
+    wait_for(Duration::from_secs(5), || {
+        queue_stats(&tb, 0).filter(|s| s.waiting == 0)
+    })
+    .expect("one batch verdict for the last id read releases every waiting packet");
 }
 
 #[test]

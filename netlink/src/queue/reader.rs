@@ -68,6 +68,12 @@ impl QueueSocket {
         Ok(q)
     }
 
+    /// Sets the receive buffer (`bind` sizes it for the queue length). Returns the size the
+    /// kernel reports, which counts its bookkeeping too.
+    pub fn set_recv_buffer(&mut self, bytes: usize) -> io::Result<usize> {
+        self.sock.set_recv_buffer(bytes)
+    }
+
     /// Changes copy range, queue length or flags of the bound queue. Packets that arrive while
     /// the change is acknowledged are kept for the next `recv`.
     pub fn reconfigure(&mut self, config: &QueueConfig) -> Result<(), Error> {

@@ -3,7 +3,8 @@
 //!
 //! `VerdictBatcher` turns a run of per-packet decisions, in arrival order, into the fewest
 //! messages: each run of equal verdicts (and equal marks) becomes one batch verdict for the run's
-//! last id, and all of them go out in one `send`. A batch verdict's `NFQA_MARK` replaces the mark
+//! last id, and all of them go out in one `send` (several in order, if a failed send left a long
+//! backlog). A batch verdict's `NFQA_MARK` replaces the mark
 //! of every packet it releases, so packets that must leave with different marks (each its own
 //! mark with a bit added, say) end runs, and become one message each. The kernel
 //! walks the datagram in order (G23), so a later batch never catches an earlier packet that a
@@ -93,6 +94,10 @@ fn encode(
     m.finish()
 }
 
+/// The largest datagram `flush` hands to `send`: whole messages only, far below any socket's send
+/// buffer even when verdicts that a failed send kept make a flush longer than one batch.
+const MAX_DATAGRAM: usize = 16 * 1024;
+
 #[derive(Debug, Clone, Copy)]
 struct Run {
     verdict: Verdict,
@@ -159,9 +164,10 @@ impl VerdictBatcher {
     fn close_run(&mut self) {
         let Some(run) = self.run.take() else { return };
         // Always a batch verdict, even for a run of one: "every id ≤ N" also releases a packet
-        // we never read (a datagram lost to a full socket buffer without fail-open), which a
-        // single verdict would leave queued until the queue is destroyed. seq is irrelevant:
-        // verdicts carry no NLM_F_ACK.
+        // whose message we read but could not use (truncated, malformed), which a single
+        // verdict would leave queued until the queue is destroyed. (A message that did not fit
+        // in our socket buffer is no such packet: the kernel never queued it.) seq is
+        // irrelevant: verdicts carry no NLM_F_ACK.
         let r = encode_verdict_batch(
             &mut self.buf,
             self.queue,
@@ -174,25 +180,52 @@ impl VerdictBatcher {
         debug_assert!(r.is_ok());
     }
 
-    /// Packets recorded since the last flush.
+    /// Packets recorded whose verdicts have not gone out yet: since the last successful flush.
     pub fn pending(&self) -> usize {
         self.pending
     }
 
-    /// Encodes what is pending and hands the datagram to `send` (not called when nothing is
-    /// pending). Returns how many packets it covered. The buffer is reused afterwards, whether
-    /// `send` succeeded or not: a failed verdict send leaves the packets queued in the kernel,
-    /// where the next batch verdict (ids ≤ N) or fail-open releases them.
-    pub fn flush<E>(&mut self, send: impl FnOnce(&[u8]) -> Result<(), E>) -> Result<usize, E> {
+    /// Encodes what is pending and hands it to `send`, in datagrams of whole messages (one,
+    /// unless a backlog makes it longer than `MAX_DATAGRAM`; none when nothing is pending).
+    /// Returns how many packets it covered.
+    ///
+    /// When `send` fails, the messages not sent are kept, in order, and go out first with the
+    /// next flush: a later packet's batch verdict would release those packets too, but once a
+    /// burst is over no later packet may come, and they would wait in the kernel's queue for
+    /// good. A reader calls `flush` again when it goes idle with something `pending`.
+    pub fn flush<E>(&mut self, mut send: impl FnMut(&[u8]) -> Result<(), E>) -> Result<usize, E> {
         self.close_run();
-        let packets = self.pending;
-        self.pending = 0;
-        if self.buf.is_empty() {
-            return Ok(0);
+        let mut sent = 0;
+        while sent < self.buf.len() {
+            let end = sent + whole_messages(&self.buf[sent..], MAX_DATAGRAM);
+            if let Err(e) = send(&self.buf[sent..end]) {
+                self.buf.drain(..sent);
+                return Err(e);
+            }
+            sent = end;
         }
-        let r = send(&self.buf);
         self.buf.clear();
-        r.map(|()| packets)
+        Ok(std::mem::take(&mut self.pending))
+    }
+}
+
+/// Length of the longest run of whole netlink messages at the start of `buf` that fits in
+/// `limit` bytes (at least one message).
+fn whole_messages(buf: &[u8], limit: usize) -> usize {
+    let mut end = 0;
+    while let Some(len) = buf
+        .get(end..end + 4)
+        .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    {
+        if len == 0 || (end > 0 && end + len > limit) {
+            break;
+        }
+        end += len;
+    }
+    if end == 0 {
+        buf.len()
+    } else {
+        end.min(buf.len())
     }
 }
 
@@ -315,6 +348,89 @@ mod tests {
         })
         .unwrap();
         assert_eq!(marks(&sent), vec![Some(9)]);
+    }
+
+    #[test]
+    fn a_failed_send_keeps_its_verdicts_for_the_next_flush() {
+        let mut b = VerdictBatcher::new(7);
+        b.push(10, Verdict::Accept);
+        b.push(11, Verdict::Drop);
+        assert_eq!(b.flush(|_| Err("ENOMEM")), Err("ENOMEM"));
+        assert_eq!(b.pending(), 2, "still owed");
+        // Idle: the kept verdicts go out alone.
+        let mut sent = Vec::new();
+        assert_eq!(
+            b.flush(|d| {
+                sent.push(decode(d));
+                Ok::<(), ()>(())
+            }),
+            Ok(2)
+        );
+        assert_eq!(
+            sent,
+            vec![vec![
+                (msg::VERDICT_BATCH, NF_ACCEPT, 10),
+                (msg::VERDICT_BATCH, NF_DROP, 11),
+            ]]
+        );
+        // Or first, ahead of the next batch's.
+        b.push(12, Verdict::Accept);
+        assert_eq!(b.flush(|_| Err(())), Err(()));
+        b.push(13, Verdict::Drop);
+        sent.clear();
+        b.flush(|d| {
+            sent.push(decode(d));
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert_eq!(
+            sent,
+            vec![vec![
+                (msg::VERDICT_BATCH, NF_ACCEPT, 12),
+                (msg::VERDICT_BATCH, NF_DROP, 13),
+            ]]
+        );
+        assert_eq!(b.pending(), 0);
+    }
+
+    #[test]
+    fn a_long_backlog_goes_out_in_bounded_datagrams_of_whole_messages() {
+        let mut b = VerdictBatcher::new(7).with_mark(Some(1));
+        let verdict = |id: u32| {
+            if id % 2 == 0 {
+                Verdict::Accept
+            } else {
+                Verdict::Drop
+            }
+        };
+        for id in 0..2000 {
+            b.push(id, verdict(id));
+        }
+        // The second datagram fails: the first is gone, the rest is kept.
+        let mut calls = 0;
+        let mut sent = Vec::new();
+        let r = b.flush(|d| {
+            calls += 1;
+            if calls == 2 {
+                return Err(());
+            }
+            sent.extend(decode(d));
+            Ok(())
+        });
+        assert_eq!(r, Err(()));
+        let mut sizes = Vec::new();
+        b.flush(|d| {
+            sizes.push(d.len());
+            sent.extend(decode(d));
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert!(sizes.len() > 1);
+        assert!(sizes.iter().all(|&n| n <= MAX_DATAGRAM), "{sizes:?}");
+        let want: Vec<_> = (0..2000)
+            .map(|id| (msg::VERDICT_BATCH, verdict(id).code(), id))
+            .collect();
+        assert_eq!(sent, want, "every verdict once, in order");
     }
 
     #[test]
