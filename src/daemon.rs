@@ -216,7 +216,7 @@ pub fn detector_config(s: &Settings, shards: usize) -> detector::Config {
 
 /// The configured allowlist plus this host's addresses, gateways and resolvers, and its
 /// on-link IPv6 prefixes (whose sources are keyed per address).
-pub fn allowlist(s: &Settings) -> Allowlist {
+fn allowlist(s: &Settings) -> Allowlist {
     let mut all: Vec<Cidr> = s.allow.clone();
     let if_inet6 = hostinfo::read("/proc/net/if_inet6");
     let own = hostinfo::own_addresses(&hostinfo::read("/proc/net/fib_trie"), &if_inet6);

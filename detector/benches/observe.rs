@@ -4,10 +4,10 @@
 //! test.
 
 use std::hint::black_box;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Instant;
 
-use detector::{Config, Detector, Observation, Proto};
+use detector::{Allowlist, Cidr, Config, Detector, Observation, Proto};
 
 fn obs(src: u32, port: u16) -> Observation {
     Observation {
@@ -75,6 +75,25 @@ fn main() {
     });
     time("allowlisted source", 2_000_000, |i| {
         black_box(d.observe(now, &obs(0xc633_6400 + (i & 0xff), 22)));
+    });
+    // IPv6 sources against an auto-allowlist the size of a router's (own addresses, gateways,
+    // resolvers, an on-link prefix): the key is checked for every protected address it could
+    // cover, per observation.
+    let mut allow: Vec<Cidr> = (1..=24u16)
+        .map(|i| Cidr::host(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, i))))
+        .collect();
+    allow.push("192.0.2.1".parse().unwrap());
+    d.set_allowlist(
+        Allowlist::new(allow).with_on_link(["2001:db8::/64".parse::<Cidr>().unwrap()]),
+    );
+    let v6 = |i: u32| Observation {
+        src: IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0x100, (i % 4096) as u16, 0, 0, 0, 1)),
+        dst: IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
+        ..obs(0, 2000)
+    };
+    time("IPv6 source, 25 protected addresses (keyed /64)", 2_000_000, |i| {
+        now += 1;
+        black_box(d.observe(now, &v6(i)));
     });
     let packet = {
         let mut p = vec![
