@@ -83,18 +83,29 @@ fn main() {
         .map(|i| Cidr::host(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, i))))
         .collect();
     allow.push("192.0.2.1".parse().unwrap());
-    d.set_allowlist(
-        Allowlist::new(allow).with_on_link(["2001:db8::/64".parse::<Cidr>().unwrap()]),
-    );
+    d.set_allowlist(Allowlist::new(allow).with_on_link(["2001:db8::/64".parse::<Cidr>().unwrap()]));
     let v6 = |i: u32| Observation {
-        src: IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0x100, (i % 4096) as u16, 0, 0, 0, 1)),
+        src: IpAddr::V6(Ipv6Addr::new(
+            0x2001,
+            0xdb8,
+            0x100,
+            (i % 4096) as u16,
+            0,
+            0,
+            0,
+            1,
+        )),
         dst: IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
         ..obs(0, 2000)
     };
-    time("IPv6 source, 25 protected addresses (keyed /64)", 2_000_000, |i| {
-        now += 1;
-        black_box(d.observe(now, &v6(i)));
-    });
+    time(
+        "IPv6 source, 25 protected addresses (keyed /64)",
+        2_000_000,
+        |i| {
+            now += 1;
+            black_box(d.observe(now, &v6(i)));
+        },
+    );
     let packet = {
         let mut p = vec![
             0x45, 0, 0, 60, 0, 0, 0x40, 0, 64, 6, 0, 0, 11, 0, 0, 1, 192, 0, 2, 1,
