@@ -268,13 +268,9 @@ print(sent)
     .unwrap();
 }
 
-#[test]
-fn a_full_queue_fails_open_and_is_reported() {
-    let Some(tb) = Testbed::new("ffull") else {
-        return;
-    };
-    let d = Daemon::start(&tb, &["--queue-max-len", "16"]);
-    // A stopped daemon reads nothing: the kernel holds 16 probes and lets the rest through.
+/// 200 SYNs to closed ports while the daemon is stopped (SIGSTOP: it reads nothing, so its
+/// queue fills), then SIGCONT; hping3's output.
+fn probes_while_stopped(tb: &Testbed, d: &Daemon) -> String {
     let pid = d.pid().to_string();
     Command::new("kill").args(["-STOP", &pid]).status().unwrap();
     let out = tb
@@ -284,6 +280,17 @@ fn a_full_queue_fails_open_and_is_reported() {
         )
         .unwrap();
     Command::new("kill").args(["-CONT", &pid]).status().unwrap();
+    out
+}
+
+#[test]
+fn a_full_queue_fails_open_and_is_reported() {
+    let Some(tb) = Testbed::new("ffull") else {
+        return;
+    };
+    let d = Daemon::start(&tb, &["--queue-max-len", "16"]);
+    // A stopped daemon reads nothing: the kernel holds 16 probes and lets the rest through.
+    let out = probes_while_stopped(&tb, &d);
     // Failed open means the host answered: a RST for each closed port that was not held.
     let answered = out.matches("flags=RA").count();
     assert!(answered >= 150, "{answered} answers:\n{out}");
@@ -315,15 +322,7 @@ fn in_tail_mode_a_full_queue_drops_instead_of_failing_open() {
     let d = Daemon::start(&tb, &["--mode", "tail", "--queue-max-len", "16"]);
     // A stopped daemon reads nothing: the kernel holds 16 probes and drops the rest. An accept
     // (fail-open) there would skip the admin's rules and policy.
-    let pid = d.pid().to_string();
-    Command::new("kill").args(["-STOP", &pid]).status().unwrap();
-    let out = tb
-        .sh(
-            &tb.attacker,
-            &format!("timeout 20 hping3 -S -p ++2000 -c 200 -i u2000 {SERVER_V4} 2>&1; true"),
-        )
-        .unwrap();
-    Command::new("kill").args(["-CONT", &pid]).status().unwrap();
+    let out = probes_while_stopped(&tb, &d);
     // At most the 16 held probes are answered, after the daemon resumes and lets them
     // through to the chain's policy.
     let answered = out.matches("flags=RA").count();
