@@ -72,7 +72,7 @@ pub fn add_replacing(
 }
 
 /// The ban sets, in the order bans are listed.
-pub const SETS: [&str; 3] = [SET4, SET6, SET6_HOST];
+const SETS: [&str; 3] = [SET4, SET6, SET6_HOST];
 
 /// Elements sorted into the ban sets, in `SETS` order.
 fn per_set(items: impl Iterator<Item = (&'static str, Element)>) -> [Vec<Element>; 3] {
@@ -117,21 +117,28 @@ pub fn remove(sock: &mut NlSocket, key: &SourceKey) -> Result<bool, Error> {
 /// Lifts every ban in one transaction; how many there were. A running daemon notices at its
 /// next reconcile (2 s) and forgets the sources, and does not put the bans back: the table is
 /// intact, only emptied.
-pub fn remove_all(sock: &mut NlSocket, ipv6_prefix: u8) -> Result<usize, Error> {
-    let n = list(sock, ipv6_prefix)?.len();
+pub fn remove_all(sock: &mut NlSocket) -> Result<usize, Error> {
+    let mut n = 0;
     let mut batch = Batch::new();
-    let present: Vec<&str> = SETS
-        .iter()
-        .copied()
-        .filter(|set| dump::list_elements(sock, Family::Inet, TABLE, set).is_ok())
-        .collect();
-    for set in present {
-        batch.flush_set(Family::Inet, TABLE, set);
+    for set in SETS {
+        if let Some(elements) = set_elements(sock, set)? {
+            n += elements.len();
+            batch.flush_set(Family::Inet, TABLE, set);
+        }
     }
-    if !batch.is_empty() {
+    if n > 0 {
         batch.send(sock)?;
     }
     Ok(n)
+}
+
+/// The elements of one ban set; `None` for the host set of a table made by an older version,
+/// which has none.
+fn set_elements(sock: &mut NlSocket, set: &str) -> Result<Option<Vec<Element>>, Error> {
+    match dump::list_elements(sock, Family::Inet, TABLE, set) {
+        Err(Error::Request(r)) if set == SET6_HOST && r.errno == ENOENT => Ok(None),
+        other => other.map(Some),
+    }
 }
 
 /// A ban as the kernel holds it.
@@ -148,9 +155,8 @@ pub struct Listed {
 pub fn list(sock: &mut NlSocket, ipv6_prefix: u8) -> Result<Vec<Listed>, Error> {
     let mut out = Vec::new();
     for set in SETS {
-        let elements = match dump::list_elements(sock, Family::Inet, TABLE, set) {
-            Err(Error::Request(r)) if set == SET6_HOST && r.errno == ENOENT => continue,
-            other => other?,
+        let Some(elements) = set_elements(sock, set)? else {
+            continue;
         };
         for e in elements {
             let key = match e.key.len() {

@@ -280,7 +280,7 @@ fn unban(s: &Settings, target: Option<settings::Cidr>) -> Result<(), String> {
 /// `unban --all`: every ban lifted, in the kernel and in the state file.
 fn unban_all(s: &Settings) -> Result<(), String> {
     let mut sock = socket()?;
-    let n = bans::remove_all(&mut sock, s.ipv6_prefix).map_err(|e| match e {
+    let n = bans::remove_all(&mut sock).map_err(|e| match e {
         nfnl::Error::Request(r) if r.errno == nix::errno::Errno::ENOENT as i32 => {
             "no bans: table inet scanban does not exist".to_string()
         }

@@ -406,6 +406,19 @@ fn a_spoofed_flood_plateaus_and_a_hidden_scan_is_still_banned_at_the_threshold()
     assert_eq!(d.stat("bans_issued"), 1, "{}", d.log());
 }
 
+/// The daemon started as systemd starts it: bounding set `-all,+CAPS`, no inheritable
+/// capabilities, no_new_privs.
+fn start_bounded(tb: &Testbed, caps: &str, args: &[&str]) -> Daemon {
+    let bounding = format!("--bounding-set=-all,+{caps}");
+    let d = Daemon::spawn_under(
+        tb,
+        &["setpriv", &bounding, "--inh-caps=-all", "--no-new-privs"],
+        args,
+    );
+    d.wait_ready();
+    d
+}
+
 #[test]
 fn it_runs_bounded_to_cap_net_admin_as_the_systemd_unit_starts_it() {
     let Some(tb) = Testbed::new("fbound") else {
@@ -413,20 +426,7 @@ fn it_runs_bounded_to_cap_net_admin_as_the_systemd_unit_starts_it() {
     };
     // What CapabilityBoundingSet=CAP_NET_ADMIN and NoNewPrivileges=yes do to the process: the
     // daemon cannot drop the bounding set itself then (no CAP_SETPCAP), and must not need to.
-    let d = Daemon::spawn_under(
-        &tb,
-        &[
-            "setpriv",
-            "--bounding-set=-all,+net_admin",
-            "--inh-caps=-all",
-            "--no-new-privs",
-        ],
-        &[],
-    );
-    wait_for(Duration::from_secs(10), || {
-        d.log().contains("ready").then_some(())
-    })
-    .unwrap_or_else(|| panic!("daemon did not start:\n{}", d.log()));
+    let d = start_bounded(&tb, "net_admin", &[]);
     let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
     assert!(status.contains("CapEff:\t0000000000001000"), "{status}");
     assert!(status.contains("CapBnd:\t0000000000001000"), "{status}");
@@ -441,20 +441,11 @@ fn it_becomes_its_user_with_cap_net_admin_only_as_the_systemd_unit_starts_it() {
     };
     // The unit's bounding set (CAP_NET_ADMIN plus what becoming the user takes) and
     // `--user`: the daemon ends as that user, its bounding set down to CAP_NET_ADMIN.
-    let d = Daemon::spawn_under(
+    let d = start_bounded(
         &tb,
-        &[
-            "setpriv",
-            "--bounding-set=-all,+net_admin,+setuid,+setgid,+setpcap,+chown",
-            "--inh-caps=-all",
-            "--no-new-privs",
-        ],
+        "net_admin,+setuid,+setgid,+setpcap,+chown",
         &["--user", "nobody"],
     );
-    wait_for(Duration::from_secs(10), || {
-        d.log().contains("ready").then_some(())
-    })
-    .unwrap_or_else(|| panic!("daemon did not start:\n{}", d.log()));
     let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
     assert!(
         status.contains("Uid:\t65534\t65534\t65534\t65534"),
