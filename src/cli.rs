@@ -14,6 +14,64 @@ use crate::settings::{self, Cidr, SettingError, Settings, OPTIONS};
 /// The default config file; absent is fine, unreadable or invalid is not.
 pub const DEFAULT_CONFIG: &str = "/etc/scanban/scanban.conf";
 
+/// A command line that cannot be run (exit status 2), in the words printed after `scanban: `.
+#[derive(Debug)]
+pub enum UsageError {
+    /// What the argument parser found wrong (a missing value, an unexpected argument).
+    Parser(lexopt::Error),
+    NotUtf8,
+    UnknownOption(String),
+    BadDuration {
+        flag: &'static str,
+        problem: duration::ParseDurationError,
+    },
+    NoCommand,
+    UnknownCommand(String),
+    /// `scanban CMD` without the argument it needs (`what`).
+    Needs {
+        command: String,
+        what: &'static str,
+    },
+    /// `scanban CMD` with more than the one argument it takes.
+    TakesOnly {
+        command: String,
+        what: &'static str,
+    },
+    TakesNone {
+        command: String,
+        got: String,
+    },
+    /// An address or prefix that does not parse.
+    Address(String),
+}
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UsageError::Parser(e) => e.fmt(f),
+            UsageError::NotUtf8 => f.write_str("arguments must be UTF-8"),
+            UsageError::UnknownOption(name) => {
+                write!(f, "unknown option --{name} (see scanban --help)")
+            }
+            UsageError::BadDuration { flag, problem } => write!(f, "{flag}: {problem}"),
+            UsageError::NoCommand => f.write_str("no command given (see scanban --help)"),
+            UsageError::UnknownCommand(c) => {
+                write!(f, "unknown command `{c}` (see scanban --help)")
+            }
+            UsageError::Needs { command, what } => write!(f, "`scanban {command}` needs {what}"),
+            UsageError::TakesOnly { command, what } => {
+                write!(f, "`scanban {command}` takes only {what}")
+            }
+            UsageError::TakesNone { command, got } => {
+                write!(f, "`scanban {command}` takes no argument, got `{got}`")
+            }
+            UsageError::Address(problem) => f.write_str(problem),
+        }
+    }
+}
+
+impl std::error::Error for UsageError {}
+
 /// What `scanban ban` bans: one address, or a list (`--file PATH`, `-` for stdin).
 #[derive(Debug, Clone, PartialEq)]
 pub enum BanTarget {
@@ -82,7 +140,8 @@ impl Invocation {
     }
 }
 
-pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, String> {
+/// The command line. Long: one arm per flag and command, so each is read in one place.
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, UsageError> {
     use lexopt::prelude::*;
     let mut p = lexopt::Parser::from_args(args);
     let mut command: Option<String> = None;
@@ -95,7 +154,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Str
     let mut all = false;
     let mut help = false;
     let mut version = false;
-    while let Some(arg) = p.next().map_err(|e| e.to_string())? {
+    while let Some(arg) = p.next().map_err(UsageError::Parser)? {
         match arg {
             Short('h') | Long("help") => help = true,
             Short('V') | Long("version") => version = true,
@@ -106,7 +165,11 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Str
             Long("file") => ban_file = Some(PathBuf::from(value_of(&mut p)?)),
             Long("for") => {
                 let v = value_of(&mut p)?;
-                ban_for = Some(duration::parse(&v).map_err(|e| format!("--for: {e}"))?);
+                let bad = |problem| UsageError::BadDuration {
+                    flag: "--for",
+                    problem,
+                };
+                ban_for = Some(duration::parse(&v).map_err(bad)?);
             }
             Long(name) => {
                 let name = name.to_string();
@@ -116,20 +179,18 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Str
                         overrides.push((name, Some(v)));
                     }
                     Some(false) => overrides.push((name, None)),
-                    None => return Err(format!("unknown option --{name} (see scanban --help)")),
+                    None => return Err(UsageError::UnknownOption(name)),
                 }
             }
             Value(v) => {
-                let v = v
-                    .string()
-                    .map_err(|_| "arguments must be UTF-8".to_string())?;
+                let v = v.string().map_err(|_| UsageError::NotUtf8)?;
                 if command.is_none() {
                     command = Some(v);
                 } else {
                     positional.push(v);
                 }
             }
-            other => return Err(other.unexpected().to_string()),
+            other => return Err(UsageError::Parser(other.unexpected())),
         }
     }
     let command = if help {
@@ -137,20 +198,25 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Str
     } else if version {
         Command::Version
     } else {
-        let cmd = command.ok_or("no command given (see scanban --help)")?;
-        let one = |what: &str| -> Result<String, String> {
+        let cmd = command.ok_or(UsageError::NoCommand)?;
+        let command = cmd.clone();
+        let one = |what: &'static str| -> Result<String, UsageError> {
             match positional.as_slice() {
                 [x] => Ok(x.clone()),
-                [] => Err(format!("`scanban {cmd}` needs {what}")),
-                _ => Err(format!("`scanban {cmd}` takes only {what}")),
+                [] => Err(UsageError::Needs { command, what }),
+                _ => Err(UsageError::TakesOnly { command, what }),
             }
         };
-        let none = || -> Result<(), String> {
+        let none = || -> Result<(), UsageError> {
             match positional.first() {
                 None => Ok(()),
-                Some(x) => Err(format!("`scanban {cmd}` takes no argument, got `{x}`")),
+                Some(x) => Err(UsageError::TakesNone {
+                    command: cmd.clone(),
+                    got: x.clone(),
+                }),
             }
         };
+        let address = |text: String| text.parse::<Cidr>().map_err(UsageError::Address);
         match cmd.as_str() {
             "run" => none().map(|_| Command::Run)?,
             "list" => none().map(|_| Command::List { json })?,
@@ -160,18 +226,18 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Str
             "ban" => Command::Ban {
                 target: match ban_file {
                     Some(f) => none().map(|_| BanTarget::File(f))?,
-                    None => BanTarget::One(one("an address or prefix (or --file PATH)")?.parse()?),
+                    None => BanTarget::One(address(one("an address or prefix (or --file PATH)")?)?),
                 },
                 duration: ban_for,
             },
             "unban" if all => none().map(|_| Command::Unban { target: None })?,
             "unban" => Command::Unban {
-                target: Some(one("an address or prefix (or --all)")?.parse()?),
+                target: Some(address(one("an address or prefix (or --all)")?)?),
             },
             "replay" => Command::Replay {
                 pcap: PathBuf::from(one("a pcap file")?),
             },
-            other => return Err(format!("unknown command `{other}` (see scanban --help)")),
+            other => return Err(UsageError::UnknownCommand(other.to_string())),
         }
     };
     Ok(Invocation {
@@ -181,11 +247,11 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Str
     })
 }
 
-fn value_of(p: &mut lexopt::Parser) -> Result<String, String> {
+fn value_of(p: &mut lexopt::Parser) -> Result<String, UsageError> {
     p.value()
-        .map_err(|e| e.to_string())?
+        .map_err(UsageError::Parser)?
         .into_string()
-        .map_err(|_| "arguments must be UTF-8".to_string())
+        .map_err(|_| UsageError::NotUtf8)
 }
 
 /// The `--help` text, generated from the same table as the config parser.
@@ -226,7 +292,7 @@ mod tests {
     use super::*;
 
     fn parse_str(line: &str) -> Result<Invocation, String> {
-        parse(line.split_whitespace().map(OsString::from))
+        parse(line.split_whitespace().map(OsString::from)).map_err(|e| e.to_string())
     }
 
     #[test]

@@ -87,16 +87,6 @@ pub fn to_json(pairs: &[(String, Option<u64>)]) -> String {
 }
 
 impl Counter {
-    /// A counter that only grows (`_total` in Prometheus).
-    pub fn total(name: &'static str, help: &'static str, value: u64) -> Self {
-        Counter {
-            name,
-            help,
-            value: Some(value),
-            monotonic: true,
-        }
-    }
-
     /// A value that goes up and down.
     pub fn gauge(name: &'static str, help: &'static str, value: u64) -> Self {
         Counter {
@@ -104,6 +94,14 @@ impl Counter {
             help,
             value: Some(value),
             monotonic: false,
+        }
+    }
+
+    /// A counter that only grows (`_total` in Prometheus).
+    pub fn total(name: &'static str, help: &'static str, value: u64) -> Self {
+        Counter {
+            monotonic: true,
+            ..Counter::gauge(name, help, value)
         }
     }
 }
@@ -135,7 +133,8 @@ pub struct Figures {
 }
 
 impl Figures {
-    /// The stats file's counters, in file order: the one table of their names and meanings.
+    /// The stats file's counters, in file order: the one table of their names and meanings
+    /// (long because it is that table, one entry per counter).
     pub fn counters(&self) -> Vec<Counter> {
         let (g, m) = (Counter::gauge, Counter::total);
         let det = &self.detector;

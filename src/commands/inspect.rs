@@ -77,6 +77,7 @@ pub fn replay(s: &Settings, path: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// Checks what `run` needs, one line per check; long because it is that list of checks.
 pub fn doctor(s: &Settings) -> Result<(), Error> {
     let mut ok = true;
     let mut line = |good: bool, what: &str, advice: &str| {

@@ -29,13 +29,7 @@ pub fn read_queue(mut q: QueueSocket, mut pipeline: Pipeline) {
         match q.wait(Duration::from_millis(200)) {
             Ok(true) => {}
             Ok(false) => {
-                // Verdicts a failed send kept: once the burst is over, no later packet's batch
-                // verdict would release those packets, so they go out now.
-                if batcher.pending() > 0 {
-                    if let Err(e) = q.send_verdicts(&mut batcher) {
-                        warn!("queue {queue}: sending verdicts: {e}");
-                    }
-                }
+                send_kept(&mut q, &mut batcher);
                 continue;
             }
             Err(e) => {
@@ -95,5 +89,15 @@ pub fn read_queue(mut q: QueueSocket, mut pipeline: Pipeline) {
     }
     if let Err(e) = q.shutdown_with(|p| pass.leave(Verdict::Accept, p.and_then(|p| p.mark))) {
         warn!("queue {queue}: shutdown: {e}");
+    }
+}
+
+/// Verdicts a failed send kept: once the burst is over, no later packet's batch verdict would
+/// release those packets, so they go out now.
+fn send_kept(q: &mut QueueSocket, batcher: &mut VerdictBatcher) {
+    if batcher.pending() > 0 {
+        if let Err(e) = q.send_verdicts(batcher) {
+            warn!("queue {}: sending verdicts: {e}", q.config().queue);
+        }
     }
 }
