@@ -1,7 +1,7 @@
 //! JSON text (RFC 8259) for what scanban writes as JSON: ban events, `list --json`, `status
-//! --json`. Objects of strings, unsigned numbers, nulls and arrays of strings are all it needs;
-//! a writer this small costs nothing in the static binary (serde_json would: see
-//! docs/DEPENDENCIES.md). Separators are `", "` and `": "`, as the files have always had.
+//! --json`. Objects of strings, unsigned numbers, nulls and arrays of strings are all it needs,
+//! so it is written here rather than pulled in as a dependency. Separators are `", "` and
+//! `": "`, as the files have always had.
 
 use std::fmt::Write;
 

@@ -171,6 +171,18 @@ pub fn run(
         kept as u64,
     );
     main.run(&mut signals, reload);
+    shutdown(main, readers, follow_up, features.destroy);
+    Ok(())
+}
+
+/// After SIGTERM: the bans saved, the readers' queues released, the follow-up thread drained,
+/// and the table removed if `on-exit remove`.
+fn shutdown(
+    mut main: Housekeeping,
+    readers: Vec<JoinHandle<()>>,
+    follow_up: JoinHandle<()>,
+    destroy: bool,
+) {
     housekeeping::save_state(&mut main.sock, &main.settings);
     for r in readers {
         let _ = r.join();
@@ -180,7 +192,7 @@ pub fn run(
     let _ = follow_up.join();
     if settings.on_exit == OnExit::Remove {
         let mut b = Batch::new();
-        b.remove_table(Family::Inet, TABLE, features.destroy);
+        b.remove_table(Family::Inet, TABLE, destroy);
         match b.send(&mut sock) {
             Ok(()) => info!("removed table inet {TABLE} (--on-exit remove)"),
             Err(e) => error!("removing table inet {TABLE}: {e}"),
@@ -188,5 +200,4 @@ pub fn run(
     } else {
         info!("bans stay in the kernel and expire on their own");
     }
-    Ok(())
 }
