@@ -156,3 +156,45 @@ impl From<crate::ack::RequestError> for Error {
         Error::Request(e)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ack::RequestError;
+
+    fn refused(errno: i32) -> Error {
+        Error::Request(RequestError {
+            request: "set inet scanban banned4".into(),
+            seq: 1,
+            errno,
+            extack: None,
+            offset: None,
+        })
+    }
+
+    #[test]
+    fn errno_and_not_found_come_from_the_kernels_refusal_only() {
+        assert_eq!(refused(libc::ENOENT).errno(), Some(libc::ENOENT));
+        assert!(refused(libc::ENOENT).is_not_found());
+        assert!(!refused(libc::ENFILE).is_not_found());
+        let io = Error::Io(std::io::Error::from_raw_os_error(libc::ENOENT));
+        assert_eq!(
+            io.errno(),
+            None,
+            "a socket error is not the kernel refusing a request"
+        );
+        assert!(!io.is_not_found());
+    }
+
+    #[test]
+    fn an_interrupted_dump_names_what_was_dumped() {
+        let e = Error::DumpInterrupted {
+            what: "rules of chain inet scanban sensor".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "rules of chain inet scanban sensor: dump interrupted by a concurrent change"
+        );
+        assert_eq!(e.errno(), None);
+    }
+}

@@ -78,10 +78,10 @@ impl Housekeeping {
             open_ports,
             failed_open: FailOpen::default(),
             active_bans,
-            allowlist_due: Every::from(ALLOWLIST_REFRESH, now),
-            sessions_due: Every::from(SESSIONS_EVERY, now),
+            allowlist_due: Every::starting_at(ALLOWLIST_REFRESH, now),
+            sessions_due: Every::starting_at(SESSIONS_EVERY, now),
             reconcile_due: Every::now_due(RECONCILE_SMALL),
-            save_due: Every::from(crate::state::SAVE_EVERY, now),
+            save_due: Every::starting_at(crate::state::SAVE_EVERY, now),
             failed_open_said: Every::now_due(FAILED_OPEN_SAID_EVERY),
         }
     }

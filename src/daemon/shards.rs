@@ -74,3 +74,32 @@ impl Shards {
         sum
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv6Addr};
+
+    use super::*;
+
+    #[test]
+    fn every_key_of_one_source_has_one_owner() {
+        let config = detector::Config {
+            ipv6_prefix: 64,
+            ..detector::Config::default()
+        };
+        let shards = Shards::new(&config, 1, &Allowlist::default());
+        let addr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 0, 0, 0, 0x99));
+        let narrowed = SourceKey::new(addr, 128);
+        let prefix = SourceKey::new(addr, 64);
+        assert_ne!(narrowed, prefix);
+        assert!(std::ptr::eq(shards.owner(&narrowed), shards.owner(&prefix)));
+        // The shards are spread: 64 sources do not all land in one.
+        let owners: std::collections::HashSet<*const Mutex<Detector>> = (0..64u16)
+            .map(|i| {
+                let a = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, i, 0, 0, 0, 0, 1));
+                shards.owner(&SourceKey::new(a, 64)) as *const _
+            })
+            .collect();
+        assert!(owners.len() > 1);
+    }
+}

@@ -17,7 +17,7 @@ impl Every {
     }
 
     /// First due one `period` after `now`.
-    pub fn from(period: Duration, now: Instant) -> Self {
+    pub fn starting_at(period: Duration, now: Instant) -> Self {
         Every {
             period,
             last: Some(now),
@@ -66,7 +66,7 @@ mod tests {
     #[test]
     fn a_timer_from_now_waits_a_period_and_may_change_its_period() {
         let start = Instant::now();
-        let mut t = Every::from(Duration::from_secs(2), start);
+        let mut t = Every::starting_at(Duration::from_secs(2), start);
         assert!(!t.due(start + Duration::from_secs(1)));
         t.set_period(Duration::from_secs(1));
         assert!(t.is_due(start + Duration::from_secs(1)));
