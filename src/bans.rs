@@ -9,8 +9,6 @@ use nft::{dump, Batch, Element, Family};
 
 use crate::ruleset::{SET4, SET6, SET6_HOST, TABLE};
 
-const ENOENT: i32 = nix::errno::Errno::ENOENT as i32;
-
 /// Set-element comments are stored by nft's rules in at most 128 bytes with the NUL.
 pub const COMMENT_MAX: usize = 127;
 
@@ -87,7 +85,7 @@ fn per_set(items: impl Iterator<Item = (&'static str, Element)>) -> [Vec<Element
 
 /// True if a write failed because a ban set is at its size (the kernel answers ENFILE).
 pub fn is_set_full(e: &Error) -> bool {
-    matches!(e, Error::Request(r) if r.errno == nix::errno::Errno::ENFILE as i32)
+    e.errno() == Some(nix::errno::Errno::ENFILE as i32)
 }
 
 /// An error writing bans, in words an admin can act on.
@@ -109,7 +107,7 @@ pub fn remove(sock: &mut NlSocket, key: &SourceKey) -> Result<bool, Error> {
     batch.delete_elements(Family::Inet, TABLE, set, &[e]);
     match batch.send(sock) {
         Ok(()) => Ok(true),
-        Err(Error::Request(r)) if r.errno == ENOENT => Ok(false),
+        Err(e) if e.is_not_found() => Ok(false),
         Err(e) => Err(e),
     }
 }
@@ -136,7 +134,7 @@ pub fn remove_all(sock: &mut NlSocket) -> Result<usize, Error> {
 /// which has none.
 fn set_elements(sock: &mut NlSocket, set: &str) -> Result<Option<Vec<Element>>, Error> {
     match dump::list_elements(sock, Family::Inet, TABLE, set) {
-        Err(Error::Request(r)) if set == SET6_HOST && r.errno == ENOENT => Ok(None),
+        Err(e) if set == SET6_HOST && e.is_not_found() => Ok(None),
         other => other.map(Some),
     }
 }

@@ -11,6 +11,10 @@ use std::time::Duration;
 use crate::duration;
 use crate::settings::{self, Cidr, SettingError, Settings, OPTIONS};
 
+mod error;
+
+pub use error::UsageError;
+
 /// The default config file; absent is fine, unreadable or invalid is not.
 pub const DEFAULT_CONFIG: &str = "/etc/scanban/scanban.conf";
 
@@ -82,7 +86,8 @@ impl Invocation {
     }
 }
 
-pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, String> {
+/// The command line. Long: one arm per flag and command, so each is read in one place.
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, UsageError> {
     use lexopt::prelude::*;
     let mut p = lexopt::Parser::from_args(args);
     let mut command: Option<String> = None;
@@ -95,7 +100,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Str
     let mut all = false;
     let mut help = false;
     let mut version = false;
-    while let Some(arg) = p.next().map_err(|e| e.to_string())? {
+    while let Some(arg) = p.next().map_err(UsageError::Parser)? {
         match arg {
             Short('h') | Long("help") => help = true,
             Short('V') | Long("version") => version = true,
@@ -106,7 +111,11 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Str
             Long("file") => ban_file = Some(PathBuf::from(value_of(&mut p)?)),
             Long("for") => {
                 let v = value_of(&mut p)?;
-                ban_for = Some(duration::parse(&v).map_err(|e| format!("--for: {e}"))?);
+                let bad = |problem| UsageError::BadDuration {
+                    flag: "--for",
+                    problem,
+                };
+                ban_for = Some(duration::parse(&v).map_err(bad)?);
             }
             Long(name) => {
                 let name = name.to_string();
@@ -116,20 +125,18 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Str
                         overrides.push((name, Some(v)));
                     }
                     Some(false) => overrides.push((name, None)),
-                    None => return Err(format!("unknown option --{name} (see scanban --help)")),
+                    None => return Err(UsageError::UnknownOption(name)),
                 }
             }
             Value(v) => {
-                let v = v
-                    .string()
-                    .map_err(|_| "arguments must be UTF-8".to_string())?;
+                let v = v.string().map_err(|_| UsageError::NotUtf8)?;
                 if command.is_none() {
                     command = Some(v);
                 } else {
                     positional.push(v);
                 }
             }
-            other => return Err(other.unexpected().to_string()),
+            other => return Err(UsageError::Parser(other.unexpected())),
         }
     }
     let command = if help {
@@ -137,20 +144,25 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Str
     } else if version {
         Command::Version
     } else {
-        let cmd = command.ok_or("no command given (see scanban --help)")?;
-        let one = |what: &str| -> Result<String, String> {
+        let cmd = command.ok_or(UsageError::NoCommand)?;
+        let command = cmd.clone();
+        let one = |what: &'static str| -> Result<String, UsageError> {
             match positional.as_slice() {
                 [x] => Ok(x.clone()),
-                [] => Err(format!("`scanban {cmd}` needs {what}")),
-                _ => Err(format!("`scanban {cmd}` takes only {what}")),
+                [] => Err(UsageError::Needs { command, what }),
+                _ => Err(UsageError::TakesOnly { command, what }),
             }
         };
-        let none = || -> Result<(), String> {
+        let none = || -> Result<(), UsageError> {
             match positional.first() {
                 None => Ok(()),
-                Some(x) => Err(format!("`scanban {cmd}` takes no argument, got `{x}`")),
+                Some(x) => Err(UsageError::TakesNone {
+                    command: cmd.clone(),
+                    got: x.clone(),
+                }),
             }
         };
+        let address = |text: String| text.parse::<Cidr>().map_err(UsageError::Address);
         match cmd.as_str() {
             "run" => none().map(|_| Command::Run)?,
             "list" => none().map(|_| Command::List { json })?,
@@ -160,18 +172,18 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Str
             "ban" => Command::Ban {
                 target: match ban_file {
                     Some(f) => none().map(|_| BanTarget::File(f))?,
-                    None => BanTarget::One(one("an address or prefix (or --file PATH)")?.parse()?),
+                    None => BanTarget::One(address(one("an address or prefix (or --file PATH)")?)?),
                 },
                 duration: ban_for,
             },
             "unban" if all => none().map(|_| Command::Unban { target: None })?,
             "unban" => Command::Unban {
-                target: Some(one("an address or prefix (or --all)")?.parse()?),
+                target: Some(address(one("an address or prefix (or --all)")?)?),
             },
             "replay" => Command::Replay {
                 pcap: PathBuf::from(one("a pcap file")?),
             },
-            other => return Err(format!("unknown command `{other}` (see scanban --help)")),
+            other => return Err(UsageError::UnknownCommand(other.to_string())),
         }
     };
     Ok(Invocation {
@@ -181,11 +193,11 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Str
     })
 }
 
-fn value_of(p: &mut lexopt::Parser) -> Result<String, String> {
+fn value_of(p: &mut lexopt::Parser) -> Result<String, UsageError> {
     p.value()
-        .map_err(|e| e.to_string())?
+        .map_err(UsageError::Parser)?
         .into_string()
-        .map_err(|_| "arguments must be UTF-8".to_string())
+        .map_err(|_| UsageError::NotUtf8)
 }
 
 /// The `--help` text, generated from the same table as the config parser.
@@ -226,7 +238,7 @@ mod tests {
     use super::*;
 
     fn parse_str(line: &str) -> Result<Invocation, String> {
-        parse(line.split_whitespace().map(OsString::from))
+        parse(line.split_whitespace().map(OsString::from)).map_err(|e| e.to_string())
     }
 
     #[test]

@@ -8,8 +8,6 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::duration;
-
 /// How scanban gets its packets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -71,11 +69,21 @@ impl QueueRange {
     }
 }
 
-impl std::str::FromStr for QueueRange {
-    type Err = String;
+/// Text that is not a queue number or range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadQueueRange(String);
 
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("`{s}` is not a queue number or range like 0-3");
+impl fmt::Display for BadQueueRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` is not a queue number or range like 0-3", self.0)
+    }
+}
+
+impl std::str::FromStr for QueueRange {
+    type Err = BadQueueRange;
+
+    fn from_str(s: &str) -> Result<Self, BadQueueRange> {
+        let bad = || BadQueueRange(s.to_string());
         let (a, b) = s.split_once('-').unwrap_or((s, s));
         let first: u16 = a.trim().parse().map_err(|_| bad())?;
         let last: u16 = b.trim().parse().map_err(|_| bad())?;
@@ -239,334 +247,8 @@ pub const OPTIONS: &[OptionDoc] = &[
     switch("verbose", "debug logging"),
 ];
 
-/// A setting that could not be applied, naming it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SettingError {
-    pub name: String,
-    pub problem: String,
-}
-
-impl fmt::Display for SettingError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.name, self.problem)
-    }
-}
-
-impl std::error::Error for SettingError {}
-
-/// Whether `name` is a switch (takes no value), a setting (takes one), or unknown.
-pub fn takes_value(name: &str) -> Option<bool> {
-    OPTIONS
-        .iter()
-        .find(|o| o.name == name)
-        .map(|o| o.value.is_some())
-}
-
-impl Settings {
-    /// Applies one setting by name. Switches take `None`.
-    pub fn apply(&mut self, name: &str, value: Option<&str>) -> Result<(), SettingError> {
-        let fail = |problem: String| SettingError {
-            name: name.to_string(),
-            problem,
-        };
-        let v = || value.ok_or_else(|| fail("needs a value".into()));
-        let num = |lo: u32, hi: u32| -> Result<u32, SettingError> {
-            let text = v()?;
-            text.parse::<u32>()
-                .ok()
-                .filter(|n| (lo..=hi).contains(n))
-                .ok_or_else(|| fail(format!("`{text}` must be a whole number from {lo} to {hi}")))
-        };
-        let dur = |min: Duration| -> Result<Duration, SettingError> {
-            let d = duration::parse(v()?).map_err(|e| fail(e.to_string()))?;
-            if d < min {
-                return Err(fail(format!("must be at least {}", duration::Human(min))));
-            }
-            Ok(d)
-        };
-        match name {
-            "mode" => {
-                self.mode = match v()? {
-                    "managed" => Mode::Managed,
-                    "tail" => Mode::Tail,
-                    other => return Err(fail(format!("`{other}` is not managed or tail"))),
-                }
-            }
-            "queue" => self.queue = v()?.parse().map_err(fail)?,
-            "verdict" => {
-                self.verdict = match v()? {
-                    "accept" => ProbeVerdict::Accept,
-                    "drop" => ProbeVerdict::Drop,
-                    other => return Err(fail(format!("`{other}` is not accept or drop"))),
-                }
-            }
-            "open-ports" => {
-                self.open_ports = match v()? {
-                    "auto" => OpenPorts::Auto,
-                    "socket" => OpenPorts::Socket,
-                    "proc" => OpenPorts::Proc,
-                    other => return Err(fail(format!("`{other}` is not auto, socket or proc"))),
-                }
-            }
-            "copy-range" => self.copy_range = num(64, 65_531)?,
-            "queue-max-len" => self.queue_max_len = num(16, 65_536)?,
-            "tail-mark" => {
-                let text = v()?;
-                let n = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
-                    Some(hex) => u32::from_str_radix(hex, 16).ok(),
-                    None => text.parse::<u32>().ok(),
-                };
-                self.tail_mark = n.filter(|n| n.is_power_of_two()).ok_or_else(|| {
-                    fail(format!(
-                        "`{text}` is not one bit of the mark, like 0x10000000"
-                    ))
-                })?;
-            }
-            "threshold" => self.threshold = num(1, 1_000_000)?,
-            "weight-privileged" => self.weight_privileged = num(0, 1000)?,
-            "weight-other" => self.weight_other = num(0, 1000)?,
-            "weight-stealth" => self.weight_stealth = num(0, 1000)?,
-            "leak-every" => self.leak_every = dur(Duration::from_millis(10))?,
-            "ipv6-prefix" => self.ipv6_prefix = num(8, 128)? as u8,
-            "allow" => self.allow.push(v()?.parse().map_err(fail)?),
-            "capacity" => self.capacity = num(16, 16_777_216)?,
-            "spare-ports" => {
-                let text = v()?;
-                self.spare_ports = if text == "none" {
-                    Vec::new()
-                } else {
-                    text.split(',')
-                        .map(|p| p.trim().parse::<u16>().ok().filter(|p| *p != 0))
-                        .collect::<Option<Vec<u16>>>()
-                        .ok_or_else(|| {
-                            fail(format!("`{text}` is not `none` or ports like 22,2222"))
-                        })?
-                };
-            }
-            "spare-after" => self.spare_after = dur(Duration::ZERO)?,
-            "ban-time" => self.ban_time = dur(Duration::from_secs(1))?,
-            "ban-factor" => self.ban_factor = num(1, 100)?,
-            "ban-max" => self.ban_max = dur(Duration::from_secs(1))?,
-            "offender-memory" => self.offender_memory = dur(Duration::ZERO)?,
-            "ban-jitter" => self.ban_jitter_percent = num(0, 50)?,
-            "ban-rate" => self.ban_rate = num(1, 100_000)?,
-            "set-size" => self.set_size = num(16, 16_777_216)?,
-            "dry-run" => self.dry_run = true,
-            "reset" => self.reset = true,
-            "on-exit" => {
-                self.on_exit = match v()? {
-                    "keep" => OnExit::Keep,
-                    "remove" => OnExit::Remove,
-                    other => return Err(fail(format!("`{other}` is not keep or remove"))),
-                }
-            }
-            "state-file" => self.state_file = Some(PathBuf::from(v()?)),
-            "events" => self.events = Some(PathBuf::from(v()?)),
-            "stats-file" => self.stats_file = PathBuf::from(v()?),
-            "metrics-file" => self.metrics_file = Some(PathBuf::from(v()?)),
-            "user" => {
-                let name = v()?;
-                if name.is_empty() || name.contains(char::is_whitespace) {
-                    return Err(fail(format!("`{name}` is not a user name")));
-                }
-                self.user = Some(name.to_string());
-            }
-            "verbose" => self.verbose = true,
-            _ => return Err(fail("unknown setting".into())),
-        }
-        Ok(())
-    }
-
-    /// Checks that settings agree with each other.
-    pub fn validate(&self) -> Result<(), SettingError> {
-        let fail = |name: &str, problem: String| {
-            Err(SettingError {
-                name: name.into(),
-                problem,
-            })
-        };
-        if self.ban_max < self.ban_time {
-            return fail(
-                "ban-max",
-                format!(
-                    "{} is shorter than ban-time {}",
-                    duration::Human(self.ban_max),
-                    duration::Human(self.ban_time)
-                ),
-            );
-        }
-        if self.queue.count() > MAX_QUEUES {
-            return fail(
-                "queue",
-                format!(
-                    "{} queues: at most {MAX_QUEUES}, one thread each",
-                    self.queue.count()
-                ),
-            );
-        }
-        Ok(())
-    }
-
-    /// Reads a config file's text: one setting per line, `name value` (or `name` for a switch),
-    /// `#` starts a comment. Errors name the line and the setting.
-    pub fn apply_file(&mut self, text: &str, path: &str) -> Result<(), SettingError> {
-        for (i, raw) in text.lines().enumerate() {
-            let line = raw.split('#').next().unwrap_or("").trim();
-            if line.is_empty() {
-                continue;
-            }
-            let (name, value) = match line.split_once(char::is_whitespace) {
-                Some((n, v)) => (n, Some(v.trim())),
-                None => (line, None),
-            };
-            let at = |e: SettingError| SettingError {
-                name: format!("{path}:{}: {}", i + 1, e.name),
-                problem: e.problem,
-            };
-            match takes_value(name) {
-                None => {
-                    return Err(at(SettingError {
-                        name: name.into(),
-                        problem: "unknown setting".into(),
-                    }))
-                }
-                Some(false) if value.is_some() => {
-                    return Err(at(SettingError {
-                        name: name.into(),
-                        problem: "is a switch and takes no value".into(),
-                    }))
-                }
-                _ => self.apply(name, value).map_err(at)?,
-            }
-        }
-        Ok(())
-    }
-}
-
+mod apply;
 #[cfg(test)]
-mod tests {
-    use super::*;
+mod tests;
 
-    #[test]
-    fn every_documented_option_is_accepted_and_every_accepted_option_documented() {
-        for o in OPTIONS {
-            let mut s = Settings::default();
-            let sample = match o.value {
-                None => None,
-                Some("managed|tail") => Some("tail"),
-                Some("N|N-M") => Some("0-3"),
-                Some("accept|drop") => Some("drop"),
-                Some("auto|socket|proc") => Some("proc"),
-                Some("keep|remove") => Some("remove"),
-                Some("DURATION") => Some("2h"),
-                Some("CIDR") => Some("192.0.2.0/24"),
-                Some("PATH") | Some("PATH|-") => Some("/tmp/x"),
-                Some("LEN") => Some("56"),
-                Some("PERCENT") => Some("10"),
-                Some("PORT,...|none") => Some("none"),
-                Some("NAME") => Some("nobody"),
-                Some("BIT") => Some("0x4"),
-                Some(_) => Some("100"),
-            };
-            s.apply(o.name, sample)
-                .unwrap_or_else(|e| panic!("{}: {e}", o.name));
-            assert_ne!(s, Settings::default(), "{} changed nothing", o.name);
-        }
-        assert!(Settings::default().apply("no-such", Some("1")).is_err());
-    }
-
-    #[test]
-    fn config_file_errors_name_the_line_and_setting() {
-        let mut s = Settings::default();
-        let text = "# comment\nmode tail\nqueue 0-3   # four queues\nallow 192.0.2.0/24\nallow 2001:db8::/32\ndry-run\n";
-        s.apply_file(text, "scanban.conf").unwrap();
-        assert_eq!(s.mode, Mode::Tail);
-        assert_eq!(s.queue, QueueRange { first: 0, last: 3 });
-        assert_eq!(s.allow.len(), 2);
-        assert!(s.dry_run);
-
-        let e = Settings::default()
-            .apply_file("mode managed\nban-time soon\n", "x.conf")
-            .unwrap_err();
-        assert_eq!(e.name, "x.conf:2: ban-time");
-        assert!(e.problem.contains("not a duration"), "{e}");
-        let e = Settings::default()
-            .apply_file("threshhold 5\n", "x.conf")
-            .unwrap_err();
-        assert_eq!(e.to_string(), "x.conf:1: threshhold: unknown setting");
-        let e = Settings::default()
-            .apply_file("dry-run yes\n", "x.conf")
-            .unwrap_err();
-        assert!(e.problem.contains("switch"));
-    }
-
-    #[test]
-    fn values_are_range_checked() {
-        let mut s = Settings::default();
-        assert!(s.apply("ipv6-prefix", Some("129")).is_err());
-        assert!(s.apply("queue", Some("3-1")).is_err());
-        s.apply("queue", Some("0-65535")).unwrap();
-        assert_eq!(s.queue.count(), 65_536, "no wrap to 0");
-        assert_eq!(s.validate().unwrap_err().name, "queue");
-        s.queue = QueueRange { first: 0, last: 0 };
-        assert!(s.apply("spare-ports", Some("22,x")).is_err());
-        assert!(s.apply("spare-ports", Some("0")).is_err());
-        s.apply("spare-ports", Some("22, 2222")).unwrap();
-        assert_eq!(s.spare_ports, [22, 2222]);
-        assert!(s.apply("allow", Some("192.0.2.0/33")).is_err());
-        assert!(s.apply("threshold", Some("0")).is_err());
-        for bad in ["0", "0x3", "0x", "5", "0x100000000", "bit"] {
-            assert!(s.apply("tail-mark", Some(bad)).is_err(), "{bad}");
-        }
-        s.apply("tail-mark", Some("0x80000000")).unwrap();
-        assert_eq!(s.tail_mark, 1 << 31);
-        s.apply("tail-mark", Some("1024")).unwrap();
-        assert_eq!(s.tail_mark, 0x400);
-        s.apply("ban-time", Some("2w")).unwrap();
-        assert_eq!(s.validate().unwrap_err().name, "ban-max");
-    }
-
-    #[test]
-    fn cidr_and_queue_range_print_as_parsed() {
-        for c in ["192.0.2.0/24", "2001:db8::/32", "198.51.100.7/32"] {
-            assert_eq!(c.parse::<Cidr>().unwrap().to_string(), c);
-        }
-        assert_eq!("2001:db8::1".parse::<Cidr>().unwrap().len, 128);
-        assert_eq!("0-3".parse::<QueueRange>().unwrap().count(), 4);
-        assert_eq!("7".parse::<QueueRange>().unwrap().to_string(), "7");
-    }
-
-    /// The `config` fuzz corpus (fuzz/corpus/config) and regression inputs (fixtures/fuzz/config)
-    /// replayed on stable Rust: every file, and every prefix of it, parses or fails with an
-    /// error, never a panic.
-    #[test]
-    fn config_corpus_replays_without_panicking() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut files = Vec::new();
-        for dir in ["fuzz/corpus/config", "fixtures/fuzz/config"] {
-            if let Ok(d) = std::fs::read_dir(root.join(dir)) {
-                files.extend(d.flatten().map(|e| e.path()));
-            }
-        }
-        assert!(files.len() >= 3, "{files:?}");
-        for f in &files {
-            let text = std::fs::read_to_string(f).unwrap();
-            for cut in (0..=text.len()).filter(|c| text.is_char_boundary(*c)) {
-                let _ = Settings::default().apply_file(&text[..cut], "corpus.conf");
-            }
-        }
-        let all =
-            std::fs::read_to_string(root.join("fuzz/corpus/config/all-options.conf")).unwrap();
-        Settings::default()
-            .apply_file(&all, "all-options.conf")
-            .expect("every option, valid");
-        let bad = std::fs::read_to_string(root.join("fuzz/corpus/config/bad-values.conf")).unwrap();
-        let e = Settings::default()
-            .apply_file(&bad, "bad-values.conf")
-            .unwrap_err();
-        assert!(
-            e.to_string().contains("bad-values.conf:1: threshold"),
-            "{e}"
-        );
-    }
-}
+pub use apply::{takes_value, SettingError};

@@ -78,17 +78,154 @@ pub fn parse_text(text: &str) -> Vec<(String, Option<u64>)> {
         .collect()
 }
 
-/// `{"name": value, ...}` for `status --json` (null: unavailable); names are `[a-z0-9_]`, so no
-/// escaping is needed.
+/// `{"name": value, ...}` for `status --json` (null: unavailable).
 pub fn to_json(pairs: &[(String, Option<u64>)]) -> String {
-    let body: Vec<String> = pairs
+    pairs
         .iter()
-        .map(|(n, v)| match v {
-            Some(v) => format!("\"{n}\": {v}"),
-            None => format!("\"{n}\": null"),
-        })
-        .collect();
-    format!("{{{}}}", body.join(", "))
+        .fold(crate::json::Object::new(), |o, (n, v)| o.num_or_null(n, *v))
+        .finish()
+}
+
+impl Counter {
+    /// A value that goes up and down.
+    pub fn gauge(name: &'static str, help: &'static str, value: u64) -> Self {
+        Counter {
+            name,
+            help,
+            value: Some(value),
+            monotonic: false,
+        }
+    }
+
+    /// A counter that only grows (`_total` in Prometheus).
+    pub fn total(name: &'static str, help: &'static str, value: u64) -> Self {
+        Counter {
+            monotonic: true,
+            ..Counter::gauge(name, help, value)
+        }
+    }
+}
+
+/// What the daemon reports, gathered once per write of the stats file.
+#[derive(Debug, Default, Clone)]
+pub struct Figures {
+    pub pid: u64,
+    pub written_at: u64,
+    pub uptime_seconds: u64,
+    pub packets: u64,
+    pub malformed: u64,
+    /// Every detector shard's counters, summed.
+    pub detector: detector::Counters,
+    pub bans_applied: u64,
+    pub ban_errors: u64,
+    pub spared: u64,
+    pub management_sessions_aged: u64,
+    pub bans_retried: u64,
+    pub bans_lost: u64,
+    pub bans_pending_retry: u64,
+    pub bans_unlogged: u64,
+    pub set_full: u64,
+    pub bans_active: u64,
+    pub queue_failed_open: u64,
+    pub queue_dropped: u64,
+    pub queue_user_dropped: u64,
+    pub ruleset_repairs: u64,
+}
+
+impl Figures {
+    /// The stats file's counters, in file order: the one table of their names and meanings
+    /// (long because it is that table, one entry per counter).
+    pub fn counters(&self) -> Vec<Counter> {
+        let (g, m) = (Counter::gauge, Counter::total);
+        let det = &self.detector;
+        vec![
+            g("pid", "process id of the daemon", self.pid),
+            g("written_at", "unix time of this file", self.written_at),
+            g("uptime_seconds", "seconds since start", self.uptime_seconds),
+            m("packets", "queued packets received", self.packets),
+            m("malformed", "queue messages that could not be read", self.malformed),
+            m("observed", "packets the detectors looked at", det.observed),
+            m("probes", "probes counted (a new closed port of a source)", det.counted),
+            m("repeats", "probes to a port the source had already probed", det.repeats),
+            m(
+                "ignored",
+                "packets ignored (allowlisted, not TCP/UDP, fragments, malformed)",
+                det.ignored.iter().sum(),
+            ),
+            g("tracked", "sources tracked now", det.tracked),
+            m("evicted", "sources forgotten to make room", det.evicted),
+            m("bans_issued", "bans decided", det.bans),
+            m("bans_suppressed", "bans held back by the ban rate limit", det.suppressed),
+            m(
+                "already_banned",
+                "probes from sources banned moments ago (dropped before the kernel set had them)",
+                det.already_banned,
+            ),
+            m(
+                "actions_dropped",
+                "bans decided but lost because the daemon did not collect them (should stay 0)",
+                det.actions_dropped,
+            ),
+            m("bans_applied", "bans written to the kernel", self.bans_applied),
+            m("ban_errors", "failed ban transactions", self.ban_errors),
+            m(
+                "spared",
+                "bans not written: the source had an aged session to a management port (spare-ports)",
+                self.spared,
+            ),
+            g(
+                "management_sessions_aged",
+                "sessions to a management port old enough to spare their peer (spare-after)",
+                self.management_sessions_aged,
+            ),
+            m(
+                "bans_retried",
+                "bans written on a retry after their first write failed",
+                self.bans_retried,
+            ),
+            m(
+                "bans_lost",
+                "bans given up after failing to reach the kernel for a minute (the source counts afresh)",
+                self.bans_lost,
+            ),
+            g(
+                "bans_pending_retry",
+                "bans whose write failed, waiting for a retry",
+                self.bans_pending_retry,
+            ),
+            m(
+                "bans_unlogged",
+                "bans written but not logged (the follow-up thread fell behind a ban storm)",
+                self.bans_unlogged,
+            ),
+            m(
+                "set_full",
+                "ban transactions refused because a ban set was full",
+                self.set_full,
+            ),
+            g("bans_active", "elements in the kernel ban sets", self.bans_active),
+            m(
+                "queue_failed_open",
+                "probes the sensor queued that scanban never received: the queue was full and the kernel let them through unexamined (managed mode)",
+                self.queue_failed_open,
+            ),
+            m(
+                "queue_dropped",
+                "packets the kernel dropped because a queue was full (tail mode; managed mode fails open instead)",
+                self.queue_dropped,
+            ),
+            m(
+                "queue_user_dropped",
+                "packets the kernel dropped because scanban's socket was full",
+                self.queue_user_dropped,
+            ),
+            m(
+                "ruleset_repairs",
+                "times the table was restored after outside changes",
+                self.ruleset_repairs,
+            ),
+        ]
+    }
 }
 
 #[cfg(test)]
@@ -135,6 +272,46 @@ mod tests {
             to_json(&pairs),
             r#"{"packets": 42, "tracked": 7, "latency_p50_us": null}"#
         );
+    }
+
+    #[test]
+    fn every_detector_counter_is_in_the_table() {
+        let figures = Figures {
+            detector: detector::Counters {
+                observed: 1,
+                ignored: [2, 0, 0, 0, 1],
+                counted: 4,
+                repeats: 5,
+                tracked: 6,
+                evicted: 7,
+                bans: 8,
+                suppressed: 9,
+                actions_dropped: 10,
+                already_banned: 11,
+            },
+            ..Figures::default()
+        };
+        let counters = figures.counters();
+        let get = |n: &str| counters.iter().find(|c| c.name == n).and_then(|c| c.value);
+        let expected = [
+            ("observed", 1),
+            ("ignored", 3),
+            ("probes", 4),
+            ("repeats", 5),
+            ("tracked", 6),
+            ("evicted", 7),
+            ("bans_issued", 8),
+            ("bans_suppressed", 9),
+            ("actions_dropped", 10),
+            ("already_banned", 11),
+        ];
+        for (name, value) in expected {
+            assert_eq!(get(name), Some(value), "{name}");
+        }
+        let mut names: Vec<&str> = counters.iter().map(|c| c.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), counters.len(), "names are unique");
     }
 
     #[test]

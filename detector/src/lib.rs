@@ -90,6 +90,37 @@ pub struct Counters {
     pub already_banned: u64,
 }
 
+/// Sums the counters of several detectors (the daemon's shards).
+impl std::ops::AddAssign for Counters {
+    fn add_assign(&mut self, c: Counters) {
+        // Destructured so that a new counter cannot be left out of the sum.
+        let Counters {
+            observed,
+            ignored,
+            counted,
+            repeats,
+            tracked,
+            evicted,
+            bans,
+            suppressed,
+            actions_dropped,
+            already_banned,
+        } = c;
+        self.observed += observed;
+        for (a, b) in self.ignored.iter_mut().zip(ignored) {
+            *a += b;
+        }
+        self.counted += counted;
+        self.repeats += repeats;
+        self.tracked += tracked;
+        self.evicted += evicted;
+        self.bans += bans;
+        self.suppressed += suppressed;
+        self.actions_dropped += actions_dropped;
+        self.already_banned += already_banned;
+    }
+}
+
 /// Housekeeping period.
 const TICK_MS: u64 = 1_000;
 

@@ -77,6 +77,24 @@ pub enum Error {
     Timeout { waiting_for: String },
     /// Another process (netlink port `portid`) holds the queue we tried to bind.
     QueueTaken { queue: u16, portid: u32 },
+    /// A dump ended with `NLM_F_DUMP_INTR`: the objects changed while it ran, so what it listed
+    /// may be inconsistent; the caller may dump again.
+    DumpInterrupted { what: String },
+}
+
+impl Error {
+    /// The kernel's errno (positive) when it refused a request.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            Error::Request(r) => Some(r.errno),
+            _ => None,
+        }
+    }
+
+    /// The kernel refused a request for an object that does not exist (ENOENT).
+    pub fn is_not_found(&self) -> bool {
+        self.errno() == Some(libc::ENOENT)
+    }
 }
 
 impl fmt::Display for Error {
@@ -94,6 +112,9 @@ impl fmt::Display for Error {
                 "queue {queue} is already bound by another process (netlink port {portid}); \
                  stop it or choose another queue number"
             ),
+            Error::DumpInterrupted { what } => {
+                write!(f, "{what}: dump interrupted by a concurrent change")
+            }
         }
     }
 }
@@ -105,7 +126,9 @@ impl std::error::Error for Error {
             Error::Request(e) => Some(e),
             Error::Decode(e) => Some(e),
             Error::Encode(e) => Some(e),
-            Error::Timeout { .. } | Error::QueueTaken { .. } => None,
+            Error::Timeout { .. } | Error::QueueTaken { .. } | Error::DumpInterrupted { .. } => {
+                None
+            }
         }
     }
 }
@@ -131,5 +154,47 @@ impl From<EncodeError> for Error {
 impl From<crate::ack::RequestError> for Error {
     fn from(e: crate::ack::RequestError) -> Self {
         Error::Request(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ack::RequestError;
+
+    fn refused(errno: i32) -> Error {
+        Error::Request(RequestError {
+            request: "set inet scanban banned4".into(),
+            seq: 1,
+            errno,
+            extack: None,
+            offset: None,
+        })
+    }
+
+    #[test]
+    fn errno_and_not_found_come_from_the_kernels_refusal_only() {
+        assert_eq!(refused(libc::ENOENT).errno(), Some(libc::ENOENT));
+        assert!(refused(libc::ENOENT).is_not_found());
+        assert!(!refused(libc::ENFILE).is_not_found());
+        let io = Error::Io(std::io::Error::from_raw_os_error(libc::ENOENT));
+        assert_eq!(
+            io.errno(),
+            None,
+            "a socket error is not the kernel refusing a request"
+        );
+        assert!(!io.is_not_found());
+    }
+
+    #[test]
+    fn an_interrupted_dump_names_what_was_dumped() {
+        let e = Error::DumpInterrupted {
+            what: "rules of chain inet scanban sensor".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "rules of chain inet scanban sensor: dump interrupted by a concurrent change"
+        );
+        assert_eq!(e.errno(), None);
     }
 }

@@ -241,7 +241,7 @@ impl NlSocket {
 
     /// Sends a dump request (`NLM_F_DUMP`) and hands every reply message to `each` until
     /// `NLMSG_DONE`. A dump interrupted by a concurrent change (`NLM_F_DUMP_INTR`) is reported as
-    /// `Interrupted` so the caller can retry.
+    /// `Error::DumpInterrupted` so the caller can retry.
     pub fn dump(
         &mut self,
         request: &[u8],
@@ -277,10 +277,9 @@ impl NlSocket {
                         interrupted |= msg.flags & NLM_F_DUMP_INTR != 0;
                         match msg.msg_type {
                             NLMSG_DONE if interrupted => {
-                                return Err(Error::Io(io::Error::new(
-                                    io::ErrorKind::Interrupted,
-                                    format!("{label}: dump interrupted by a concurrent change"),
-                                )))
+                                return Err(Error::DumpInterrupted {
+                                    what: label.to_string(),
+                                })
                             }
                             NLMSG_DONE => return Ok(()),
                             NLMSG_ERROR => {

@@ -1,0 +1,108 @@
+//! After the bans are in: one log line (and JSON event) per ban or spared source, and the ban
+//! book, on a thread of their own so none of it is in a ban's path.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use detector::evidence::human_ms;
+use detector::{Evidence, SourceKey};
+use log::{info, warn};
+
+use crate::bans::Ban;
+use crate::json;
+use crate::sessions::Aged;
+
+use super::shared::Shared;
+
+/// What an input (or the retry) did with the bans of one batch, for the follow-up thread.
+pub struct Report {
+    /// The bans written (or, in a dry run, that would have been), and the evidence of each.
+    pub written: Vec<Ban>,
+    pub evidence: Vec<Evidence>,
+    pub spared: Vec<(SourceKey, Evidence, Aged)>,
+    pub dry_run: bool,
+}
+
+/// Gives a report to the follow-up thread without waiting. Only a storm far past any sane ban
+/// rate fills the channel; the bans are in the kernel anyway, and a counter says how many went
+/// unlogged.
+pub fn hand_over(tx: &SyncSender<Report>, shared: &Shared, report: Report) {
+    let n = (report.written.len() + report.spared.len()) as u64;
+    if n > 0 && tx.try_send(report).is_err() {
+        shared.counts.unlogged.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// The follow-up thread: until every sender is gone.
+pub fn follow_up_bans(rx: Receiver<Report>, shared: &Shared) {
+    while let Ok(r) = rx.recv() {
+        report(shared, r);
+    }
+}
+
+/// Logs one batch's bans and records them in the book.
+fn report(shared: &Shared, r: Report) {
+    let events = shared.settings.lock().ok().and_then(|s| s.events.clone());
+    let now_ms = shared.now_ms();
+    for (key, e, aged) in &r.spared {
+        info!(
+            "spared {key}: {} has had a session to port {} for {}, open before its scan ({e})",
+            aged.peer,
+            aged.local_port,
+            human_ms(now_ms.saturating_sub(aged.since_ms))
+        );
+    }
+    let verb = if r.dry_run { "would ban" } else { "ban" };
+    for (b, e) in r.written.iter().zip(&r.evidence) {
+        info!("{verb} {} for {}: {e}", b.key, human_ms(b.duration_ms));
+        if let Some(path) = &events {
+            write_event(path, &event(r.dry_run, b, e));
+        }
+    }
+    if r.dry_run {
+        return;
+    }
+    if let Ok(mut book) = shared.book.lock() {
+        book.written(&r.written, Instant::now());
+    }
+}
+
+/// One JSON line per ban for log shippers (`--events PATH` or `-`).
+fn event(dry_run: bool, b: &Ban, e: &Evidence) -> String {
+    let time = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut line = json::Object::new()
+        .num("time", time)
+        .str("event", if dry_run { "would_ban" } else { "ban" })
+        .str("source", b.key)
+        .num("duration_s", b.duration_ms / 1000)
+        .num("offence", u64::from(e.offence))
+        .num("score", u64::from(e.score))
+        .num("distinct_ports", u64::from(e.distinct_ports))
+        .strs(
+            "ports",
+            e.ports().iter().map(|(p, n)| format!("{}/{n}", p.name())),
+        )
+        .str("evidence", e)
+        .finish();
+    line.push('\n');
+    line
+}
+
+fn write_event(path: &std::path::Path, line: &str) {
+    if path.as_os_str() == "-" {
+        print!("{line}");
+        let _ = std::io::stdout().flush();
+        return;
+    }
+    match OpenOptions::new().create(true).append(true).open(path) {
+        Ok(mut f) => {
+            let _ = f.write_all(line.as_bytes());
+        }
+        Err(e) => warn!("events file {}: {e}", path.display()),
+    }
+}

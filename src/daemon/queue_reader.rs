@@ -1,0 +1,103 @@
+//! The NFQUEUE input: one thread per queue receives a batch, feeds each packet to the pipeline,
+//! has the pipeline write the bans the batch decided, then sends every verdict of the batch in
+//! one message. Nothing is allocated or logged per packet.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use detector::Outcome;
+use log::{error, warn};
+use nfnl::queue::{QueueSocket, Verdict, VerdictBatcher};
+
+use crate::latency::Probe;
+use crate::tail::{CameBack, Pass};
+
+use super::pipeline::Pipeline;
+
+/// Reads queue `q` into `pipeline` until the daemon stops, then lets pending packets go as if
+/// scanban had never seen them and unbinds.
+pub fn read_queue(mut q: QueueSocket, mut pipeline: Pipeline) {
+    let queue = q.config().queue;
+    // How what we let through leaves: accept (managed) or repeat with a mark (tail).
+    let pass = match pipeline.shared().settings.lock() {
+        Ok(s) => Pass::for_settings(&s),
+        Err(poisoned) => Pass::for_settings(&poisoned.into_inner()),
+    };
+    let mut came_back = CameBack::new(queue, pass);
+    let mut batcher = VerdictBatcher::new(queue);
+    while !pipeline.shared().stopping() {
+        match q.wait(Duration::from_millis(200)) {
+            Ok(true) => {}
+            Ok(false) => {
+                send_kept(&mut q, &mut batcher);
+                continue;
+            }
+            Err(e) => {
+                error!("queue {queue}: {e}");
+                break;
+            }
+        }
+        if let Err(e) = q.recv() {
+            error!("queue {queue}: {e}");
+            continue;
+        }
+        let seen = Instant::now();
+        let shared = pipeline.shared();
+        let now = shared.ms_at(seen);
+        let verdict = if shared.drop_probes.load(Ordering::Relaxed) {
+            Verdict::Drop
+        } else {
+            Verdict::Accept
+        };
+        // A dry run only watches: the verdict is the configured one, banned or not.
+        let enforce = !shared.dry_run;
+        for p in q.packets() {
+            let counts = &pipeline.shared().counts;
+            let Ok(p) = p else {
+                counts.malformed.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            counts.packets.fetch_add(1, Ordering::Relaxed);
+            let probe = Probe {
+                received: seen,
+                stamp: p.timestamp,
+            };
+            let v = match pipeline.observe(now, probe, p.payload, p.in_ifindex) {
+                Outcome::Banned | Outcome::AlreadyBanned if enforce => Verdict::Drop,
+                _ => verdict,
+            };
+            if pass.came_back(p.mark) {
+                came_back.note();
+            }
+            let (v, mark) = pass.leave(v, p.mark);
+            batcher.push_marked(p.id, v, mark);
+        }
+        // Bans first: the set has the element before any packet of this batch moves on, and
+        // the verdict syscall (which also runs the softirq work queued meanwhile) is not in
+        // the ban's latency.
+        pipeline.write_bans();
+        if let Err(e) = q.send_verdicts(&mut batcher) {
+            warn!("queue {queue}: sending verdicts: {e}");
+        }
+        came_back.say(seen);
+    }
+    // Release what is pending as if we had let it through: the host answers as it would
+    // without us (managed), or the admin's rules decide (tail); after the verdicts already
+    // decided, if a failed send kept some.
+    if batcher.pending() > 0 {
+        let _ = q.send_verdicts(&mut batcher);
+    }
+    if let Err(e) = q.shutdown_with(|p| pass.leave(Verdict::Accept, p.and_then(|p| p.mark))) {
+        warn!("queue {queue}: shutdown: {e}");
+    }
+}
+
+/// Verdicts a failed send kept: once the burst is over, no later packet's batch verdict would
+/// release those packets, so they go out now.
+fn send_kept(q: &mut QueueSocket, batcher: &mut VerdictBatcher) {
+    if batcher.pending() > 0 {
+        if let Err(e) = q.send_verdicts(batcher) {
+            warn!("queue {}: sending verdicts: {e}", q.config().queue);
+        }
+    }
+}
