@@ -509,7 +509,7 @@ pub fn run(
             last_reconcile = Some(Instant::now());
         }
         write_stats(&shared, &settings, active_bans, failed_open.estimate);
-        if last_save.elapsed() >= crate::state::SAVE_EVERY {
+        if last_save.elapsed() >= settings.state_every {
             save_state(&mut sock, &settings);
             last_save = Instant::now();
         }
@@ -675,8 +675,9 @@ fn retry_bans(sock: &mut NlSocket, shared: &Shared, follow_up: &SyncSender<Repor
 fn save_state(sock: &mut NlSocket, s: &Settings) {
     let Some(path) = &s.state_file else { return };
     match bans::list(sock, s.ipv6_prefix) {
-        Ok(all) => match crate::state::save(path, &all) {
-            Ok(()) => debug!("saved {} ban(s) to {}", all.len(), path.display()),
+        Ok(all) => match crate::state::save_if_changed(path, &all, s.ipv6_prefix) {
+            Ok(true) => debug!("saved {} ban(s) to {}", all.len(), path.display()),
+            Ok(false) => {}
             Err(e) => warn!("state file {}: {e}", path.display()),
         },
         Err(e) => warn!("listing bans for the state file: {e}"),

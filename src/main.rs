@@ -8,6 +8,7 @@ mod daemon;
 mod duration;
 mod hostinfo;
 mod latency;
+mod panic_exit;
 mod privilege;
 mod ruleset;
 mod sessions;
@@ -31,6 +32,8 @@ use settings::Settings;
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
+    // Before any thread: a panic anywhere must end the process, not just its thread.
+    panic_exit::install();
     let inv = match cli::parse(std::env::args_os().skip(1)) {
         Ok(inv) => inv,
         Err(e) => {
