@@ -182,6 +182,7 @@ param "reload_signal HUP"
 param "stdout 1"
 param "stderr 1"
 param "respawn"
+param "term_timeout 15"
 grep -qx "trigger config.change scanban reload" "$PROCD/last" || fail "no UCI reload trigger"
 grep -qx "trigger interface.\* 2000 /etc/init.d/scanban reload" "$PROCD/last" \
   || fail "no interface trigger"
