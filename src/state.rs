@@ -130,8 +130,9 @@ pub fn save(path: &Path, bans: &[Listed]) -> std::io::Result<()> {
 /// Rewrites the file only if it no longer says what `bans` (the kernel's) say; `Ok(true)`
 /// if it was written.
 pub fn save_if_changed(path: &Path, bans: &[Listed], ipv6_prefix: u8) -> std::io::Result<bool> {
-    let saved = load(path, ipv6_prefix)?;
-    if same_bans(&saved, bans) {
+    // A file that cannot be read is rewritten (the write says what is wrong, if anything).
+    let saved = load(path, ipv6_prefix).ok();
+    if saved.is_some_and(|saved| same_bans(&saved, bans)) {
         return Ok(false);
     }
     save(path, bans)?;
