@@ -15,7 +15,8 @@ fi
 need=()
 for pair in ip:iproute2 ss:iproute2 nft:nftables iptables-nft:iptables nmap:nmap hping3:hping3 \
             tcpdump:tcpdump python3:python3 curl:curl file:file bc:bc musl-gcc:musl-tools gcc:gcc xz:xz-utils \
-            powerpc-linux-gnu-gcc:gcc-powerpc-linux-gnu qemu-ppc-static:qemu-user-static; do
+            powerpc-linux-gnu-gcc:gcc-powerpc-linux-gnu qemu-ppc-static:qemu-user-static \
+            busybox:busybox make:make; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -56,8 +57,12 @@ bash scripts/release.sh
 qemu-aarch64-static dist/scanban-aarch64-unknown-linux-musl --version
 qemu-arm-static dist/scanban-armv7-* --version
 
-echo "== packaging: OpenWrt UCI mapping, staged install, systemd unit syntax"
-bash packaging/openwrt/test-init.sh dist/scanban-x86_64-unknown-linux-musl
+echo "== packaging: OpenWrt init script and Makefile, staged install, systemd unit syntax"
+# The routers' binaries run the UCI-generated configurations under qemu-user.
+bash packaging/openwrt/test-init.sh dist/scanban-x86_64-unknown-linux-musl \
+  qemu-aarch64-static:dist/scanban-aarch64-unknown-linux-musl \
+  qemu-arm-static:"$(ls dist/scanban-armv7-*)"
+bash packaging/openwrt/test-makefile.sh dist/scanban-x86_64-unknown-linux-musl
 stage=$(mktemp -d)
 DESTDIR=$stage bash scripts/install.sh dist/scanban-x86_64-unknown-linux-musl
 set +e

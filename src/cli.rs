@@ -18,6 +18,11 @@ pub use error::UsageError;
 /// The default config file; absent is fine, unreadable or invalid is not.
 pub const DEFAULT_CONFIG: &str = "/etc/scanban/scanban.conf";
 
+/// Where OpenWrt's init script writes the configuration it makes from UCI: read when the
+/// default file is absent, so that `scanban status`, `unban` and the others find the daemon's
+/// stats and state files on a router without `-c`.
+pub const OPENWRT_CONFIG: &str = "/var/etc/scanban.conf";
+
 /// What `scanban ban` bans: one address, or a list (`--file PATH`, `-` for stdin).
 #[derive(Debug, Clone, PartialEq)]
 pub enum BanTarget {
@@ -64,19 +69,12 @@ impl Invocation {
     /// Defaults, then the config file, then the command line.
     pub fn settings(&self) -> Result<Settings, SettingError> {
         let mut s = Settings::default();
-        let (path, required) = match &self.config {
-            Some(p) => (p.clone(), true),
-            None => (PathBuf::from(DEFAULT_CONFIG), false),
+        let found = match &self.config {
+            Some(p) => Some(read_config(p)?),
+            None => first_config(&[DEFAULT_CONFIG, OPENWRT_CONFIG].map(std::path::Path::new))?,
         };
-        match std::fs::read_to_string(&path) {
-            Ok(text) => s.apply_file(&text, &path.display().to_string())?,
-            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(SettingError {
-                    name: "config".into(),
-                    problem: format!("{}: {e}", path.display()),
-                })
-            }
+        if let Some((path, text)) = found {
+            s.apply_file(&text, &path.display().to_string())?;
         }
         for (name, value) in &self.overrides {
             s.apply(name, value.as_deref())?;
@@ -84,6 +82,27 @@ impl Invocation {
         s.validate()?;
         Ok(s)
     }
+}
+
+fn read_config(path: &std::path::Path) -> Result<(PathBuf, String), SettingError> {
+    std::fs::read_to_string(path)
+        .map(|text| (path.to_path_buf(), text))
+        .map_err(|e| SettingError {
+            name: "config".into(),
+            problem: format!("{}: {e}", path.display()),
+        })
+}
+
+/// The first of `paths` that exists; none is fine, one that exists but cannot be read is not.
+fn first_config(paths: &[&std::path::Path]) -> Result<Option<(PathBuf, String)>, SettingError> {
+    for p in paths {
+        match std::fs::read_to_string(p) {
+            Ok(text) => return Ok(Some((p.to_path_buf(), text))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(_) => return read_config(p).map(Some),
+        }
+    }
+    Ok(None)
 }
 
 /// The command line. Long: one arm per flag and command, so each is read in one place.
@@ -219,7 +238,8 @@ pub fn help() -> String {
          \x20                        mode: after the queue rule your own chain needs)\n  \
          doctor                  check kernel features and privileges\n\n\
          options (each is also a line `NAME VALUE` in the config file):\n  \
-         -c, --config PATH       config file (default /etc/scanban/scanban.conf, if present)\n  \
+         -c, --config PATH       config file (default /etc/scanban/scanban.conf, else
+                           /var/etc/scanban.conf made by OpenWrt's init script, if present)\n  \
          -v                      same as --verbose\n  \
          -h, --help / -V, --version\n",
     );
@@ -321,6 +341,28 @@ mod tests {
             .settings()
             .unwrap_err();
         assert_eq!(e.name, "config", "an explicit config file must exist");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn without_c_the_first_existing_config_is_read() {
+        let dir = std::env::temp_dir().join(format!("scanban-first-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (etc, openwrt) = (dir.join("etc.conf"), dir.join("var-etc.conf"));
+        let paths = [etc.as_path(), openwrt.as_path()];
+        assert!(first_config(&paths).unwrap().is_none(), "none: defaults");
+        std::fs::write(&openwrt, "stats-file /var/run/scanban/stats\n").unwrap();
+        let (path, text) = first_config(&paths).unwrap().unwrap();
+        assert_eq!(
+            (path.as_path(), text.as_str()),
+            (openwrt.as_path(), "stats-file /var/run/scanban/stats\n")
+        );
+        std::fs::write(&etc, "threshold 9\n").unwrap();
+        assert_eq!(first_config(&paths).unwrap().unwrap().0, etc, "/etc first");
+        // A dangling symlink is a file that is not there.
+        std::fs::remove_file(&etc).unwrap();
+        std::os::unix::fs::symlink(dir.join("nowhere"), &etc).unwrap();
+        assert_eq!(first_config(&paths).unwrap().unwrap().0, openwrt);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

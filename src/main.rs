@@ -10,6 +10,7 @@ mod duration;
 mod hostinfo;
 mod json;
 mod latency;
+mod panic_exit;
 mod privilege;
 mod ruleset;
 mod sessions;
@@ -29,6 +30,8 @@ use log::LevelFilter;
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
+    // Before any thread: a panic anywhere must end the process, not just its thread.
+    panic_exit::install();
     let inv = match cli::parse(std::env::args_os().skip(1)) {
         Ok(inv) => inv,
         Err(e) => {

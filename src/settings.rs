@@ -140,6 +140,8 @@ pub struct Settings {
     pub on_exit: OnExit,
     // Files.
     pub state_file: Option<PathBuf>,
+    /// How often the state file is compared with the kernel's bans (rewritten if they differ).
+    pub state_every: Duration,
     pub events: Option<PathBuf>,
     pub stats_file: PathBuf,
     pub metrics_file: Option<PathBuf>,
@@ -179,6 +181,7 @@ impl Default for Settings {
             reset: false,
             on_exit: OnExit::Keep,
             state_file: None,
+            state_every: Duration::from_secs(300),
             events: None,
             stats_file: PathBuf::from("/run/scanban/stats"),
             metrics_file: None,
@@ -239,7 +242,8 @@ pub const OPTIONS: &[OptionDoc] = &[
     switch("dry-run", "detect and log what would be banned, ban nothing"),
     switch("reset", "remove existing bans at start (they are kept by default)"),
     opt("on-exit", "keep|remove", "keep the table and its bans when stopping (default), or remove it"),
-    opt("state-file", "PATH", "save active bans here on exit (and every few minutes) and restore them at start"),
+    opt("state-file", "PATH", "save active bans here and restore them at start; rewritten at stop and every state-every, only when the bans changed"),
+    opt("state-every", "DURATION", "how often the state file is brought up to date if the bans changed (default 5m; 1h spares a router's flash)"),
     opt("events", "PATH|-", "append one JSON line per ban to PATH, or stdout with -"),
     opt("stats-file", "PATH", "counters for `scanban status`, rewritten every few seconds (default /run/scanban/stats)"),
     opt("metrics-file", "PATH", "the same counters in Prometheus text format"),

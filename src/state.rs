@@ -1,20 +1,29 @@
 //! `--state-file`: active bans saved across reboots. The kernel keeps bans across daemon
 //! restarts by itself; a reboot empties it, so the daemon writes the bans (with the time each
-//! has left and its reason) on shutdown and every few minutes, atomically and rarely (router
-//! flash wears), and puts them back in one transaction at start.
+//! has left and its reason) and puts them back in one transaction at start.
+//!
+//! Router flash wears with every write, so the file is rewritten only when it no longer says
+//! what the kernel holds: a ban added, renewed, lifted or reset. A ban that merely expired needs
+//! no write, since loading skips it anyway. The daemon compares every `state-every` (default
+//! 5 minutes, 1 hour on OpenWrt) and at a clean stop, atomically.
 //!
 //! Format: a `# saved_at UNIX_SECONDS` line, then one `SOURCE MS_LEFT REASON...` per ban.
 
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use detector::SourceKey;
 
 use crate::bans::{Ban, Listed};
 use crate::settings::Cidr;
 
-/// How often the daemon rewrites the file (besides at shutdown).
-pub const SAVE_EVERY: Duration = Duration::from_secs(300);
+/// How far the time a saved ban has left may drift from the kernel's before the file counts
+/// as out of date (the file keeps whole seconds; the comparison runs at other moments).
+const DRIFT_MS: u64 = 60_000;
+
+/// Bans with less than this left are neither restored nor worth saving.
+const MIN_LEFT_MS: u64 = 1000;
 
 fn unix_now() -> u64 {
     SystemTime::now()
@@ -58,7 +67,7 @@ pub fn parse(text: &str, now: u64, ipv6_prefix: u8) -> Vec<Ban> {
         };
         let gone_ms = now.saturating_sub(saved_at).saturating_mul(1000);
         let remaining = left_ms.saturating_sub(gone_ms);
-        if remaining < 1000 {
+        if remaining < MIN_LEFT_MS {
             continue;
         }
         out.push(Ban {
@@ -118,6 +127,34 @@ pub fn save(path: &Path, bans: &[Listed]) -> std::io::Result<()> {
     crate::atomic_file::write(path, render(bans, unix_now()).as_bytes(), true)
 }
 
+/// Rewrites the file only if it no longer says what `bans` (the kernel's) say; `Ok(true)`
+/// if it was written.
+pub fn save_if_changed(path: &Path, bans: &[Listed], ipv6_prefix: u8) -> std::io::Result<bool> {
+    // A file that cannot be read is rewritten (the write says what is wrong, if anything).
+    let saved = load(path, ipv6_prefix).ok();
+    if saved.is_some_and(|saved| same_bans(&saved, bans)) {
+        return Ok(false);
+    }
+    save(path, bans)?;
+    Ok(true)
+}
+
+/// Whether the saved bans (time left as of now) restore what the kernel holds: the same sources,
+/// each with about the same time left.
+fn same_bans(saved: &[Ban], kernel: &[Listed]) -> bool {
+    let saved: BTreeMap<SourceKey, u64> = saved.iter().map(|b| (b.key, b.duration_ms)).collect();
+    let kernel: BTreeMap<SourceKey, u64> = kernel
+        .iter()
+        .filter_map(|b| Some((b.key, b.expires_ms.filter(|&l| l >= MIN_LEFT_MS)?)))
+        .collect();
+    saved.len() == kernel.len()
+        && saved.iter().all(|(key, left)| {
+            kernel
+                .get(key)
+                .is_some_and(|k| k.abs_diff(*left) <= DRIFT_MS)
+        })
+}
+
 pub fn load(path: &Path, ipv6_prefix: u8) -> std::io::Result<Vec<Ban>> {
     match std::fs::read_to_string(path) {
         Ok(t) => Ok(parse(&t, unix_now(), ipv6_prefix)),
@@ -155,6 +192,58 @@ mod tests {
         let back = parse(&text, 1000, 64);
         assert_eq!(back[1].key.to_string(), "2001:db8:1:2::/64");
         assert!(parse("garbage\n1.2.3 x y\n", 0, 64).is_empty());
+    }
+
+    fn listed(source: &str, left_ms: u64, reason: &str) -> Listed {
+        Listed {
+            key: SourceKey::new(source.parse().unwrap(), 64),
+            timeout_ms: Some(3_600_000),
+            expires_ms: Some(left_ms),
+            comment: Some(reason.into()),
+        }
+    }
+
+    #[test]
+    fn only_a_change_of_bans_is_a_change_of_the_file() {
+        let bans = vec![
+            listed("192.0.2.7", 3_000_000, "score 21, 1h ban #1"),
+            listed("2001:db8:1:2::5", 600_000, "score 30, 1h ban #1"),
+        ];
+        let text = render(&bans, 1000);
+        // Ten minutes later the kernel's timers have run down as the file's have.
+        let later = parse(&text, 1000 + 600, 64);
+        let aged = vec![
+            listed("192.0.2.7", 2_400_000, "score 21, 1h ban #1"),
+            listed("2001:db8:1:2::5", 500, "about to expire"),
+        ];
+        assert_eq!(later.len(), 1, "the second expired: {text}");
+        assert!(same_bans(&later, &aged), "expiry alone writes nothing");
+        // A new ban, a renewed one (more time left), a lifted one: each is a change.
+        let mut added = aged.clone();
+        added.push(listed("198.51.100.9", 3_600_000, "by hand"));
+        assert!(!same_bans(&later, &added));
+        let renewed = vec![listed("192.0.2.7", 7_200_000, "score 21, 2h ban #2")];
+        assert!(!same_bans(&later, &renewed));
+        assert!(
+            !same_bans(&later, &[]),
+            "--reset or unban --all empties the file"
+        );
+        assert!(same_bans(&[], &[]));
+    }
+
+    #[test]
+    fn save_if_changed_writes_once_per_change() {
+        let dir = std::env::temp_dir().join(format!("scanban-state-{}", std::process::id()));
+        let path = dir.join("state");
+        let bans = vec![listed("192.0.2.7", 3_000_000, "score 21, 1h ban #1")];
+        assert!(save_if_changed(&path, &bans, 64).unwrap(), "no file yet");
+        assert!(
+            !save_if_changed(&path, &bans, 64).unwrap(),
+            "nothing changed"
+        );
+        assert!(save_if_changed(&path, &[], 64).unwrap(), "lifted");
+        assert_eq!(load(&path, 64).unwrap().len(), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -69,6 +69,7 @@ impl Housekeeping {
         active_bans: u64,
     ) -> Self {
         let now = Instant::now();
+        let save_every = settings.state_every;
         Housekeeping {
             sock,
             settings,
@@ -81,7 +82,7 @@ impl Housekeeping {
             allowlist_due: Every::starting_at(ALLOWLIST_REFRESH, now),
             sessions_due: Every::starting_at(SESSIONS_EVERY, now),
             reconcile_due: Every::now_due(RECONCILE_SMALL),
-            save_due: Every::starting_at(crate::state::SAVE_EVERY, now),
+            save_due: Every::starting_at(save_every, now),
             failed_open_said: Every::now_due(FAILED_OPEN_SAID_EVERY),
         }
     }
@@ -119,6 +120,7 @@ impl Housekeeping {
                 match reload() {
                     Ok(new) => {
                         self.settings = apply_reload(&self.shared, &self.settings, new);
+                        self.save_due.set_period(self.settings.state_every);
                         info!("SIGHUP: configuration reloaded, tracking state kept");
                     }
                     Err(e) => {
@@ -220,8 +222,9 @@ fn reconcile(sock: &mut NlSocket, s: &Settings, shared: &Shared) -> Option<u64> 
 pub fn save_state(sock: &mut NlSocket, s: &Settings) {
     let Some(path) = &s.state_file else { return };
     match bans::list(sock, s.ipv6_prefix) {
-        Ok(all) => match crate::state::save(path, &all) {
-            Ok(()) => debug!("saved {} ban(s) to {}", all.len(), path.display()),
+        Ok(all) => match crate::state::save_if_changed(path, &all, s.ipv6_prefix) {
+            Ok(true) => debug!("saved {} ban(s) to {}", all.len(), path.display()),
+            Ok(false) => {}
             Err(e) => warn!("state file {}: {e}", path.display()),
         },
         Err(e) => warn!("listing bans for the state file: {e}"),

@@ -135,6 +135,7 @@ impl Settings {
                 }
             }
             "state-file" => self.state_file = Some(PathBuf::from(v()?)),
+            "state-every" => self.state_every = dur(Duration::from_secs(10))?,
             "events" => self.events = Some(PathBuf::from(v()?)),
             "stats-file" => self.stats_file = PathBuf::from(v()?),
             "metrics-file" => self.metrics_file = Some(PathBuf::from(v()?)),
