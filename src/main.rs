@@ -347,13 +347,8 @@ fn list(s: &Settings, json: bool) -> Result<(), String> {
 
 fn replay(s: &Settings, path: &std::path::Path) -> Result<(), String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    // One shard: the whole capacity and ban budget.
     let config = daemon::detector_config(s, 1);
-    let config = detector::Config {
-        capacity: s.capacity as usize,
-        ban_rate: s.ban_rate,
-        ban_burst: s.ban_rate * 2,
-        ..config
-    };
     let r = detector::replay::run(&bytes, &config, &[])
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let hosts: Vec<String> = r.local.iter().map(|a| a.to_string()).collect();

@@ -141,31 +141,34 @@ pub struct Settings {
 }
 
 impl Default for Settings {
+    /// Detection and ban defaults are the detector's (`detector::Config::default()`), queue
+    /// defaults nfnl's: one table each, which `--help` prints (`help_text`).
     fn default() -> Self {
+        let d = detector::Config::default();
         Settings {
             mode: Mode::Managed,
             queue: QueueRange { first: 0, last: 0 },
             verdict: ProbeVerdict::Accept,
             open_ports: OpenPorts::Auto,
-            copy_range: 128,
-            queue_max_len: 4096,
+            copy_range: nfnl::queue::DEFAULT_COPY_RANGE,
+            queue_max_len: nfnl::queue::DEFAULT_MAX_LEN,
             tail_mark: TAIL_MARK,
-            threshold: 21,
-            weight_privileged: 3,
-            weight_other: 1,
-            weight_stealth: 7,
-            leak_every: Duration::from_secs(5),
-            ipv6_prefix: 64,
+            threshold: d.threshold,
+            weight_privileged: d.weight_privileged,
+            weight_other: d.weight_other,
+            weight_stealth: d.weight_stealth,
+            leak_every: Duration::from_millis(d.leak_every_ms),
+            ipv6_prefix: d.ipv6_prefix,
             allow: Vec::new(),
-            capacity: 65_536,
+            capacity: u32::try_from(d.capacity).unwrap_or(u32::MAX),
             spare_ports: vec![22],
             spare_after: Duration::from_secs(120),
-            ban_time: Duration::from_secs(3600),
-            ban_factor: 2,
-            ban_max: Duration::from_secs(7 * 86_400),
-            offender_memory: Duration::from_secs(86_400),
-            ban_jitter_percent: 5,
-            ban_rate: 20,
+            ban_time: Duration::from_millis(d.ban_ms),
+            ban_factor: d.ban_factor,
+            ban_max: Duration::from_millis(d.ban_max_ms),
+            offender_memory: Duration::from_millis(d.offender_memory_ms),
+            ban_jitter_percent: d.ban_jitter_percent,
+            ban_rate: d.ban_rate,
             set_size: 65_536,
             dry_run: false,
             reset: false,
@@ -181,6 +184,7 @@ impl Default for Settings {
 }
 
 /// One setting's documentation: its name, the value it takes (None for a switch) and what it does.
+/// `{default}` in `help` stands for the setting's default value, filled in by `help_text`.
 pub struct OptionDoc {
     pub name: &'static str,
     pub value: Option<&'static str>,
@@ -205,35 +209,35 @@ const fn switch(name: &'static str, help: &'static str) -> OptionDoc {
 
 pub const OPTIONS: &[OptionDoc] = &[
     opt("mode", "managed|tail", "managed: install table inet scanban with its sensor (default); tail: only bind the queue(s) your own ruleset feeds (`scanban ruleset --mode tail` prints the rule)"),
-    opt("queue", "N|N-M", "queue number(s) to read, one thread each (default 0)"),
+    opt("queue", "N|N-M", "queue number(s) to read, one thread each (default {default})"),
     opt("verdict", "accept|drop", "what queued probes get: accept lets the host answer as before (default), drop makes closed ports silent"),
     opt("open-ports", "auto|socket|proc", "how the sensor skips open ports: the nft socket expression, or sets of listening ports read from /proc (auto: socket where the kernel has it)"),
-    opt("copy-range", "BYTES", "bytes of each packet copied from the kernel (default 128: IP and TCP headers with options)"),
-    opt("queue-max-len", "N", "packets the kernel holds for scanban; past that, managed mode lets probes through unexamined (fail-open), tail mode drops them (default 4096)"),
-    opt("tail-mark", "BIT", "tail mode: packets scanban lets through go back to the start of your chain with this mark bit added, which your queue rule must skip (default 0x10000000; see `scanban ruleset --mode tail`)"),
-    opt("threshold", "SCORE", "score at which a source is banned (default 21: 7 privileged or 21 other closed ports)"),
-    opt("weight-privileged", "N", "score of a distinct closed port below 1024 (default 3)"),
-    opt("weight-other", "N", "score of a distinct closed port from 1024 (default 1)"),
-    opt("weight-stealth", "N", "score of a NULL/FIN/XMAS/SYN+FIN/SYN+RST probe (default 7)"),
-    opt("leak-every", "DURATION", "a source's score drops by one point per DURATION (default 5s)"),
-    opt("ipv6-prefix", "LEN", "IPv6 sources are counted and banned by this prefix (default 64)"),
+    opt("copy-range", "BYTES", "bytes of each packet copied from the kernel (default {default}: IP and TCP headers with options)"),
+    opt("queue-max-len", "N", "packets the kernel holds for scanban; past that, managed mode lets probes through unexamined (fail-open), tail mode drops them (default {default})"),
+    opt("tail-mark", "BIT", "tail mode: packets scanban lets through go back to the start of your chain with this mark bit added, which your queue rule must skip (default {default}; see `scanban ruleset --mode tail`)"),
+    opt("threshold", "SCORE", "score at which a source is banned (default {default}: 7 privileged or 21 other closed ports)"),
+    opt("weight-privileged", "N", "score of a distinct closed port below 1024 (default {default})"),
+    opt("weight-other", "N", "score of a distinct closed port from 1024 (default {default})"),
+    opt("weight-stealth", "N", "score of a NULL/FIN/XMAS/SYN+FIN/SYN+RST probe (default {default})"),
+    opt("leak-every", "DURATION", "a source's score drops by one point per DURATION (default {default})"),
+    opt("ipv6-prefix", "LEN", "IPv6 sources are counted and banned by this prefix (default {default})"),
     opt("allow", "CIDR", "never track or ban these sources; repeatable (loopback, link-local and multicast are always allowed)"),
-    opt("capacity", "N", "sources tracked at once; the least recently seen is forgotten first (default 65536)"),
-    opt("spare-ports", "PORT,...|none", "a source with a TCP session to one of these local ports, open before its scan began and for at least spare-after, is not banned (default 22)"),
-    opt("spare-after", "DURATION", "how old such a management session must be (default 2m, sshd's LoginGraceTime)"),
-    opt("ban-time", "DURATION", "first ban's length (default 1h)"),
-    opt("ban-factor", "N", "each repeat ban lasts N times the previous one (default 2)"),
-    opt("ban-max", "DURATION", "longest ban (default 1w)"),
-    opt("offender-memory", "DURATION", "how long a banned source counts as a repeat offender (default 24h)"),
-    opt("ban-jitter", "PERCENT", "random spread of ban lengths so bans do not all expire together (default 5)"),
-    opt("ban-rate", "N", "most new bans per second, against spoofed floods (default 20)"),
-    opt("set-size", "N", "most bans the kernel sets hold (default 65536)"),
+    opt("capacity", "N", "sources tracked at once; the least recently seen is forgotten first (default {default})"),
+    opt("spare-ports", "PORT,...|none", "a source with a TCP session to one of these local ports, open before its scan began and for at least spare-after, is not banned (default {default})"),
+    opt("spare-after", "DURATION", "how old such a management session must be (default {default}, sshd's LoginGraceTime)"),
+    opt("ban-time", "DURATION", "first ban's length (default {default})"),
+    opt("ban-factor", "N", "each repeat ban lasts N times the previous one (default {default})"),
+    opt("ban-max", "DURATION", "longest ban (default {default})"),
+    opt("offender-memory", "DURATION", "how long a banned source counts as a repeat offender (default {default})"),
+    opt("ban-jitter", "PERCENT", "random spread of ban lengths so bans do not all expire together (default {default})"),
+    opt("ban-rate", "N", "most new bans per second, against spoofed floods (default {default})"),
+    opt("set-size", "N", "most bans the kernel sets hold (default {default})"),
     switch("dry-run", "detect and log what would be banned, ban nothing"),
     switch("reset", "remove existing bans at start (they are kept by default)"),
     opt("on-exit", "keep|remove", "keep the table and its bans when stopping (default), or remove it"),
     opt("state-file", "PATH", "save active bans here on exit (and every few minutes) and restore them at start"),
     opt("events", "PATH|-", "append one JSON line per ban to PATH, or stdout with -"),
-    opt("stats-file", "PATH", "counters for `scanban status`, rewritten every few seconds (default /run/scanban/stats)"),
+    opt("stats-file", "PATH", "counters for `scanban status`, rewritten every few seconds (default {default})"),
     opt("metrics-file", "PATH", "the same counters in Prometheus text format"),
     opt("user", "NAME", "after setup, run as this user with CAP_NET_ADMIN only (default: stay root, still with CAP_NET_ADMIN only); the directories of the files it writes are given to it if they are its own (named scanban)"),
     switch("verbose", "debug logging"),
@@ -262,7 +266,76 @@ pub fn takes_value(name: &str) -> Option<bool> {
         .map(|o| o.value.is_some())
 }
 
+/// `o`'s help as `--help` and the man page print it, `{default}` filled in from
+/// `Settings::default()`.
+pub fn help_text(o: &OptionDoc) -> String {
+    match Settings::default().value_text(o.name) {
+        Some(v) => o.help.replace("{default}", &v),
+        None => o.help.to_string(),
+    }
+}
+
 impl Settings {
+    /// A setting's value spelled as `apply` reads it (`1h`, `0x10000000`, `22,2222`), or None
+    /// for one with nothing to show (a path not set, a switch, the allowlist).
+    pub fn value_text(&self, name: &str) -> Option<String> {
+        let d = |d: Duration| Some(duration::Human(d).to_string());
+        let n = |n: u32| Some(n.to_string());
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        match name {
+            "mode" => Some(match self.mode {
+                Mode::Managed => "managed".into(),
+                Mode::Tail => "tail".into(),
+            }),
+            "queue" => Some(self.queue.to_string()),
+            "verdict" => Some(match self.verdict {
+                ProbeVerdict::Accept => "accept".into(),
+                ProbeVerdict::Drop => "drop".into(),
+            }),
+            "open-ports" => Some(match self.open_ports {
+                OpenPorts::Auto => "auto".into(),
+                OpenPorts::Socket => "socket".into(),
+                OpenPorts::Proc => "proc".into(),
+            }),
+            "copy-range" => n(self.copy_range),
+            "queue-max-len" => n(self.queue_max_len),
+            "tail-mark" => Some(format!("{:#x}", self.tail_mark)),
+            "threshold" => n(self.threshold),
+            "weight-privileged" => n(self.weight_privileged),
+            "weight-other" => n(self.weight_other),
+            "weight-stealth" => n(self.weight_stealth),
+            "leak-every" => d(self.leak_every),
+            "ipv6-prefix" => n(u32::from(self.ipv6_prefix)),
+            "capacity" => n(self.capacity),
+            "spare-ports" if self.spare_ports.is_empty() => Some("none".into()),
+            "spare-ports" => Some(
+                self.spare_ports
+                    .iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            "spare-after" => d(self.spare_after),
+            "ban-time" => d(self.ban_time),
+            "ban-factor" => n(self.ban_factor),
+            "ban-max" => d(self.ban_max),
+            "offender-memory" => d(self.offender_memory),
+            "ban-jitter" => n(self.ban_jitter_percent),
+            "ban-rate" => n(self.ban_rate),
+            "set-size" => n(self.set_size),
+            "on-exit" => Some(match self.on_exit {
+                OnExit::Keep => "keep".into(),
+                OnExit::Remove => "remove".into(),
+            }),
+            "state-file" => path(&self.state_file),
+            "events" => path(&self.events),
+            "stats-file" => Some(self.stats_file.display().to_string()),
+            "metrics-file" => path(&self.metrics_file),
+            "user" => self.user.clone(),
+            _ => None,
+        }
+    }
+
     /// Applies one setting by name. Switches take `None`.
     pub fn apply(&mut self, name: &str, value: Option<&str>) -> Result<(), SettingError> {
         let fail = |problem: String| SettingError {
@@ -473,6 +546,50 @@ mod tests {
             assert_ne!(s, Settings::default(), "{} changed nothing", o.name);
         }
         assert!(Settings::default().apply("no-such", Some("1")).is_err());
+    }
+
+    /// `--help` shows every default from the one table: each `{default}` is filled in, and the
+    /// text it shows, applied as a setting, is exactly the default (so `--ban-time` says `1h`
+    /// because the detector's first ban is an hour). A default shown in words (the choice
+    /// marked "default") names the default choice.
+    #[test]
+    fn help_shows_the_real_defaults() {
+        let default = Settings::default();
+        for o in OPTIONS {
+            let text = help_text(o);
+            assert!(!text.contains('{'), "{}: {text}", o.name);
+            let Some(value) = default.value_text(o.name) else {
+                assert!(!o.help.contains("{default}"), "{} has no default", o.name);
+                continue;
+            };
+            assert!(text.contains(&value), "{}: {text} lacks {value}", o.name);
+            let mut s = Settings::default();
+            s.apply(o.name, Some(&value)).unwrap();
+            assert_eq!(s, default, "{} {value} is not the default", o.name);
+        }
+        let d = detector::Config::default();
+        assert_eq!(default.threshold, d.threshold);
+        assert_eq!(default.ban_max.as_millis(), u128::from(d.ban_max_ms));
+        let ban_time = OPTIONS.iter().find(|o| o.name == "ban-time").unwrap();
+        assert_eq!(help_text(ban_time), "first ban's length (default 1h)");
+    }
+
+    /// Every setting's value shows in the spelling `apply` reads back.
+    #[test]
+    fn values_show_as_they_are_read() {
+        let mut s = Settings::default();
+        s.apply_file(
+            "mode tail\nverdict drop\nopen-ports socket\non-exit remove\nspare-ports none\nqueue 2-5\nuser nobody\n",
+            "x.conf",
+        )
+        .unwrap();
+        for o in OPTIONS {
+            if let Some(v) = s.value_text(o.name) {
+                let mut t = s.clone();
+                t.apply(o.name, Some(&v)).unwrap();
+                assert_eq!(t, s, "{} {v}", o.name);
+            }
+        }
     }
 
     #[test]

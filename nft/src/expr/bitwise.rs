@@ -7,6 +7,9 @@ use super::attrs::Attrs;
 use super::Expr;
 use crate::uapi::{bitwise, data};
 
+/// `NFTA_EXPR_NAME`.
+pub(super) const NAME: &str = "bitwise";
+
 pub(super) fn encode(
     m: &mut MessageBuilder<'_>,
     sreg: u32,

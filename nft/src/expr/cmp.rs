@@ -9,6 +9,9 @@ use super::attrs::Attrs;
 use super::Expr;
 use crate::uapi::{cmp, data};
 
+/// `NFTA_EXPR_NAME`.
+pub(super) const NAME: &str = "cmp";
+
 /// `enum nft_cmp_ops`. An operator this crate does not name keeps its number: reading it as a
 /// known one would show, and re-install, a different rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

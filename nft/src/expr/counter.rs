@@ -7,6 +7,9 @@ use super::attrs::Attrs;
 use super::Expr;
 use crate::uapi::counter;
 
+/// `NFTA_EXPR_NAME`.
+pub(super) const NAME: &str = "counter";
+
 pub(super) fn encode(m: &mut MessageBuilder<'_>, packets: u64, bytes: u64) {
     // nft sends an empty counter; values only when restoring counts.
     if packets != 0 || bytes != 0 {

@@ -7,6 +7,9 @@ use super::attrs::Attrs;
 use super::Expr;
 use crate::uapi::ct;
 
+/// `NFTA_EXPR_NAME`.
+pub(super) const NAME: &str = "ct";
+
 pub(super) fn encode(m: &mut MessageBuilder<'_>, key: u32, dreg: u32) {
     m.be32(ct::KEY, key).be32(ct::DREG, dreg);
 }

@@ -9,6 +9,9 @@ use super::verdict::{self, parse_verdict, Verdict};
 use super::Expr;
 use crate::uapi::{data, immediate, REG_VERDICT};
 
+/// `NFTA_EXPR_NAME`.
+pub(super) const NAME: &str = "immediate";
+
 pub(super) fn encode(m: &mut MessageBuilder<'_>, v: &Verdict) {
     m.be32(immediate::DREG, REG_VERDICT)
         .nest(immediate::DATA, |m| {

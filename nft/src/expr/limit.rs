@@ -7,6 +7,9 @@ use super::attrs::Attrs;
 use super::Expr;
 use crate::uapi::limit;
 
+/// `NFTA_EXPR_NAME`.
+pub(super) const NAME: &str = "limit";
+
 /// `enum nft_limit_type`: what the bucket counts. A type this crate does not name keeps its
 /// number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,6 +7,9 @@ use super::attrs::Attrs;
 use super::Expr;
 use crate::uapi::lookup;
 
+/// `NFTA_EXPR_NAME`.
+pub(super) const NAME: &str = "lookup";
+
 pub(super) fn encode(m: &mut MessageBuilder<'_>, sreg: u32, set: &str, invert: bool) {
     m.be32(lookup::SREG, sreg).str(lookup::SET, set);
     if invert {

@@ -8,6 +8,9 @@ use super::attrs::Attrs;
 use super::Expr;
 use crate::uapi::meta;
 
+/// `NFTA_EXPR_NAME`.
+pub(super) const NAME: &str = "meta";
+
 pub(super) fn encode(m: &mut MessageBuilder<'_>, key: u32, dreg: u32) {
     m.be32(meta::KEY, key).be32(meta::DREG, dreg);
 }

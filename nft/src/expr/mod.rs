@@ -119,36 +119,36 @@ pub enum Expr {
 /// Each modelled expression's kernel name (`NFTA_EXPR_NAME`) and its decoder.
 type Parse = fn(&Attrs<'_>) -> Result<Expr, DecodeError>;
 const PARSERS: [(&str, Parse); 12] = [
-    ("payload", payload::parse),
-    ("meta", meta::parse),
-    ("cmp", cmp::parse),
-    ("bitwise", bitwise::parse),
-    ("lookup", lookup::parse),
-    ("ct", ct::parse),
-    ("socket", socket::parse),
-    ("counter", counter::parse),
-    ("limit", limit::parse),
-    ("immediate", immediate::parse),
-    ("queue", queue::parse),
-    ("target", target::parse),
+    (payload::NAME, payload::parse),
+    (meta::NAME, meta::parse),
+    (cmp::NAME, cmp::parse),
+    (bitwise::NAME, bitwise::parse),
+    (lookup::NAME, lookup::parse),
+    (ct::NAME, ct::parse),
+    (socket::NAME, socket::parse),
+    (counter::NAME, counter::parse),
+    (limit::NAME, limit::parse),
+    (immediate::NAME, immediate::parse),
+    (queue::NAME, queue::parse),
+    (target::NAME, target::parse),
 ];
 
 impl Expr {
     /// The expression's kernel name (`NFTA_EXPR_NAME`).
     pub fn name(&self) -> &str {
         match self {
-            Expr::Payload { .. } => "payload",
-            Expr::Meta { .. } => "meta",
-            Expr::Cmp { .. } => "cmp",
-            Expr::Bitwise { .. } => "bitwise",
-            Expr::Lookup { .. } => "lookup",
-            Expr::Ct { .. } => "ct",
-            Expr::Socket { .. } => "socket",
-            Expr::Counter { .. } => "counter",
-            Expr::Limit { .. } => "limit",
-            Expr::Immediate { .. } => "immediate",
-            Expr::Queue { .. } => "queue",
-            Expr::Target { .. } => "target",
+            Expr::Payload { .. } => payload::NAME,
+            Expr::Meta { .. } => meta::NAME,
+            Expr::Cmp { .. } => cmp::NAME,
+            Expr::Bitwise { .. } => bitwise::NAME,
+            Expr::Lookup { .. } => lookup::NAME,
+            Expr::Ct { .. } => ct::NAME,
+            Expr::Socket { .. } => socket::NAME,
+            Expr::Counter { .. } => counter::NAME,
+            Expr::Limit { .. } => limit::NAME,
+            Expr::Immediate { .. } => immediate::NAME,
+            Expr::Queue { .. } => queue::NAME,
+            Expr::Target { .. } => target::NAME,
             Expr::Other { name, .. } => name,
         }
     }
@@ -227,187 +227,4 @@ impl Expr {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::uapi::{ct, meta, queue, socket};
-    use nfnl::attr::AttrIter;
-    use nfnl::message::{Messages, NfGenMsg};
-
-    /// The `NFTA_LIST_ELEM` bytes `e` encodes to.
-    fn encoded(e: &Expr) -> Vec<u8> {
-        let mut buf = Vec::new();
-        let mut m = MessageBuilder::new(&mut buf, 0x0a06, 1, 1, NfGenMsg::default());
-        e.encode(&mut m);
-        m.finish().unwrap();
-        let msg = Messages::new(&buf).next().unwrap().unwrap();
-        msg.nfgen().unwrap().1.to_vec()
-    }
-
-    fn parsed(elem: &[u8]) -> Expr {
-        let elem = AttrIter::new(elem).next().unwrap().unwrap();
-        Expr::parse(&elem).unwrap()
-    }
-
-    fn round_trip(e: &Expr) -> Expr {
-        parsed(&encoded(e))
-    }
-
-    #[test]
-    fn every_expression_round_trips() {
-        let all = vec![
-            Expr::Payload {
-                base: PayloadBase::Network,
-                offset: 12,
-                len: 4,
-                dreg: REG_1,
-            },
-            Expr::Meta {
-                key: meta::L4PROTO,
-                dreg: REG_1,
-            },
-            Expr::Cmp {
-                sreg: REG_1,
-                op: CmpOp::Neq,
-                data: vec![6],
-            },
-            Expr::Bitwise {
-                sreg: REG_1,
-                dreg: REG_1,
-                len: 16,
-                mask: vec![0xff; 16],
-                xor: vec![0; 16],
-            },
-            Expr::Lookup {
-                sreg: REG_1,
-                set: "banned4".into(),
-                invert: true,
-            },
-            Expr::Ct {
-                key: ct::STATE,
-                dreg: REG_1,
-            },
-            Expr::Socket {
-                key: socket::TRANSPARENT,
-                dreg: REG_1,
-            },
-            Expr::Counter {
-                packets: 0,
-                bytes: 0,
-            },
-            Expr::Counter {
-                packets: 5,
-                bytes: 300,
-            },
-            Expr::Limit {
-                rate: 10,
-                unit_secs: 1,
-                burst: 5,
-                kind: LimitType::Packets,
-                invert: false,
-            },
-            Expr::Limit {
-                rate: 1_000_000,
-                unit_secs: 60,
-                burst: 0,
-                kind: LimitType::Bytes,
-                invert: true,
-            },
-            Expr::Immediate {
-                verdict: Verdict::Drop,
-            },
-            Expr::Immediate {
-                verdict: Verdict::Jump("sensor".into()),
-            },
-            Expr::Queue {
-                num: 2,
-                total: 4,
-                flags: queue::FLAG_BYPASS | queue::FLAG_CPU_FANOUT,
-            },
-            Expr::Target {
-                name: "NFQUEUE".into(),
-                rev: 3,
-                info: nfqueue_v3_info(0, 2, queue::FLAG_BYPASS),
-            },
-            Expr::Other {
-                name: "future".into(),
-                data: [&8u16.to_ne_bytes()[..], &1u16.to_ne_bytes(), &[0, 0, 0, 1]].concat(),
-            },
-        ];
-        for e in &all {
-            assert_eq!(&round_trip(e), e);
-        }
-    }
-
-    /// Codes this crate does not name come back as themselves: decoded as `Unknown`, never as a
-    /// known value, and re-encoded to the very bytes they were read from.
-    #[test]
-    fn unknown_enum_values_are_kept_and_re_encoded_unchanged() {
-        let unknown = [
-            Expr::Cmp {
-                sreg: REG_1,
-                op: CmpOp::Unknown(9),
-                data: vec![6],
-            },
-            Expr::Payload {
-                base: PayloadBase::Unknown(3), // NFT_PAYLOAD_INNER_HEADER
-                offset: 0,
-                len: 4,
-                dreg: REG_1,
-            },
-            Expr::Limit {
-                rate: 1,
-                unit_secs: 1,
-                burst: 0,
-                kind: LimitType::Unknown(7),
-                invert: false,
-            },
-        ];
-        for e in &unknown {
-            let bytes = encoded(e);
-            let back = parsed(&bytes);
-            assert_eq!(&back, e);
-            assert_eq!(encoded(&back), bytes, "{e:?}");
-        }
-        for code in 0..16 {
-            assert_eq!(CmpOp::from_code(code).code(), code);
-            assert_eq!(PayloadBase::from_code(code).code(), code);
-            assert_eq!(LimitType::from_code(code).code(), code);
-        }
-        assert_eq!(CmpOp::from_code(5), CmpOp::Gte);
-        assert_eq!(CmpOp::from_code(6), CmpOp::Unknown(6));
-        assert_eq!(PayloadBase::from_code(2), PayloadBase::Transport);
-        assert_eq!(PayloadBase::from_code(3), PayloadBase::Unknown(3));
-    }
-
-    /// The attribute numbers on the wire are the kernel's: a cmp `!= 6` on register 1 is
-    /// NFTA_CMP_SREG 1, NFTA_CMP_OP NFT_CMP_NEQ, NFTA_CMP_DATA { NFTA_DATA_VALUE 06 }.
-    #[test]
-    fn cmp_encodes_to_the_kernel_layout() {
-        let e = Expr::Cmp {
-            sreg: REG_1,
-            op: CmpOp::Neq,
-            data: vec![6],
-        };
-        let nla = |len: u16, kind: u16| [len.to_ne_bytes(), kind.to_ne_bytes()].concat();
-        let body: Vec<u8> = [
-            nla(8, 1),
-            vec![0, 0, 0, 1],
-            nla(8, 2),
-            vec![0, 0, 0, 1],
-            nla(12, 3 | nfnl::attr::NLA_F_NESTED),
-            nla(5, 1),
-            vec![6, 0, 0, 0],
-        ]
-        .concat();
-        let bytes = encoded(&e);
-        assert!(bytes.ends_with(&body), "{bytes:02x?}");
-    }
-
-    #[test]
-    fn nfqueue_info_is_host_endian_and_aligned() {
-        let info = nfqueue_v3_info(7, 1, 1);
-        assert_eq!(info.len(), 8);
-        assert_eq!(u16::from_ne_bytes([info[0], info[1]]), 7);
-        assert_eq!(u16::from_ne_bytes([info[4], info[5]]), 1);
-    }
-}
+mod tests;

@@ -8,6 +8,9 @@ use super::attrs::Attrs;
 use super::Expr;
 use crate::uapi::payload;
 
+/// `NFTA_EXPR_NAME`.
+pub(super) const NAME: &str = "payload";
+
 /// `enum nft_payload_bases`. A base this crate does not name (`NFT_PAYLOAD_INNER_HEADER`, or a
 /// newer one) keeps its number, so a dumped rule is shown and re-encoded as the kernel holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,6 +8,9 @@ use super::attrs::Attrs;
 use super::Expr;
 use crate::uapi::queue;
 
+/// `NFTA_EXPR_NAME`.
+pub(super) const NAME: &str = "queue";
+
 pub(super) fn encode(m: &mut MessageBuilder<'_>, num: u16, total: u16, flags: u16) {
     m.be16(queue::NUM, num)
         .be16(queue::TOTAL, total)

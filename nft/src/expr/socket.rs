@@ -9,6 +9,9 @@ use super::attrs::Attrs;
 use super::Expr;
 use crate::uapi::socket;
 
+/// `NFTA_EXPR_NAME`.
+pub(super) const NAME: &str = "socket";
+
 pub(super) fn encode(m: &mut MessageBuilder<'_>, key: u32, dreg: u32) {
     // LEVEL (cgroup v2 ancestry) 0, as nft sends it; ignored for other keys.
     m.be32(socket::KEY, key)

@@ -8,6 +8,9 @@ use super::attrs::Attrs;
 use super::Expr;
 use crate::uapi::target;
 
+/// `NFTA_EXPR_NAME`.
+pub(super) const NAME: &str = "target";
+
 pub(super) fn encode(m: &mut MessageBuilder<'_>, name: &str, rev: u32, info: &[u8]) {
     m.str(target::NAME, name)
         .be32(target::REV, rev)
@@ -34,4 +37,17 @@ pub fn nfqueue_v3_info(num: u16, total: u16, flags: u16) -> Vec<u8> {
     info.extend_from_slice(&flags.to_ne_bytes());
     info.extend_from_slice(&[0, 0]);
     info
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nfqueue_info_is_host_endian_and_aligned() {
+        let info = nfqueue_v3_info(7, 1, 1);
+        assert_eq!(info.len(), 8);
+        assert_eq!(u16::from_ne_bytes([info[0], info[1]]), 7);
+        assert_eq!(u16::from_ne_bytes([info[4], info[5]]), 1);
+    }
 }
