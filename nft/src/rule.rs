@@ -11,6 +11,7 @@ use nfnl::message::MessageBuilder;
 use nfnl::DecodeError;
 
 use detector::inet::{ipproto, prefix_mask_v6};
+use detector::packet::field::{self, Field};
 use nfnl::message::family as nfproto;
 
 use crate::expr::{nfqueue_v3_info, CmpOp, Expr, PayloadBase, Verdict, REG_1};
@@ -88,11 +89,12 @@ impl Rule {
         Expr::Meta { key, dreg: REG_1 }
     }
 
-    fn payload(base: PayloadBase, offset: u32, len: u32) -> Expr {
+    /// Loads header field `f` (the detector's own layout, `detector::packet::field`).
+    fn payload(base: PayloadBase, f: Field) -> Expr {
         Expr::Payload {
             base,
-            offset,
-            len,
+            offset: f.start as u32,
+            len: f.len() as u32,
             dreg: REG_1,
         }
     }
@@ -108,7 +110,7 @@ impl Rule {
     /// `ip saddr @set`
     pub fn ip_saddr_in(self, set: &str) -> Self {
         let mut e = Self::nfproto(nfproto::IPV4).to_vec();
-        e.push(Self::payload(PayloadBase::Network, 12, 4));
+        e.push(Self::payload(PayloadBase::Network, field::ipv4::SRC_ADDR));
         e.push(Expr::Lookup {
             sreg: REG_1,
             set: set.into(),
@@ -124,7 +126,7 @@ impl Rule {
         // exactly the keys it bans.
         let mask = prefix_mask_v6(prefix_len).to_be_bytes();
         let mut e = Self::nfproto(nfproto::IPV6).to_vec();
-        e.push(Self::payload(PayloadBase::Network, 8, 16));
+        e.push(Self::payload(PayloadBase::Network, field::ipv6::SRC_ADDR));
         if prefix_len < 128 {
             e.push(Expr::Bitwise {
                 sreg: REG_1,
@@ -149,13 +151,13 @@ impl Rule {
 
     /// `tcp dport @set` / `udp dport @set` (with nft's implicit l4proto match).
     pub fn dport_in(self, udp: bool, set: &str) -> Self {
-        let (proto, name) = if udp {
-            (ipproto::UDP, "udp")
+        let (proto, name, dport) = if udp {
+            (ipproto::UDP, "udp", field::udp::DST_PORT)
         } else {
-            (ipproto::TCP, "tcp")
+            (ipproto::TCP, "tcp", field::tcp::DST_PORT)
         };
         let mut e = Self::l4proto(proto).to_vec();
-        e.push(Self::payload(PayloadBase::Transport, 2, 2));
+        e.push(Self::payload(PayloadBase::Transport, dport));
         e.push(Expr::Lookup {
             sreg: REG_1,
             set: set.into(),
@@ -239,7 +241,10 @@ impl Rule {
         };
         let mut e = Self::l4proto(ipproto::TCP).to_vec();
         e.extend([
-            Self::payload(PayloadBase::Transport, 13, 1),
+            Self::payload(
+                PayloadBase::Transport,
+                field::tcp::FLAGS..field::tcp::FLAGS + 1,
+            ),
             Expr::Bitwise {
                 sreg: REG_1,
                 dreg: REG_1,

@@ -1,5 +1,6 @@
 //! Byte positions of the header fields `packet` reads, by protocol (smoltcp's `mod field`): every
-//! offset the parser uses is named once, next to the header it belongs to.
+//! offset the parser uses is named once, next to the header it belongs to. The `nft` crate's
+//! rules load the same fields (`ip saddr`, `tcp dport`, `tcp flags`) from these ranges.
 
 pub type Field = core::ops::Range<usize>;
 

@@ -73,7 +73,7 @@ pub struct Observation {
     pub ifindex: Option<u32>,
 }
 
-pub(crate) mod field;
+pub mod field;
 
 use crate::inet::ipproto;
 
