@@ -474,5 +474,20 @@ mod tests {
         );
         let r = Rule::new(Family::Inet, "t", "c").tcp_flags(0x16, 0);
         assert_eq!(r.to_nft(), "tcp flags ! syn,rst,ack");
+        // Loads at the offsets nft uses: `udp dport` is transport 2..4, `tcp flags` 13..14.
+        let loads = |r: Rule| -> Vec<(u32, u32)> {
+            r.exprs
+                .iter()
+                .filter_map(|e| match e {
+                    Expr::Payload { offset, len, .. } => Some((*offset, *len)),
+                    _ => None,
+                })
+                .collect()
+        };
+        let r = Rule::new(Family::Inet, "t", "c");
+        assert_eq!(loads(r.clone().dport_in(true, "s")), [(2, 2)]);
+        assert_eq!(loads(r.clone().tcp_flags(0x02, 0x02)), [(13, 1)]);
+        assert_eq!(loads(r.clone().ip_saddr_in("s")), [(12, 4)]);
+        assert_eq!(loads(r.ip6_saddr_prefix_in(64, "s")), [(8, 16)]);
     }
 }
