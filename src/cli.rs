@@ -248,7 +248,7 @@ pub fn help() -> String {
             Some(v) => format!("--{} {v}", o.name),
             None => format!("--{}", o.name),
         };
-        out.push_str(&format!("  {left:<32} {}\n", o.help));
+        out.push_str(&format!("  {left:<32} {}\n", settings::help_text(o)));
     }
     out
 }
@@ -388,7 +388,7 @@ mod tests {
                 Some(v) => format!(".BI \\-\\-{} \" {}\"", roff(o.name), roff(v)),
                 None => format!(".B \\-\\-{}", roff(o.name)),
             };
-            let entry = format!("{head}\n{}\n", roff(o.help));
+            let entry = format!("{head}\n{}\n", roff(&settings::help_text(o)));
             assert!(
                 page.contains(&entry),
                 "man page lacks or differs on:\n{entry}"

@@ -11,7 +11,8 @@
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use detector::source::{canonical, mask_v6};
+use detector::inet::mask_v6;
+use detector::source::canonical;
 use detector::Cidr;
 
 /// Where resolvers are written down: the stub's file, and the upstream servers behind a local

@@ -151,31 +151,34 @@ pub struct Settings {
 }
 
 impl Default for Settings {
+    /// Detection and ban defaults are the detector's (`detector::Config::default()`), queue
+    /// defaults nfnl's: one table each, which `--help` prints (`help_text`).
     fn default() -> Self {
+        let d = detector::Config::default();
         Settings {
             mode: Mode::Managed,
             queue: QueueRange { first: 0, last: 0 },
             verdict: ProbeVerdict::Accept,
             open_ports: OpenPorts::Auto,
-            copy_range: 128,
-            queue_max_len: 4096,
+            copy_range: nfnl::queue::DEFAULT_COPY_RANGE,
+            queue_max_len: nfnl::queue::DEFAULT_MAX_LEN,
             tail_mark: TAIL_MARK,
-            threshold: 21,
-            weight_privileged: 3,
-            weight_other: 1,
-            weight_stealth: 7,
-            leak_every: Duration::from_secs(5),
-            ipv6_prefix: 64,
+            threshold: d.threshold,
+            weight_privileged: d.weight_privileged,
+            weight_other: d.weight_other,
+            weight_stealth: d.weight_stealth,
+            leak_every: Duration::from_millis(d.leak_every_ms),
+            ipv6_prefix: d.ipv6_prefix,
             allow: Vec::new(),
-            capacity: 65_536,
+            capacity: u32::try_from(d.capacity).unwrap_or(u32::MAX),
             spare_ports: vec![22],
             spare_after: Duration::from_secs(120),
-            ban_time: Duration::from_secs(3600),
-            ban_factor: 2,
-            ban_max: Duration::from_secs(7 * 86_400),
-            offender_memory: Duration::from_secs(86_400),
-            ban_jitter_percent: 5,
-            ban_rate: 20,
+            ban_time: Duration::from_millis(d.ban_ms),
+            ban_factor: d.ban_factor,
+            ban_max: Duration::from_millis(d.ban_max_ms),
+            offender_memory: Duration::from_millis(d.offender_memory_ms),
+            ban_jitter_percent: d.ban_jitter_percent,
+            ban_rate: d.ban_rate,
             set_size: 65_536,
             dry_run: false,
             reset: false,
@@ -192,6 +195,7 @@ impl Default for Settings {
 }
 
 /// One setting's documentation: its name, the value it takes (None for a switch) and what it does.
+/// `{default}` in `help` stands for the setting's default value, filled in by `help_text`.
 pub struct OptionDoc {
     pub name: &'static str,
     pub value: Option<&'static str>,
@@ -216,42 +220,44 @@ const fn switch(name: &'static str, help: &'static str) -> OptionDoc {
 
 pub const OPTIONS: &[OptionDoc] = &[
     opt("mode", "managed|tail", "managed: install table inet scanban with its sensor (default); tail: only bind the queue(s) your own ruleset feeds (`scanban ruleset --mode tail` prints the rule)"),
-    opt("queue", "N|N-M", "queue number(s) to read, one thread each (default 0)"),
+    opt("queue", "N|N-M", "queue number(s) to read, one thread each (default {default})"),
     opt("verdict", "accept|drop", "what queued probes get: accept lets the host answer as before (default), drop makes closed ports silent"),
     opt("open-ports", "auto|socket|proc", "how the sensor skips open ports: the nft socket expression, or sets of listening ports read from /proc (auto: socket where the kernel has it)"),
-    opt("copy-range", "BYTES", "bytes of each packet copied from the kernel (default 128: IP and TCP headers with options)"),
-    opt("queue-max-len", "N", "packets the kernel holds for scanban; past that, managed mode lets probes through unexamined (fail-open), tail mode drops them (default 4096)"),
-    opt("tail-mark", "BIT", "tail mode: packets scanban lets through go back to the start of your chain with this mark bit added, which your queue rule must skip (default 0x10000000; see `scanban ruleset --mode tail`)"),
-    opt("threshold", "SCORE", "score at which a source is banned (default 21: 7 privileged or 21 other closed ports)"),
-    opt("weight-privileged", "N", "score of a distinct closed port below 1024 (default 3)"),
-    opt("weight-other", "N", "score of a distinct closed port from 1024 (default 1)"),
-    opt("weight-stealth", "N", "score of a NULL/FIN/XMAS/SYN+FIN/SYN+RST probe (default 7)"),
-    opt("leak-every", "DURATION", "a source's score drops by one point per DURATION (default 5s)"),
-    opt("ipv6-prefix", "LEN", "IPv6 sources are counted and banned by this prefix (default 64)"),
+    opt("copy-range", "BYTES", "bytes of each packet copied from the kernel (default {default}: IP and TCP headers with options)"),
+    opt("queue-max-len", "N", "packets the kernel holds for scanban; past that, managed mode lets probes through unexamined (fail-open), tail mode drops them (default {default})"),
+    opt("tail-mark", "BIT", "tail mode: packets scanban lets through go back to the start of your chain with this mark bit added, which your queue rule must skip (default {default}; see `scanban ruleset --mode tail`)"),
+    opt("threshold", "SCORE", "score at which a source is banned (default {default}: 7 privileged or 21 other closed ports)"),
+    opt("weight-privileged", "N", "score of a distinct closed port below 1024 (default {default})"),
+    opt("weight-other", "N", "score of a distinct closed port from 1024 (default {default})"),
+    opt("weight-stealth", "N", "score of a NULL/FIN/XMAS/SYN+FIN/SYN+RST probe (default {default})"),
+    opt("leak-every", "DURATION", "a source's score drops by one point per DURATION (default {default})"),
+    opt("ipv6-prefix", "LEN", "IPv6 sources are counted and banned by this prefix (default {default})"),
     opt("allow", "CIDR", "never track or ban these sources; repeatable (loopback, link-local and multicast are always allowed)"),
-    opt("capacity", "N", "sources tracked at once; the least recently seen is forgotten first (default 65536)"),
-    opt("spare-ports", "PORT,...|none", "a source with a TCP session to one of these local ports, open before its scan began and for at least spare-after, is not banned (default 22)"),
-    opt("spare-after", "DURATION", "how old such a management session must be (default 2m, sshd's LoginGraceTime)"),
-    opt("ban-time", "DURATION", "first ban's length (default 1h)"),
-    opt("ban-factor", "N", "each repeat ban lasts N times the previous one (default 2)"),
-    opt("ban-max", "DURATION", "longest ban (default 1w)"),
-    opt("offender-memory", "DURATION", "how long a banned source counts as a repeat offender (default 24h)"),
-    opt("ban-jitter", "PERCENT", "random spread of ban lengths so bans do not all expire together (default 5)"),
-    opt("ban-rate", "N", "most new bans per second, against spoofed floods (default 20)"),
-    opt("set-size", "N", "most bans the kernel sets hold (default 65536)"),
+    opt("capacity", "N", "sources tracked at once; the least recently seen is forgotten first (default {default})"),
+    opt("spare-ports", "PORT,...|none", "a source with a TCP session to one of these local ports, open before its scan began and for at least spare-after, is not banned (default {default})"),
+    opt("spare-after", "DURATION", "how old such a management session must be (default {default}, sshd's LoginGraceTime)"),
+    opt("ban-time", "DURATION", "first ban's length (default {default})"),
+    opt("ban-factor", "N", "each repeat ban lasts N times the previous one (default {default})"),
+    opt("ban-max", "DURATION", "longest ban (default {default})"),
+    opt("offender-memory", "DURATION", "how long a banned source counts as a repeat offender (default {default})"),
+    opt("ban-jitter", "PERCENT", "random spread of ban lengths so bans do not all expire together (default {default})"),
+    opt("ban-rate", "N", "most new bans per second, against spoofed floods (default {default})"),
+    opt("set-size", "N", "most bans the kernel sets hold (default {default})"),
     switch("dry-run", "detect and log what would be banned, ban nothing"),
     switch("reset", "remove existing bans at start (they are kept by default)"),
     opt("on-exit", "keep|remove", "keep the table and its bans when stopping (default), or remove it"),
     opt("state-file", "PATH", "save active bans here and restore them at start; rewritten at stop and every state-every, only when the bans changed"),
-    opt("state-every", "DURATION", "how often the state file is brought up to date if the bans changed (default 5m; 1h spares a router's flash)"),
+    opt("state-every", "DURATION", "how often the state file is brought up to date if the bans changed (default {default}; 1h spares a router's flash)"),
     opt("events", "PATH|-", "append one JSON line per ban to PATH, or stdout with -"),
-    opt("stats-file", "PATH", "counters for `scanban status`, rewritten every few seconds (default /run/scanban/stats)"),
+    opt("stats-file", "PATH", "counters for `scanban status`, rewritten every few seconds (default {default})"),
     opt("metrics-file", "PATH", "the same counters in Prometheus text format"),
     opt("user", "NAME", "after setup, run as this user with CAP_NET_ADMIN only (default: stay root, still with CAP_NET_ADMIN only); the directories of the files it writes are given to it if they are its own (named scanban)"),
     switch("verbose", "debug logging"),
 ];
 
 mod apply;
+mod show;
+pub use show::help_text;
 #[cfg(test)]
 mod tests;
 

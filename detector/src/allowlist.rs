@@ -13,6 +13,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
 
+use crate::inet::{mask_v6, prefix_mask_v4};
 use crate::source::{self, canonical, SourceKey};
 
 /// An address with a prefix length: `192.0.2.0/24`, `2001:db8::/32`; a bare address is a host.
@@ -33,15 +34,10 @@ impl Cidr {
     pub fn contains(&self, ip: &IpAddr) -> bool {
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(a)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.len)).unwrap_or(0);
+                let mask = prefix_mask_v4(self.len);
                 u32::from(net) & mask == u32::from(*a) & mask
             }
-            (IpAddr::V6(net), IpAddr::V6(a)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.len))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(*a) & mask
-            }
+            (IpAddr::V6(net), IpAddr::V6(a)) => mask_v6(net, self.len) == mask_v6(*a, self.len),
             _ => false,
         }
     }
@@ -172,7 +168,7 @@ impl Allowlist {
         if self.on_link.iter().any(|c| c.contains(&addr)) {
             return one(Narrowed::OnLink);
         }
-        let wide = SourceKey::V6(source::mask_v6(a, ipv6_prefix), ipv6_prefix);
+        let wide = SourceKey::V6(mask_v6(a, ipv6_prefix), ipv6_prefix);
         if self.covers_protected(&wide) {
             return one(Narrowed::CoversProtected);
         }

@@ -1,6 +1,9 @@
 //! The detector's policy knobs. Defaults come from the detectors admins already trust:
 //! scanlogd's weights and threshold (3 per privileged port, 1 otherwise, ban at 21) and
 //! CrowdSec's leaky bucket for port scans (one point leaks away per 5 s).
+//!
+//! `Config::default()` is the one table of these defaults: the daemon's settings start from it,
+//! and `scanban --help` and the man page print it.
 
 use crate::allowlist::Cidr;
 
@@ -39,8 +42,22 @@ pub struct Config {
     pub ban_burst: u32,
 }
 
+impl Config {
+    /// Bans that may be issued at once before `ban_rate` applies: two seconds' worth.
+    pub fn burst_for(ban_rate: u32) -> u32 {
+        ban_rate.saturating_mul(2)
+    }
+
+    /// Offenders remembered for `capacity` tracked sources: a quarter as many.
+    pub fn offender_capacity_for(capacity: usize) -> usize {
+        capacity / 4
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
+        const CAPACITY: usize = 65_536;
+        const BAN_RATE: u32 = 20;
         Config {
             threshold: 21,
             weight_privileged: 3,
@@ -49,15 +66,15 @@ impl Default for Config {
             leak_every_ms: 5_000,
             ipv6_prefix: 64,
             allow: Vec::new(),
-            capacity: 65_536,
+            capacity: CAPACITY,
             ban_ms: 3_600_000,
             ban_factor: 2,
             ban_max_ms: 7 * 86_400_000,
             offender_memory_ms: 86_400_000,
-            offender_capacity: 16_384,
+            offender_capacity: Config::offender_capacity_for(CAPACITY),
             ban_jitter_percent: 5,
-            ban_rate: 20,
-            ban_burst: 40,
+            ban_rate: BAN_RATE,
+            ban_burst: Config::burst_for(BAN_RATE),
         }
     }
 }

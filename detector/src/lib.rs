@@ -11,13 +11,15 @@
 //! the ban rate limit says no. Memory is bounded by `Config::capacity` and allocated up front:
 //! `observe` never allocates.
 //!
-//! Modules: [`packet`] (header parsing), [`source`] (who is counted), [`allowlist`],
+//! Modules: [`packet`] (header parsing), [`inet`] (protocol numbers, TCP flags and prefix
+//! masks shared with the `nft` crate), [`source`] (who is counted), [`allowlist`],
 //! [`table`] (bounded tracking), [`offenders`] (ban escalation), [`ratelimit`], [`evidence`],
 //! [`config`], [`pcap`] and [`replay`] (offline use).
 
 pub mod allowlist;
 pub mod config;
 pub mod evidence;
+pub mod inet;
 pub mod offenders;
 pub mod packet;
 pub mod pcap;
@@ -390,13 +392,8 @@ fn stealth_kind(obs: &Observation) -> u8 {
     if obs.proto != Proto::Tcp {
         return 0;
     }
-    const FIN: u8 = 0x01;
-    const SYN: u8 = 0x02;
-    const RST: u8 = 0x04;
-    const PSH: u8 = 0x08;
-    const ACK: u8 = 0x10;
-    const URG: u8 = 0x20;
-    let f = obs.tcp_flags & 0x3f;
+    use inet::tcp_flag::{ACK, CLASSIC, FIN, PSH, RST, SYN, URG};
+    let f = obs.tcp_flags & CLASSIC;
     if f & SYN != 0 && f & FIN != 0 {
         stealth::SYN_FIN
     } else if f & SYN != 0 && f & RST != 0 {

@@ -18,7 +18,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use crate::packet::{self, Proto};
+use crate::inet::ipproto;
+use crate::inet::tcp_flag::{ACK, RST, SYN};
+use crate::packet::{self, field, Network, Proto};
 use crate::pcap::{self, PcapError};
 use crate::{Action, Config, Counters, Detector, Evidence, Outcome, SourceKey};
 
@@ -48,10 +50,6 @@ pub struct Report {
     pub counters: Counters,
 }
 
-const TCP_SYN: u8 = 0x02;
-const TCP_RST: u8 = 0x04;
-const TCP_ACK: u8 = 0x10;
-
 /// Replays `file` (pcap or pcapng bytes) through a detector built from `config`.
 pub fn run(file: &[u8], config: &Config, local: &[IpAddr]) -> Result<Report, PcapError> {
     let mut report = Report {
@@ -76,32 +74,39 @@ pub fn run(file: &[u8], config: &Config, local: &[IpAddr]) -> Result<Report, Pca
     for frame in pcap::frames(file)? {
         let frame = frame?;
         let Some(ip) = frame.ip() else { continue };
-        let Ok((src, dst, proto, l4)) = packet::network(ip) else {
+        let Ok(Network {
+            src,
+            dst,
+            protocol,
+            transport: l4,
+        }) = packet::network(ip)
+        else {
             continue;
         };
-        match (proto, l4) {
-            (6, l4) if l4.len() >= 14 => {
-                let flags = l4[13];
-                let sport = u16::from_be_bytes([l4[0], l4[1]]);
-                let dport = u16::from_be_bytes([l4[2], l4[3]]);
-                if flags & TCP_ACK == 0 {
+        let port = |f: field::Field| u16::from_be_bytes([l4[f.start], l4[f.start + 1]]);
+        match (protocol, l4) {
+            (ipproto::TCP, l4) if l4.len() > field::tcp::FLAGS => {
+                let flags = l4[field::tcp::FLAGS];
+                let sport = port(field::tcp::SRC_PORT);
+                let dport = port(field::tcp::DST_PORT);
+                if flags & ACK == 0 {
                     probes_seen.insert((src, sport, dst, dport));
                     continue;
                 }
                 let answers_probe = probes_seen.contains(&(dst, dport, src, sport));
-                if flags & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK {
+                if flags & (SYN | ACK) == SYN | ACK {
                     open.insert((src, Proto::Tcp, sport));
                 }
-                if infer && answers_probe && flags & (TCP_SYN | TCP_RST) != 0 {
+                if infer && answers_probe && flags & (SYN | RST) != 0 {
                     hosts.insert(src);
                 }
             }
-            (17, l4) if l4.len() >= 4 => {
-                udp_senders.push((src, u16::from_be_bytes([l4[0], l4[1]])));
+            (ipproto::UDP, l4) if l4.len() >= field::udp::DST_PORT.end => {
+                udp_senders.push((src, port(field::udp::SRC_PORT)));
             }
             // ICMP destination unreachable / port unreachable (type 3 code 3) and ICMPv6
             // destination unreachable / port unreachable (type 1 code 4).
-            (1, [3, 3, ..]) | (58, [1, 4, ..]) => {
+            (ipproto::ICMP, [3, 3, ..]) | (ipproto::ICMPV6, [1, 4, ..]) => {
                 *unreachable_sent.entry(src).or_insert(0) += 1;
                 *unreachable_received.entry(dst).or_insert(0) += 1;
             }
@@ -148,8 +153,8 @@ pub fn run(file: &[u8], config: &Config, local: &[IpAddr]) -> Result<Report, Pca
         }
         if obs.proto == Proto::Tcp {
             let f = obs.tcp_flags;
-            let syn_only = f & (TCP_SYN | TCP_ACK) == TCP_SYN;
-            let stealth = f & (TCP_SYN | TCP_RST | TCP_ACK) == 0;
+            let syn_only = f & (SYN | ACK) == SYN;
+            let stealth = f & (SYN | RST | ACK) == 0;
             if !(syn_only || stealth) {
                 continue;
             }

@@ -7,6 +7,8 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::inet::mask_v6;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SourceKey {
     V4(Ipv4Addr),
@@ -21,14 +23,6 @@ pub fn canonical(addr: IpAddr) -> IpAddr {
         IpAddr::V6(a) => a.to_ipv4().map_or(addr, IpAddr::V4),
         v4 => v4,
     }
-}
-
-/// The first `len` bits of `a`.
-pub fn mask_v6(a: Ipv6Addr, len: u8) -> Ipv6Addr {
-    let mask = u128::MAX
-        .checked_shl(128 - u32::from(len.min(128)))
-        .unwrap_or(0);
-    Ipv6Addr::from(u128::from(a) & mask)
 }
 
 impl SourceKey {

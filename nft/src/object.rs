@@ -3,7 +3,8 @@
 
 use std::fmt;
 
-use nfnl::attr::{Attr, AttrIter};
+use nfnl::attr::{align4, Attr, AttrIter};
+use nfnl::message::family as nfproto;
 use nfnl::message::MessageBuilder;
 use nfnl::DecodeError;
 
@@ -11,20 +12,20 @@ use crate::expr::{parse_verdict, Verdict};
 use crate::uapi::{chain, data, elem, set, table, LIST_ELEM};
 use crate::userdata;
 
-/// `nfgen_family` of a table (`NFPROTO_*`).
+/// `nfgen_family` of a table (`NFPROTO_*`, defined once in `nfnl::message::family`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {
-    Inet = 1,
-    Ip = 2,
-    Ip6 = 10,
+    Inet = nfproto::INET as isize,
+    Ip = nfproto::IPV4 as isize,
+    Ip6 = nfproto::IPV6 as isize,
 }
 
 impl Family {
     pub fn from_u8(v: u8) -> Option<Family> {
         match v {
-            1 => Some(Family::Inet),
-            2 => Some(Family::Ip),
-            10 => Some(Family::Ip6),
+            nfproto::INET => Some(Family::Inet),
+            nfproto::IPV4 => Some(Family::Ip),
+            nfproto::IPV6 => Some(Family::Ip6),
             _ => None,
         }
     }
@@ -221,7 +222,8 @@ impl KeyType {
             KeyType::Ipv4Addr => 4,
             KeyType::Ipv6Addr => 16,
             KeyType::InetService => 2,
-            KeyType::Concat(parts) => parts.iter().map(|p| (p.len() + 3) & !3).sum(),
+            // Each field of a concatenation takes whole 4-byte registers.
+            KeyType::Concat(parts) => parts.iter().map(|p| align4(p.len() as usize) as u32).sum(),
         }
     }
 
@@ -395,12 +397,11 @@ impl Element {
 
     /// Bytes `encode` appends, so batches can split element lists under the 64 KiB nest limit.
     pub(crate) fn encoded_len(&self) -> usize {
-        let pad = |n: usize| (n + 3) & !3;
-        let mut n = 4 + 4 + 4 + pad(self.key.len());
+        let mut n = 4 + 4 + 4 + align4(self.key.len());
         n += self.timeout_ms.map_or(0, |_| 12);
         n += self.expiration_ms.map_or(0, |_| 12);
         n += self.comment.as_ref().map_or(0, |c| {
-            4 + pad(2 + c.len().min(userdata::MAX_COMMENT - 1) + 1)
+            4 + align4(2 + c.len().min(userdata::MAX_COMMENT - 1) + 1)
         });
         n
     }

@@ -9,9 +9,10 @@
 use nfnl::{Error, NlSocket};
 
 use crate::batch::Batch;
-use crate::expr::{socket_key, CmpOp, Expr, REG_1};
+use crate::expr::{CmpOp, Expr, REG_1};
 use crate::object::{BaseChain, Chain, Family, Hook, Table};
 use crate::rule::Rule;
+use crate::uapi::socket;
 use crate::Verdict;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +55,7 @@ pub fn probe(sock: &mut NlSocket) -> Result<Features, Error> {
     b.add_rule(&Rule::new(Family::Inet, &table, chain).queue_compat(0, 1, true, false));
     b.add_rule(&rule(vec![
         Expr::Socket {
-            key: socket_key::TRANSPARENT,
+            key: socket::TRANSPARENT,
             dreg: REG_1,
         },
         Expr::Cmp {

@@ -10,13 +10,17 @@ use nfnl::attr::AttrIter;
 use nfnl::message::MessageBuilder;
 use nfnl::DecodeError;
 
-use crate::expr::{
-    ct_key, meta_key, nfqueue_v3_info, queue_flag, socket_key, CmpOp, Expr, PayloadBase, Verdict,
-    REG_1,
-};
+use detector::inet::{ipproto, prefix_mask_v6};
+use detector::packet::field::{self, Field};
+use nfnl::message::family as nfproto;
+
+use crate::expr::{nfqueue_v3_info, CmpOp, Expr, PayloadBase, Verdict, REG_1};
 use crate::object::Family;
-use crate::uapi::{rule, LIST_ELEM};
+use crate::uapi::{ct, meta, queue, rule, socket, LIST_ELEM};
 use crate::userdata;
+
+/// TCP flag bits, for `tcp_flags` (defined once, in `detector::inet`).
+pub use detector::inet::tcp_flag;
 
 /// Conntrack state bits (`NF_CT_STATE_*` as nft's `ct state` uses them).
 pub mod ct_state {
@@ -26,21 +30,6 @@ pub mod ct_state {
     pub const NEW: u32 = 8;
     pub const UNTRACKED: u32 = 64;
 }
-
-/// TCP flag bits.
-pub mod tcp_flag {
-    pub const FIN: u8 = 0x01;
-    pub const SYN: u8 = 0x02;
-    pub const RST: u8 = 0x04;
-    pub const PSH: u8 = 0x08;
-    pub const ACK: u8 = 0x10;
-    pub const URG: u8 = 0x20;
-}
-
-const IPPROTO_TCP: u8 = 6;
-const IPPROTO_UDP: u8 = 17;
-const NFPROTO_IPV4: u8 = 2;
-const NFPROTO_IPV6: u8 = 10;
 
 /// A rule's place in its chain, relative to the rule with this handle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,33 +89,28 @@ impl Rule {
         Expr::Meta { key, dreg: REG_1 }
     }
 
-    fn payload(base: PayloadBase, offset: u32, len: u32) -> Expr {
+    /// Loads header field `f` (the detector's own layout, `detector::packet::field`).
+    fn payload(base: PayloadBase, f: Field) -> Expr {
         Expr::Payload {
             base,
-            offset,
-            len,
+            offset: f.start as u32,
+            len: f.len() as u32,
             dreg: REG_1,
         }
     }
 
     fn nfproto(family: u8) -> [Expr; 2] {
-        [
-            Self::meta(meta_key::NFPROTO),
-            Self::cmp(CmpOp::Eq, &[family]),
-        ]
+        [Self::meta(meta::NFPROTO), Self::cmp(CmpOp::Eq, &[family])]
     }
 
     fn l4proto(proto: u8) -> [Expr; 2] {
-        [
-            Self::meta(meta_key::L4PROTO),
-            Self::cmp(CmpOp::Eq, &[proto]),
-        ]
+        [Self::meta(meta::L4PROTO), Self::cmp(CmpOp::Eq, &[proto])]
     }
 
     /// `ip saddr @set`
     pub fn ip_saddr_in(self, set: &str) -> Self {
-        let mut e = Self::nfproto(NFPROTO_IPV4).to_vec();
-        e.push(Self::payload(PayloadBase::Network, 12, 4));
+        let mut e = Self::nfproto(nfproto::IPV4).to_vec();
+        e.push(Self::payload(PayloadBase::Network, field::ipv4::SRC_ADDR));
         e.push(Expr::Lookup {
             sreg: REG_1,
             set: set.into(),
@@ -138,9 +122,11 @@ impl Rule {
     /// `ip6 saddr & <prefix mask> @set`: sources are banned by prefix, so the address is masked
     /// before the lookup and the set holds masked keys.
     pub fn ip6_saddr_prefix_in(self, prefix_len: u8, set: &str) -> Self {
-        let mask = ipv6_mask(prefix_len);
-        let mut e = Self::nfproto(NFPROTO_IPV6).to_vec();
-        e.push(Self::payload(PayloadBase::Network, 8, 16));
+        // The detector keys a source by this same mask (`detector::inet`), so the lookup finds
+        // exactly the keys it bans.
+        let mask = prefix_mask_v6(prefix_len).to_be_bytes();
+        let mut e = Self::nfproto(nfproto::IPV6).to_vec();
+        e.push(Self::payload(PayloadBase::Network, field::ipv6::SRC_ADDR));
         if prefix_len < 128 {
             e.push(Expr::Bitwise {
                 sreg: REG_1,
@@ -165,13 +151,13 @@ impl Rule {
 
     /// `tcp dport @set` / `udp dport @set` (with nft's implicit l4proto match).
     pub fn dport_in(self, udp: bool, set: &str) -> Self {
-        let (proto, name) = if udp {
-            (IPPROTO_UDP, "udp")
+        let (proto, name, dport) = if udp {
+            (ipproto::UDP, "udp", field::udp::DST_PORT)
         } else {
-            (IPPROTO_TCP, "tcp")
+            (ipproto::TCP, "tcp", field::tcp::DST_PORT)
         };
         let mut e = Self::l4proto(proto).to_vec();
-        e.push(Self::payload(PayloadBase::Transport, 2, 2));
+        e.push(Self::payload(PayloadBase::Transport, dport));
         e.push(Expr::Lookup {
             sreg: REG_1,
             set: set.into(),
@@ -185,7 +171,7 @@ impl Rule {
         self.add(
             "iif \"lo\"".into(),
             [
-                Self::meta(meta_key::IIF),
+                Self::meta(meta::IIF),
                 Self::cmp(CmpOp::Eq, &1u32.to_ne_bytes()),
             ],
         )
@@ -195,7 +181,7 @@ impl Rule {
     pub fn pkttype_not_host(self) -> Self {
         self.add(
             "meta pkttype != host".into(),
-            [Self::meta(meta_key::PKTTYPE), Self::cmp(CmpOp::Neq, &[0])],
+            [Self::meta(meta::PKTTYPE), Self::cmp(CmpOp::Neq, &[0])],
         )
     }
 
@@ -217,7 +203,7 @@ impl Rule {
             text,
             [
                 Expr::Ct {
-                    key: ct_key::STATE,
+                    key: ct::STATE,
                     dreg: REG_1,
                 },
                 Expr::Bitwise {
@@ -234,11 +220,11 @@ impl Rule {
 
     /// `meta l4proto tcp` / `udp`.
     pub fn l4proto_tcp(self) -> Self {
-        self.add("meta l4proto tcp".into(), Self::l4proto(IPPROTO_TCP))
+        self.add("meta l4proto tcp".into(), Self::l4proto(ipproto::TCP))
     }
 
     pub fn l4proto_udp(self) -> Self {
-        self.add("meta l4proto udp".into(), Self::l4proto(IPPROTO_UDP))
+        self.add("meta l4proto udp".into(), Self::l4proto(ipproto::UDP))
     }
 
     /// `tcp flags & (mask) == value`, printed as nft 1.0.6 lists it (`tcp flags syn / syn,ack`,
@@ -253,9 +239,12 @@ impl Rule {
                 flag_names(mask).join(",")
             )
         };
-        let mut e = Self::l4proto(IPPROTO_TCP).to_vec();
+        let mut e = Self::l4proto(ipproto::TCP).to_vec();
         e.extend([
-            Self::payload(PayloadBase::Transport, 13, 1),
+            Self::payload(
+                PayloadBase::Transport,
+                field::tcp::FLAGS..field::tcp::FLAGS + 1,
+            ),
             Expr::Bitwise {
                 sreg: REG_1,
                 dreg: REG_1,
@@ -276,7 +265,7 @@ impl Rule {
             format!("socket transparent {value}"),
             [
                 Expr::Socket {
-                    key: socket_key::TRANSPARENT,
+                    key: socket::TRANSPARENT,
                     dreg: REG_1,
                 },
                 Self::cmp(CmpOp::Eq, &[value]),
@@ -299,11 +288,11 @@ impl Rule {
         let mut flags = 0;
         let mut words = Vec::new();
         if bypass {
-            flags |= queue_flag::BYPASS;
+            flags |= queue::FLAG_BYPASS;
             words.push("bypass");
         }
         if fanout {
-            flags |= queue_flag::CPU_FANOUT;
+            flags |= queue::FLAG_CPU_FANOUT;
             words.push("fanout");
         }
         let range = queue_range_text(first, total);
@@ -327,10 +316,10 @@ impl Rule {
     pub fn queue_compat(self, first: u16, total: u16, bypass: bool, fanout: bool) -> Self {
         let mut flags = 0;
         if bypass {
-            flags |= queue_flag::BYPASS;
+            flags |= queue::FLAG_BYPASS;
         }
         if fanout {
-            flags |= queue_flag::CPU_FANOUT;
+            flags |= queue::FLAG_CPU_FANOUT;
         }
         let range = queue_range_text(first, total);
         let mut text = format!("queue num {range}");
@@ -461,14 +450,6 @@ fn flag_names(bits: u8) -> Vec<&'static str> {
     .collect()
 }
 
-/// The network mask of an IPv6 prefix length, as 16 bytes.
-pub fn ipv6_mask(prefix_len: u8) -> [u8; 16] {
-    let bits = u128::MAX
-        .checked_shl(128 - u32::from(prefix_len.min(128)))
-        .unwrap_or(0);
-    bits.to_be_bytes()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -493,9 +474,20 @@ mod tests {
         );
         let r = Rule::new(Family::Inet, "t", "c").tcp_flags(0x16, 0);
         assert_eq!(r.to_nft(), "tcp flags ! syn,rst,ack");
-        assert_eq!(ipv6_mask(0), [0; 16]);
-        assert_eq!(ipv6_mask(128), [0xff; 16]);
-        assert_eq!(ipv6_mask(56)[6], 0xff);
-        assert_eq!(ipv6_mask(56)[7], 0);
+        // Loads at the offsets nft uses: `udp dport` is transport 2..4, `tcp flags` 13..14.
+        let loads = |r: Rule| -> Vec<(u32, u32)> {
+            r.exprs
+                .iter()
+                .filter_map(|e| match e {
+                    Expr::Payload { offset, len, .. } => Some((*offset, *len)),
+                    _ => None,
+                })
+                .collect()
+        };
+        let r = Rule::new(Family::Inet, "t", "c");
+        assert_eq!(loads(r.clone().dport_in(true, "s")), [(2, 2)]);
+        assert_eq!(loads(r.clone().tcp_flags(0x02, 0x02)), [(13, 1)]);
+        assert_eq!(loads(r.clone().ip_saddr_in("s")), [(12, 4)]);
+        assert_eq!(loads(r.ip6_saddr_prefix_in(64, "s")), [(8, 16)]);
     }
 }

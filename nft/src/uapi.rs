@@ -1,5 +1,10 @@
-//! Numbers from `linux/netfilter/nf_tables.h` and `nfnetlink.h` (checked against linux-libc-dev
-//! 6.1 and the 6.18 kernel). Grouped by the object they describe; names drop the common prefix.
+//! Numbers from `linux/netfilter/nf_tables.h`, `nf_tables_compat.h` and `nfnetlink.h` (checked
+//! against linux-libc-dev 6.1 and the 6.18 kernel). Grouped by the object they describe: a
+//! module per kernel enum, its constants named as the kernel names them minus the common prefix
+//! the module's doc line states (`payload::DREG` is `NFTA_PAYLOAD_DREG`).
+//!
+//! Numbers shared with other layers live with their owner, once: `NF_ACCEPT`/`NF_DROP` and the
+//! `NFPROTO_*` families in `nfnl`, IP protocol numbers and TCP flags in `detector::inet`.
 
 /// `enum nf_tables_msg_types`.
 pub mod msg {
@@ -126,10 +131,137 @@ pub mod data {
     pub const VERDICT_CHAIN: u16 = 2;
 }
 
-/// `enum nft_expr_attributes`.
+/// `enum nft_expr_attributes`: `NFTA_EXPR_*`.
 pub mod expr {
     pub const NAME: u16 = 1;
     pub const DATA: u16 = 2;
+}
+
+/// `enum nft_registers`: `NFT_REG_VERDICT` and `NFT_REG_1`, the registers scanban's rules use.
+pub const REG_VERDICT: u32 = 0;
+pub const REG_1: u32 = 1;
+
+/// `enum nft_verdicts`: `NFT_*`, the nf_tables verdicts beyond netfilter's `NF_*` codes.
+pub mod verdict {
+    pub const CONTINUE: i32 = -1;
+    pub const BREAK: i32 = -2;
+    pub const JUMP: i32 = -3;
+    pub const GOTO: i32 = -4;
+    pub const RETURN: i32 = -5;
+}
+
+/// `enum nft_payload_attributes`: `NFTA_PAYLOAD_*`; bases are `enum nft_payload_bases`
+/// (`NFT_PAYLOAD_*_HEADER`).
+pub mod payload {
+    pub const DREG: u16 = 1;
+    pub const BASE: u16 = 2;
+    pub const OFFSET: u16 = 3;
+    pub const LEN: u16 = 4;
+    pub const LL_HEADER: u32 = 0;
+    pub const NETWORK_HEADER: u32 = 1;
+    pub const TRANSPORT_HEADER: u32 = 2;
+}
+
+/// `enum nft_meta_attributes`: `NFTA_META_*`; keys are `enum nft_meta_keys` (`NFT_META_*`), the
+/// ones scanban uses.
+pub mod meta {
+    pub const DREG: u16 = 1;
+    pub const KEY: u16 = 2;
+    pub const IIF: u32 = 4;
+    pub const OIF: u32 = 5;
+    pub const NFPROTO: u32 = 15;
+    pub const L4PROTO: u32 = 16;
+    pub const PKTTYPE: u32 = 19;
+}
+
+/// `enum nft_cmp_attributes`: `NFTA_CMP_*`; operators are `enum nft_cmp_ops` (`NFT_CMP_*`).
+pub mod cmp {
+    pub const SREG: u16 = 1;
+    pub const OP: u16 = 2;
+    pub const DATA: u16 = 3;
+    pub const EQ: u32 = 0;
+    pub const NEQ: u32 = 1;
+    pub const LT: u32 = 2;
+    pub const LTE: u32 = 3;
+    pub const GT: u32 = 4;
+    pub const GTE: u32 = 5;
+}
+
+/// `enum nft_bitwise_attributes`: `NFTA_BITWISE_*`.
+pub mod bitwise {
+    pub const SREG: u16 = 1;
+    pub const DREG: u16 = 2;
+    pub const LEN: u16 = 3;
+    pub const MASK: u16 = 4;
+    pub const XOR: u16 = 5;
+}
+
+/// `enum nft_lookup_attributes`: `NFTA_LOOKUP_*`; `F_INV` is `NFT_LOOKUP_F_INV`.
+pub mod lookup {
+    pub const SET: u16 = 1;
+    pub const SREG: u16 = 2;
+    pub const FLAGS: u16 = 5;
+    pub const F_INV: u32 = 0x1;
+}
+
+/// `enum nft_ct_attributes`: `NFTA_CT_*`; keys are `enum nft_ct_keys` (`NFT_CT_*`).
+pub mod ct {
+    pub const DREG: u16 = 1;
+    pub const KEY: u16 = 2;
+    pub const STATE: u32 = 0;
+}
+
+/// `enum nft_socket_attributes`: `NFTA_SOCKET_*`; keys are `enum nft_socket_keys`
+/// (`NFT_SOCKET_*`).
+pub mod socket {
+    pub const KEY: u16 = 1;
+    pub const DREG: u16 = 2;
+    pub const LEVEL: u16 = 3;
+    pub const TRANSPARENT: u32 = 0;
+    pub const MARK: u32 = 1;
+    pub const WILDCARD: u32 = 2;
+}
+
+/// `enum nft_counter_attributes`: `NFTA_COUNTER_*`.
+pub mod counter {
+    pub const BYTES: u16 = 1;
+    pub const PACKETS: u16 = 2;
+}
+
+/// `enum nft_limit_attributes`: `NFTA_LIMIT_*`; types are `enum nft_limit_type`
+/// (`NFT_LIMIT_PKTS`, `NFT_LIMIT_PKT_BYTES`), `F_INV` is `NFT_LIMIT_F_INV`.
+pub mod limit {
+    pub const RATE: u16 = 1;
+    pub const UNIT: u16 = 2;
+    pub const BURST: u16 = 3;
+    pub const TYPE: u16 = 4;
+    pub const FLAGS: u16 = 5;
+    pub const PKTS: u32 = 0;
+    pub const PKT_BYTES: u32 = 1;
+    pub const F_INV: u32 = 0x1;
+}
+
+/// `enum nft_immediate_attributes`: `NFTA_IMMEDIATE_*`.
+pub mod immediate {
+    pub const DREG: u16 = 1;
+    pub const DATA: u16 = 2;
+}
+
+/// `enum nft_queue_attributes`: `NFTA_QUEUE_*`; flags are `NFT_QUEUE_FLAG_*` (G15), the same two
+/// bits as xt_NFQUEUE's `NFQ_FLAG_*`.
+pub mod queue {
+    pub const NUM: u16 = 1;
+    pub const TOTAL: u16 = 2;
+    pub const FLAGS: u16 = 3;
+    pub const FLAG_BYPASS: u16 = 0x1;
+    pub const FLAG_CPU_FANOUT: u16 = 0x2;
+}
+
+/// `enum nft_target_attributes` (`nf_tables_compat.h`): `NFTA_TARGET_*`.
+pub mod target {
+    pub const NAME: u16 = 1;
+    pub const REV: u16 = 2;
+    pub const INFO: u16 = 3;
 }
 
 pub mod gen {

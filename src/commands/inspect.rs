@@ -42,13 +42,8 @@ pub fn replay(s: &Settings, path: &Path) -> Result<(), Error> {
         path: path.to_path_buf(),
         source,
     })?;
+    // One shard: the whole capacity and ban budget.
     let config = daemon::detector_config(s, 1);
-    let config = detector::Config {
-        capacity: s.capacity as usize,
-        ban_rate: s.ban_rate,
-        ban_burst: s.ban_rate * 2,
-        ..config
-    };
     let r = detector::replay::run(&bytes, &config, &[]).map_err(|source| Error::Capture {
         path: path.to_path_buf(),
         source,

@@ -29,11 +29,12 @@ pub fn detector_config(s: &Settings, shards: usize) -> detector::Config {
         ban_factor: s.ban_factor,
         ban_max_ms: s.ban_max.as_millis() as u64,
         offender_memory_ms: s.offender_memory.as_millis() as u64,
-        offender_capacity: (s.capacity / 4 / shards).max(16) as usize,
+        offender_capacity: detector::Config::offender_capacity_for((s.capacity / shards) as usize)
+            .max(16),
         ban_jitter_percent: s.ban_jitter_percent,
         // One budget, shared by every shard (`Detector::share_limiter`).
         ban_rate: s.ban_rate,
-        ban_burst: s.ban_rate.saturating_mul(2),
+        ban_burst: detector::Config::burst_for(s.ban_rate),
     }
 }
 

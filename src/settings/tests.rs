@@ -124,3 +124,46 @@ fn config_corpus_replays_without_panicking() {
         "{e}"
     );
 }
+/// `--help` shows every default from the one table: each `{default}` is filled in, and the
+/// text it shows, applied as a setting, is exactly the default (so `--ban-time` says `1h`
+/// because the detector's first ban is an hour). A default shown in words (the choice
+/// marked "default") names the default choice.
+#[test]
+fn help_shows_the_real_defaults() {
+    let default = Settings::default();
+    for o in OPTIONS {
+        let text = help_text(o);
+        assert!(!text.contains('{'), "{}: {text}", o.name);
+        let Some(value) = default.value_text(o.name) else {
+            assert!(!o.help.contains("{default}"), "{} has no default", o.name);
+            continue;
+        };
+        assert!(text.contains(&value), "{}: {text} lacks {value}", o.name);
+        let mut s = Settings::default();
+        s.apply(o.name, Some(&value)).unwrap();
+        assert_eq!(s, default, "{} {value} is not the default", o.name);
+    }
+    let d = detector::Config::default();
+    assert_eq!(default.threshold, d.threshold);
+    assert_eq!(default.ban_max.as_millis(), u128::from(d.ban_max_ms));
+    let ban_time = OPTIONS.iter().find(|o| o.name == "ban-time").unwrap();
+    assert_eq!(help_text(ban_time), "first ban's length (default 1h)");
+}
+
+/// Every setting's value shows in the spelling `apply` reads back.
+#[test]
+fn values_show_as_they_are_read() {
+    let mut s = Settings::default();
+    s.apply_file(
+        "mode tail\nverdict drop\nopen-ports socket\non-exit remove\nspare-ports none\nqueue 2-5\nuser nobody\n",
+        "x.conf",
+    )
+    .unwrap();
+    for o in OPTIONS {
+        if let Some(v) = s.value_text(o.name) {
+            let mut t = s.clone();
+            t.apply(o.name, Some(&v)).unwrap();
+            assert_eq!(t, s, "{} {v}", o.name);
+        }
+    }
+}

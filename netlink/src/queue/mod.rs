@@ -30,7 +30,10 @@ pub use config::{
 pub use packet::{skb_info, PacketView};
 pub use reader::QueueSocket;
 pub use stats::QueueStats;
-pub use verdict::{encode_verdict, encode_verdict_batch, Verdict, VerdictBatcher};
+pub use verdict::{
+    encode_verdict, encode_verdict_batch, Verdict, VerdictBatcher, NF_ACCEPT, NF_DROP, NF_QUEUE,
+    NF_REPEAT,
+};
 
 /// `enum nfqnl_msg_types`.
 pub mod msg {

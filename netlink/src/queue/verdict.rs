@@ -16,11 +16,13 @@ use crate::message::{family, nfnl_type, subsys, MessageBuilder, NfGenMsg, NLM_F_
 
 use super::{attr, msg};
 
-/// Netfilter verdict codes (`linux/netfilter.h`).
-const NF_DROP: u32 = 0;
-const NF_ACCEPT: u32 = 1;
-const NF_QUEUE: u32 = 3;
-const NF_REPEAT: u32 = 4;
+/// Netfilter verdict codes (`linux/netfilter.h`), defined here once: the queue sends them as a
+/// big-endian u32 (`NFQA_VERDICT_HDR`), nf_tables as the signed code of an `NFTA_VERDICT_CODE`
+/// (the `nft` crate reads these constants as `i32`).
+pub const NF_DROP: u32 = 0;
+pub const NF_ACCEPT: u32 = 1;
+pub const NF_QUEUE: u32 = 3;
+pub const NF_REPEAT: u32 = 4;
 
 /// What happens to a queued packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -67,30 +67,47 @@ pub struct Observation {
     pub proto: Proto,
     pub src_port: u16,
     pub dst_port: u16,
-    /// TCP flags byte (FIN 0x01, SYN 0x02, RST 0x04, PSH 0x08, ACK 0x10, URG 0x20); 0 for UDP.
+    /// TCP flags byte (`inet::tcp_flag` bits); 0 for UDP.
     pub tcp_flags: u8,
     /// Input interface index, when known.
     pub ifindex: Option<u32>,
 }
 
-const IPPROTO_HOPOPTS: u8 = 0;
-const IPPROTO_TCP: u8 = 6;
-const IPPROTO_UDP: u8 = 17;
-const IPPROTO_ROUTING: u8 = 43;
-const IPPROTO_FRAGMENT: u8 = 44;
-const IPPROTO_AH: u8 = 51;
-const IPPROTO_DSTOPTS: u8 = 60;
-const IPPROTO_MOBILITY: u8 = 135;
+pub mod field;
+
+use crate::inet::ipproto;
+
+/// The big-endian u16 at `f` of `b`; callers pass a slice their header length already checked.
+fn be16(b: &[u8], f: field::Field) -> u16 {
+    u16::from_be_bytes([b[f.start], b[f.start + 1]])
+}
+
+/// The `N` bytes at `f` of `b` (a checked header, as for `be16`).
+fn bytes<const N: usize>(b: &[u8], f: field::Field) -> [u8; N] {
+    let mut out = [0u8; N];
+    out.copy_from_slice(&b[f]);
+    out
+}
+
+/// The network layer of a packet, as [`network`] reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network<'a> {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// The transport protocol number (`inet::ipproto`), after any IPv6 extension headers.
+    pub protocol: u8,
+    /// The bytes from the transport header on, as far as the copy range reaches.
+    pub transport: &'a [u8],
+}
 
 /// Parses the IP and transport headers at the start of `b`.
 pub fn parse(b: &[u8]) -> Result<Observation, Ignored> {
-    let (src, dst, proto, l4) = network(b)?;
-    transport(proto, l4, src, dst)
+    transport(&network(b)?)
 }
 
-/// The network layer of a packet: source, destination, transport protocol number and the
-/// transport header bytes (after IPv6 extension headers). Errors as `parse`.
-pub fn network(b: &[u8]) -> Result<(IpAddr, IpAddr, u8, &[u8]), Ignored> {
+/// The network layer of a packet: addresses, transport protocol and the transport header bytes
+/// (after IPv6 extension headers). Errors as `parse`.
+pub fn network(b: &[u8]) -> Result<Network<'_>, Ignored> {
     match b.first().map(|v| v >> 4) {
         Some(4) => network_v4(b),
         Some(6) => network_v6(b),
@@ -99,86 +116,99 @@ pub fn network(b: &[u8]) -> Result<(IpAddr, IpAddr, u8, &[u8]), Ignored> {
     }
 }
 
-fn network_v4(b: &[u8]) -> Result<(IpAddr, IpAddr, u8, &[u8]), Ignored> {
-    let h = b.get(..20).ok_or(Ignored::Truncated)?;
-    let ihl = usize::from(h[0] & 0x0f) * 4;
-    if ihl < 20 {
+fn network_v4(b: &[u8]) -> Result<Network<'_>, Ignored> {
+    use field::ipv4::*;
+    let h = b.get(..HEADER_LEN).ok_or(Ignored::Truncated)?;
+    let ihl = usize::from(h[VER_IHL] & 0x0f) * 4;
+    if ihl < HEADER_LEN {
         return Err(Ignored::Malformed);
     }
-    let frag = u16::from_be_bytes([h[6], h[7]]);
-    if frag & 0x1fff != 0 {
+    if be16(h, FLG_OFF) & FRAG_OFFSET_MASK != 0 {
         return Err(Ignored::Fragment);
     }
-    let src = IpAddr::V4(Ipv4Addr::new(h[12], h[13], h[14], h[15]));
-    let dst = IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19]));
-    let l4 = b.get(ihl..).ok_or(Ignored::Truncated)?;
-    Ok((src, dst, h[9], l4))
+    Ok(Network {
+        src: IpAddr::V4(Ipv4Addr::from(bytes::<4>(h, SRC_ADDR))),
+        dst: IpAddr::V4(Ipv4Addr::from(bytes::<4>(h, DST_ADDR))),
+        protocol: h[PROTOCOL],
+        transport: b.get(ihl..).ok_or(Ignored::Truncated)?,
+    })
 }
 
-fn network_v6(b: &[u8]) -> Result<(IpAddr, IpAddr, u8, &[u8]), Ignored> {
-    let h = b.get(..40).ok_or(Ignored::Truncated)?;
-    let addr = |at: usize| {
-        let mut a = [0u8; 16];
-        a.copy_from_slice(&h[at..at + 16]);
-        IpAddr::V6(Ipv6Addr::from(a))
-    };
-    let (src, dst) = (addr(8), addr(24));
-    let mut next = h[6];
-    let mut at = 40;
+fn network_v6(b: &[u8]) -> Result<Network<'_>, Ignored> {
+    use field::{ext, ipv6};
+    let h = b.get(..ipv6::HEADER_LEN).ok_or(Ignored::Truncated)?;
+    let src = IpAddr::V6(Ipv6Addr::from(bytes::<16>(h, ipv6::SRC_ADDR)));
+    let dst = IpAddr::V6(Ipv6Addr::from(bytes::<16>(h, ipv6::DST_ADDR)));
+    let mut next = h[ipv6::NXT_HDR];
+    let mut at = ipv6::HEADER_LEN;
     // A chain longer than this is not a real packet; bounding it bounds the work.
     for _ in 0..8 {
         match next {
-            IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_DSTOPTS | IPPROTO_MOBILITY => {
-                let e = b.get(at..at + 2).ok_or(Ignored::Truncated)?;
-                next = e[0];
-                at += (usize::from(e[1]) + 1) * 8;
+            ipproto::HOPOPTS | ipproto::ROUTING | ipproto::DSTOPTS | ipproto::MOBILITY => {
+                let e = b.get(at..at + ext::MIN_LEN).ok_or(Ignored::Truncated)?;
+                next = e[ext::NXT_HDR];
+                at += (usize::from(e[ext::LENGTH]) + 1) * 8;
             }
-            IPPROTO_AH => {
-                let e = b.get(at..at + 2).ok_or(Ignored::Truncated)?;
-                next = e[0];
-                at += (usize::from(e[1]) + 2) * 4;
+            ipproto::AH => {
+                let e = b.get(at..at + ext::MIN_LEN).ok_or(Ignored::Truncated)?;
+                next = e[ext::NXT_HDR];
+                at += (usize::from(e[ext::LENGTH]) + 2) * 4;
             }
-            IPPROTO_FRAGMENT => {
-                let e = b.get(at..at + 8).ok_or(Ignored::Truncated)?;
-                if u16::from_be_bytes([e[2], e[3]]) & 0xfff8 != 0 {
+            ipproto::FRAGMENT => {
+                let e = b.get(at..at + ext::FRAG_LEN).ok_or(Ignored::Truncated)?;
+                if be16(e, ext::FRAG_OFFSET) & ext::FRAG_OFFSET_MASK != 0 {
                     return Err(Ignored::Fragment);
                 }
-                next = e[0];
-                at += 8;
+                next = e[ext::NXT_HDR];
+                at += ext::FRAG_LEN;
             }
             _ => {
-                let l4 = b.get(at..).ok_or(Ignored::Truncated)?;
-                return Ok((src, dst, next, l4));
+                let transport = b.get(at..).ok_or(Ignored::Truncated)?;
+                return Ok(Network {
+                    src,
+                    dst,
+                    protocol: next,
+                    transport,
+                });
             }
         }
     }
     Err(Ignored::Malformed)
 }
 
-fn transport(proto: u8, l4: &[u8], src: IpAddr, dst: IpAddr) -> Result<Observation, Ignored> {
+fn transport(n: &Network<'_>) -> Result<Observation, Ignored> {
+    use field::{tcp, udp};
     // Whole headers only: a probe cut short or with an impossible length field is not a
     // connection attempt a host would answer, and counting it would let a forger ban a
     // bystander with junk.
-    let (proto, need) = match proto {
-        IPPROTO_TCP => (Proto::Tcp, 20),
-        IPPROTO_UDP => (Proto::Udp, 8),
+    let (proto, need) = match n.protocol {
+        ipproto::TCP => (Proto::Tcp, tcp::HEADER_LEN),
+        ipproto::UDP => (Proto::Udp, udp::HEADER_LEN),
         _ => return Err(Ignored::OtherProtocol),
     };
-    let t = l4.get(..need).ok_or(Ignored::Truncated)?;
+    let t = n.transport.get(..need).ok_or(Ignored::Truncated)?;
     let valid = match proto {
-        Proto::Tcp => t[12] >> 4 >= 5,
-        Proto::Udp => u16::from_be_bytes([t[4], t[5]]) >= 8,
+        Proto::Tcp => usize::from(t[tcp::DATA_OFF] >> 4) * 4 >= tcp::HEADER_LEN,
+        Proto::Udp => usize::from(be16(t, udp::LENGTH)) >= udp::HEADER_LEN,
     };
     if !valid {
         return Err(Ignored::Malformed);
     }
+    let (src_port, dst_port) = match proto {
+        Proto::Tcp => (tcp::SRC_PORT, tcp::DST_PORT),
+        Proto::Udp => (udp::SRC_PORT, udp::DST_PORT),
+    };
     Ok(Observation {
-        src,
-        dst,
+        src: n.src,
+        dst: n.dst,
         proto,
-        src_port: u16::from_be_bytes([t[0], t[1]]),
-        dst_port: u16::from_be_bytes([t[2], t[3]]),
-        tcp_flags: if proto == Proto::Tcp { t[13] } else { 0 },
+        src_port: be16(t, src_port),
+        dst_port: be16(t, dst_port),
+        tcp_flags: if proto == Proto::Tcp {
+            t[tcp::FLAGS]
+        } else {
+            0
+        },
         ifindex: None,
     })
 }
