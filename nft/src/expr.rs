@@ -1,12 +1,13 @@
 //! nf_tables expressions: the kernel's VM instructions, one enum variant each, encoded as
 //! `NFTA_LIST_ELEM { NFTA_EXPR_NAME, NFTA_EXPR_DATA { ... } }` and decoded back from dumps.
 //!
-//! Byte-order rules (G1, G14): expression *parameters* (registers, offsets, lengths, keys) are
-//! big-endian u32 (u16 for `queue`); *data* compared against a register is raw bytes in the
-//! register's layout: network order for payload loads, host order for `meta`/`ct` values; the
-//! compat `target` info is a host-endian C struct. The caller builds data accordingly (see
-//! `stmt`, which does it for every match scanban uses). A `cmp` length is not checked against the
-//! load width by the kernel (G14), so `stmt` always derives one from the other.
+//! Byte-order rules (docs/WIRE-NOTES.md#byte-order, docs/WIRE-NOTES.md#cmp-width): expression
+//! *parameters* (registers, offsets, lengths, keys) are big-endian u32 (u16 for `queue`); *data*
+//! compared against a register is raw bytes in the register's layout: network order for payload
+//! loads, host order for `meta`/`ct` values; the compat `target` info is a host-endian C struct.
+//! The caller builds data accordingly (see `stmt`, which does it for every match scanban uses). A
+//! `cmp` length is not checked against the load width by the kernel (docs/WIRE-NOTES.md#cmp-width),
+//! so `stmt` always derives one from the other.
 
 use nfnl::attr::{Attr, AttrIter};
 use nfnl::message::MessageBuilder;
@@ -34,7 +35,8 @@ pub enum Verdict {
     Return,
     Jump(String),
     Goto(String),
-    /// A code we do not name (e.g. NF_QUEUE, which the kernel refuses in rules anyway, G15).
+    /// A code we do not name (e.g. NF_QUEUE, which the kernel refuses in rules anyway,
+    /// docs/WIRE-NOTES.md#queue-expression).
     Code(i32),
 }
 
@@ -78,7 +80,8 @@ pub mod socket_key {
     pub const WILDCARD: u32 = 2;
 }
 
-/// `NFT_QUEUE_FLAG_*` (G15) and xt_NFQUEUE's `NFQ_FLAG_*`: the same two bits.
+/// `NFT_QUEUE_FLAG_*` (docs/WIRE-NOTES.md#queue-expression) and xt_NFQUEUE's `NFQ_FLAG_*`: the same
+/// two bits.
 pub mod queue_flag {
     pub const BYPASS: u16 = 0x1;
     pub const CPU_FANOUT: u16 = 0x2;
@@ -139,13 +142,13 @@ pub enum Expr {
     Immediate {
         verdict: Verdict,
     },
-    /// Native `queue` (CONFIG_NFT_QUEUE, G15/G16).
+    /// Native `queue` (CONFIG_NFT_QUEUE, docs/WIRE-NOTES.md#queue-expression).
     Queue {
         num: u16,
         total: u16,
         flags: u16,
     },
-    /// nft_compat x_tables target, e.g. NFQUEUE revision 3 (G17).
+    /// nft_compat x_tables target, e.g. NFQUEUE revision 3 (docs/WIRE-NOTES.md#compat-nfqueue).
     Target {
         name: String,
         rev: u32,
@@ -497,7 +500,7 @@ pub fn parse_verdict(a: &Attr<'_>) -> Result<Verdict, DecodeError> {
 }
 
 /// `struct xt_NFQ_info_v3 { u16 queuenum; u16 queues_total; u16 flags; }` in host byte order,
-/// padded to `XT_ALIGN` (8) as iptables-nft sends it (G17).
+/// padded to `XT_ALIGN` (8) as iptables-nft sends it (docs/WIRE-NOTES.md#compat-nfqueue).
 pub fn nfqueue_v3_info(num: u16, total: u16, flags: u16) -> Vec<u8> {
     let mut info = Vec::with_capacity(8);
     info.extend_from_slice(&num.to_ne_bytes());
