@@ -193,13 +193,26 @@ case "${1:-}" in
   --syscalls)
     [ "$(id -u)" -eq 0 ] || { echo "scripts/audit.sh --syscalls: run as root" >&2; exit 1; }
     tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-    SCANBAN_DEMO_WRAP="strace -f -I1 -qq -o $tmp/trace" bash scripts/demo.sh >/dev/null
+    # strace attaches to the wrapper, which then becomes the daemon: the demo's SIGTERM reaches
+    # the daemon itself and its shutdown is traced too; strace ends when the daemon does.
+    cat >"$tmp/wrap" <<WRAP
+#!/usr/bin/env bash
+strace -f -qq -o "$tmp/trace" -p \$\$ &
+echo \$! >"$tmp/strace.pid"
+until grep -q '^TracerPid:[[:space:]]*[1-9]' /proc/\$\$/status; do sleep 0.01; done
+exec "\$@"
+WRAP
+    chmod +x "$tmp/wrap"
+    SCANBAN_DEMO_WRAP="$tmp/wrap" bash scripts/demo.sh >/dev/null
+    while kill -0 "$(cat "$tmp/strace.pid")" 2>/dev/null; do sleep 0.1; done
     {
       echo "The syscalls \`scanban run\` made in \`scripts/demo.sh\` (start, ruleset, an nmap SYN scan"
-      echo "queued and banned; the shutdown after SIGTERM is not traced), every thread, by"
+      echo "queued and banned, SIGTERM and shutdown; the demo's glibc build), every thread, by"
       echo "\`strace -f\` on Linux $(uname -r) $(uname -m), $(date -u +%Y-%m-%d):"
       echo
-      sed -nE 's/^[0-9]+ +([a-z_0-9]+)\(.*/\1/p' "$tmp/trace" | sort -u |
+      # From the daemon's execve on: before it, the trace is the wrapper's own shell.
+      sed -n '/execve("[^"]*scanban"/,$p' "$tmp/trace" |
+        sed -nE 's/^[0-9]+ +([a-z_0-9]+)\(.*/\1/p' | sort -u |
         awk '{printf "%s`%s`", (NR > 1 ? ", " : ""), $1} END {print ""}' | fold -s -w 96 | sed "s/ *$//"
     } >"$tmp/block"
     replace_block audit-syscalls "$tmp/block"
