@@ -40,7 +40,10 @@ ip -n "$srv" addr add 192.0.2.1/24 dev veth0; ip -n "$atk" addr add 192.0.2.2/24
 for ns in "$srv" "$atk"; do ip -n "$ns" link set lo up; ip -n "$ns" link set veth0 up; done
 
 echo "== scanban run (server 192.0.2.1)"
-ip netns exec "$srv" "$bin" run --stats-file "$tmp/stats" 2> >(sed 's/^/   scanban: /' >&2) &
+# SCANBAN_DEMO_WRAP: a command the daemon runs under (scripts/audit.sh --syscalls uses strace).
+# shellcheck disable=SC2086 # the wrapper is a command line, split on purpose
+ip netns exec "$srv" ${SCANBAN_DEMO_WRAP:-} "$bin" run --stats-file "$tmp/stats" \
+  2> >(sed 's/^/   scanban: /' >&2) &
 pid=$!
 for _ in $(seq 50); do ip netns exec "$srv" nft list chain inet scanban sensor >/dev/null 2>&1 && break; sleep 0.1; done
 

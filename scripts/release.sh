@@ -1,21 +1,40 @@
 #!/usr/bin/env bash
 # Release binaries: stripped static scanban for x86_64 (servers), aarch64 and armv7 (routers),
-# copied to dist/ with their sizes and SHA-256 sums (dist/SHA256SUMS).
+# copied to dist/ with their sizes and SHA-256 sums (dist/SHA256SUMS), each with a CycloneDX
+# SBOM beside it (dist/scanban-TARGET.cdx.json, scripts/sbom.py).
 #
 # All three are musl builds linked by the toolchain's own rust-lld against Rust's self-contained
 # musl (.cargo/config.toml): no cross C toolchain.
 # Usage: scripts/release.sh            (needs rustup)
+#        scripts/release.sh --twice    also builds the same commit again in a fresh clone at
+#                                      another path and fails unless every sum is the same
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p dist
 rm -f dist/scanban-* dist/SHA256SUMS
 
+# Reproducible whatever the checkout's path or CARGO_HOME: no absolute path of this machine in
+# the binary. Rust 1.93 (the pinned armv7 toolchain) records a workspace crate's source path
+# made absolute in its metadata, and code of that crate instantiated in the binary (a panic
+# location in netlink/src/socket.rs) carried it: two checkouts gave two armv7 binaries that
+# differed by exactly that path. Remapping both prefixes makes every toolchain write the same.
+cargo_home=${CARGO_HOME:-$HOME/.cargo}
+remap="--remap-path-prefix=$PWD= --remap-path-prefix=$cargo_home=/cargo"
+
 build() { # target [extra env...]
   local target=$1; shift
-  env "$@" cargo build -q --release --target "$target"
+  local flags_var
+  flags_var="CARGO_TARGET_$(tr 'a-z-' 'A-Z_' <<<"$target")_RUSTFLAGS"
+  env "$flags_var=$remap" "$@" cargo build -q --release --target "$target"
   local out="dist/scanban-${target}"
   cp "target/$target/release/scanban" "$out"
   file "$out" | grep -Eq "statically linked|static-pie linked" || { echo "$out is not static: $(file "$out")" >&2; exit 1; }
+  if grep -q -a -F -e "$PWD/" -e "$cargo_home/" "$out"; then
+    echo "$out holds a path of this machine (not reproducible elsewhere):" >&2
+    strings -a "$out" | grep -F -e "$PWD/" -e "$cargo_home/" | head -5 >&2
+    exit 1
+  fi
+  python3 scripts/sbom.py "$target" "$out" > "$out.cdx.json"
 }
 
 rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl >/dev/null 2>&1
@@ -38,6 +57,23 @@ printf '%-48s %10s  %s\n' binary bytes sha256
 while read -r sum name; do
   printf '%-48s %10s  %s\n' "dist/$name" "$(stat -c %s "dist/$name")" "$sum"
 done < dist/SHA256SUMS
+if [ "${1:-}" = --twice ]; then
+  # The check behind "reproducible": another checkout, another path, another target dir.
+  again=$(mktemp -d /tmp/scanban-release-again.XXXXXX)
+  trap 'rm -rf "$again"' EXIT
+  git clone -q . "$again/src"
+  git -C "$again/src" checkout -q "$(git rev-parse HEAD)"
+  if ! git diff --quiet HEAD -- . ':!dist'; then
+    echo "note: uncommitted changes are not in the second build; commit first for a fair test" >&2
+  fi
+  (cd "$again/src" && bash scripts/release.sh >/dev/null)
+  if diff dist/SHA256SUMS "$again/src/dist/SHA256SUMS"; then
+    echo "reproducible: a second build at $again/src gave the same sums"
+  else
+    echo "not reproducible: the sums above differ between $PWD and $again/src" >&2
+    exit 1
+  fi
+fi
 # The size budget for routers: the x86_64 build at most 1 MB.
 size=$(stat -c %s dist/scanban-x86_64-unknown-linux-musl)
 if [ "$size" -gt 1048576 ]; then

@@ -2,7 +2,8 @@
 # The one test command (README "Test"): installs what the tests need on a fresh Debian machine,
 # then runs formatting, lints, every test including the kernel tests (as root, in throwaway
 # network namespaces), the codec tests on big-endian powerpc and on aarch64 under qemu, and the
-# static release binaries for x86_64, aarch64 and armv7 (scripts/release.sh).
+# static release binaries for x86_64, aarch64 and armv7 with their SBOMs (scripts/release.sh), and
+# the audit checks (scripts/audit.sh --check: cargo-deny, the generated lists in docs/SECURITY.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +36,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+echo "== audit: the repository stands alone, docs/SECURITY.md's lists are current, cargo-deny"
+bash scripts/audit.sh --check
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 echo "== cargo test (unit, fixtures, kernel)"
@@ -55,7 +58,7 @@ CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUNNER=qemu-aarch64-static \
 echo "== static release binaries for x86_64, aarch64, armv7 (scripts/release.sh, 1 MB budget)"
 bash scripts/release.sh
 qemu-aarch64-static dist/scanban-aarch64-unknown-linux-musl --version
-qemu-arm-static dist/scanban-armv7-* --version
+qemu-arm-static dist/scanban-armv7-unknown-linux-musleabihf --version
 
 echo "== packaging: OpenWrt init script and Makefile, staged install, systemd unit syntax"
 # The routers' binaries run the UCI-generated configurations under qemu-user.

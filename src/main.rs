@@ -1,5 +1,7 @@
 //! scanban: detects port scanners through NFQUEUE and bans them in an nf_tables set.
 
+#![forbid(unsafe_code)]
+
 mod atomic_file;
 mod ban_book;
 mod bans;

@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use nfnl::testbed::{wait_for, Testbed, ATTACKER_V4, SERVER_V4, SERVER_V6};
+use testbed::{wait_for, Testbed, ATTACKER_V4, SERVER_V4, SERVER_V6};
 
 mod common;
 use common::{banned, connect_from, hold_listener, hold_session, nmap, scanban, Daemon};

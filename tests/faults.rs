@@ -6,7 +6,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nfnl::testbed::{wait_for, Testbed, ATTACKER_V4, SERVER_V4};
+use testbed::{wait_for, Testbed, ATTACKER_V4, SERVER_V4};
 
 mod common;
 use common::{banned, nmap, Daemon};

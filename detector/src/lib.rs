@@ -16,6 +16,8 @@
 //! [`table`] (bounded tracking), [`offenders`] (ban escalation), [`ratelimit`], [`evidence`],
 //! [`config`], [`pcap`] and [`replay`] (offline use).
 
+#![forbid(unsafe_code)]
+
 pub mod allowlist;
 pub mod config;
 pub mod evidence;

@@ -4,7 +4,7 @@
 //! sudo cargo run -p nfnl --example capture_fixtures -- fixtures/nfqueue
 //! ```
 //!
-//! Everything happens in a throwaway pair of network namespaces (`nfnl::testbed`): an
+//! Everything happens in a throwaway pair of network namespaces (`testbed`): an
 //! `iptables-nft -j NFQUEUE` rule in the server namespace, traffic from the attacker namespace,
 //! and raw datagrams saved exactly as `recv` returned them:
 //! - `config-ack.bin`: the kernel's ACK to our one-message BIND+PARAMS+MAXLEN+FLAGS config;
@@ -18,8 +18,8 @@ use std::time::Duration;
 use nfnl::ack::{Ack, AckTracker, Expect};
 use nfnl::message::Messages;
 use nfnl::queue::{QueueConfig, Verdict};
-use nfnl::testbed::{Testbed, SERVER_V4, SERVER_V6};
 use nfnl::NlSocket;
+use testbed::{Testbed, SERVER_V4, SERVER_V6};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out: PathBuf = std::env::args()

@@ -1,6 +1,6 @@
 //! ACKs and errors (`NLMSG_ERROR`) and the tracker that matches them to requests.
 //!
-//! Wire facts (NETLINK-NOTES G4–G6):
+//! Wire facts (docs/WIRE-NOTES.md#acks, docs/WIRE-NOTES.md#ack-format):
 //! - `struct nlmsgerr { int error; struct nlmsghdr msg; }`, host-endian; `error` is 0 for an ACK
 //!   and `-errno` otherwise; the echoed header's seq is the request's seq.
 //! - with `NETLINK_CAP_ACK` (we always set it) only the request's header is echoed and the reply
@@ -151,7 +151,7 @@ pub enum Expect {
     /// Sent with `NLM_F_ACK`: exactly one reply, 0 or an error.
     Ack,
     /// Sent without `NLM_F_ACK` (batch BEGIN/END): a reply comes only on error. Commit-phase
-    /// errors of an nf_tables batch are reported against the BEGIN seq (G4).
+    /// errors of an nf_tables batch are reported against the BEGIN seq (docs/WIRE-NOTES.md#acks).
     ErrorOnly,
 }
 
@@ -205,8 +205,8 @@ impl AckTracker {
     }
 
     /// Every request that asked for an ACK has one, or an error-only request failed: an error
-    /// against a batch's BEGIN (a stale generation id, G7) ends the transaction before any
-    /// object message is answered.
+    /// against a batch's BEGIN (a stale generation id, docs/WIRE-NOTES.md#generation-id) ends the
+    /// transaction before any object message is answered.
     pub fn is_complete(&self) -> bool {
         let batch_failed = self
             .pending

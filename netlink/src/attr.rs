@@ -1,6 +1,6 @@
 //! Netlink attributes (`struct nlattr`): a zero-copy reader and the low-level writer.
 //!
-//! Wire facts this module encodes (see NETLINK-NOTES G1, G8):
+//! Wire facts this module encodes (docs/WIRE-NOTES.md#byte-order, docs/WIRE-NOTES.md#nesting):
 //! - the 4-byte `nlattr` header (`nla_len`, `nla_type`) is host-endian; nfnetlink *payloads* are
 //!   big-endian, hence the `be*` accessors;
 //! - the top two bits of `nla_type` are flags (`NLA_F_NESTED`, `NLA_F_NET_BYTEORDER`); the kernel
@@ -66,7 +66,8 @@ impl<'a> Attr<'a> {
         Ok(u64::from_be_bytes(self.fixed(what)?))
     }
 
-    /// A host-endian u32 (the few nf_tables fields that are not big-endian, G1).
+    /// A host-endian u32 (the few nf_tables fields that are not big-endian,
+    /// docs/WIRE-NOTES.md#byte-order).
     pub fn ne32(&self, what: &'static str) -> Result<u32, DecodeError> {
         Ok(u32::from_ne_bytes(self.fixed(what)?))
     }

@@ -2,7 +2,8 @@
 //!
 //! The `nlmsghdr` is read and written through netlink-packet-core's `NetlinkBuffer`, after our own
 //! bounds check (its `new_checked` formats an error string, which the packet path must not do).
-//! Every nfnetlink message then carries a 4-byte `nfgenmsg` whose `res_id` is big-endian (G1).
+//! Every nfnetlink message then carries a 4-byte `nfgenmsg` whose `res_id` is big-endian
+//! (docs/WIRE-NOTES.md#byte-order).
 
 use netlink_packet_core::NetlinkBuffer;
 

@@ -1,6 +1,6 @@
 //! The netfilter netlink socket (`NETLINK_NETFILTER`), over netlink-sys.
 //!
-//! One type for both roles, configured differently (G25, G26):
+//! One type for both roles, configured differently (docs/WIRE-NOTES.md#sockets):
 //! - control sockets (nf_tables batches, queue config) keep ENOBUFS reporting, because a lost ACK
 //!   is a correctness bug;
 //! - queue sockets set `NETLINK_NO_ENOBUFS` (the kernel already counted or failed open whatever
@@ -27,7 +27,7 @@ pub const MAX_BATCH: usize = 64;
 const DRAIN_AFTER_COMPLETE: u32 = 64;
 
 /// How long a request waits for its reply. The kernel answers nfnetlink requests synchronously
-/// inside `sendmsg` (G4), so this only fires if something is badly wrong.
+/// inside `sendmsg` (docs/WIRE-NOTES.md#acks), so this only fires if something is badly wrong.
 /// One receive of replies: large enough for a full dump datagram (the kernel fills up to 32 KiB
 /// per dump step, more with large pages).
 const REPLY_BUF: usize = 64 * 1024;
@@ -127,7 +127,8 @@ impl NlSocket {
         Ok(())
     }
 
-    /// Sets the send buffer; an nf_tables batch must fit in one `sendmsg` (G3).
+    /// Sets the send buffer; an nf_tables batch must fit in one `sendmsg`
+    /// (docs/WIRE-NOTES.md#one-datagram).
     pub fn set_send_buffer(&mut self, bytes: usize) -> io::Result<usize> {
         set_buffer(self.fd(), libc::SO_SNDBUFFORCE, libc::SO_SNDBUF, bytes)?;
         self.sndbuf = getsockopt_int(self.fd(), libc::SO_SNDBUF)?;
@@ -177,7 +178,7 @@ impl NlSocket {
 
     /// Sends a datagram of requests and reads replies until `tracker` has an answer for every
     /// request that wants one. Messages that are not ACKs (queued packets, echoes, NEWGEN) go to
-    /// `other` so that nothing is lost while waiting (G24).
+    /// `other` so that nothing is lost while waiting (docs/WIRE-NOTES.md#queue-socket-sharing).
     pub fn transact(
         &mut self,
         datagram: &[u8],

@@ -1,4 +1,4 @@
-//! NFQUEUE against the real kernel, in throwaway namespaces (nfnl::testbed).
+//! NFQUEUE against the real kernel, in throwaway namespaces (testbed).
 //!
 //! The server namespace sends chosen traffic to queue 0 with `iptables-nft -j NFQUEUE` (this
 //! kernel has no native nft `queue` expression); the attacker namespace makes the traffic. Each
@@ -11,8 +11,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use nfnl::queue::{stats, QueueConfig, QueueSocket, QueueStats, Verdict, VerdictBatcher};
-use nfnl::testbed::{wait_for, Testbed, SERVER_V4, SERVER_V6};
 use nfnl::Error;
+use testbed::{wait_for, Testbed, SERVER_V4, SERVER_V6};
 
 /// Installs `rules` (iptables-nft / ip6tables-nft argument lists) in the server namespace.
 fn rules(tb: &Testbed, rules: &[&str]) {

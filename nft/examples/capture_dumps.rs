@@ -14,10 +14,10 @@
 use std::path::{Path, PathBuf};
 
 use nfnl::message::Messages;
-use nfnl::testbed::Testbed;
 use nfnl::NlSocket;
 use nft::uapi::{elem, msg};
 use nft::{dump, Family};
+use testbed::Testbed;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out: PathBuf = std::env::args()

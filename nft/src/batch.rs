@@ -1,12 +1,13 @@
 //! Transactions: BATCH_BEGIN, object messages, BATCH_END, sent in one `sendmsg` and answered
 //! as one.
 //!
-//! What the kernel does with it (NETLINK-NOTES G2–G7, verified on 6.18):
+//! What the kernel does with it (docs/WIRE-NOTES.md#batches and the sections after it):
 //! - BEGIN/END are in subsystem 0 with `res_id = NFNL_SUBSYS_NFTABLES` big-endian; they carry no
-//!   `NLM_F_ACK` (kernels ≥ 6.10 would answer them, older ones never do, G5);
+//!   `NLM_F_ACK` (kernels ≥ 6.10 would answer them, older ones never do,
+//!   docs/WIRE-NOTES.md#begin-end-acks);
 //! - every object message carries `NLM_F_ACK`, so exactly one reply comes per object;
-//! - the whole batch must be one datagram or it is aborted silently (G3), hence the send buffer
-//!   is raised to fit it;
+//! - the whole batch must be one datagram or it is aborted silently
+//!   (docs/WIRE-NOTES.md#one-datagram), hence the send buffer is raised to fit it;
 //! - an ACK of 0 does not mean committed: when any message fails the whole batch is rolled back,
 //!   so success is "no error at all", never "an ACK for mine";
 //! - commit-phase errors (and ERESTART for a stale generation id) come against BEGIN's seq.
@@ -58,7 +59,8 @@ impl Batch {
     }
 
     /// A batch the kernel refuses with ERESTART if the ruleset changed since generation `genid`
-    /// (G7): optimistic concurrency against fw4 or an admin running nft at the same time.
+    /// (docs/WIRE-NOTES.md#generation-id): optimistic concurrency against fw4 or an admin running
+    /// nft at the same time.
     pub fn with_genid(genid: u32) -> Self {
         Self::begin(Some(genid))
     }
@@ -159,7 +161,7 @@ impl Batch {
     }
 
     /// Deletes the table whether or not it exists, on any kernel: create-if-absent then delete,
-    /// in the same batch (G10).
+    /// in the same batch (docs/WIRE-NOTES.md#idempotent-delete).
     pub fn remove_table(&mut self, family: Family, name: &str, have_destroy: bool) {
         if have_destroy {
             self.destroy_table(family, name);
@@ -206,7 +208,7 @@ impl Batch {
 
     /// Adds a rule: at the end of its chain, or before/after the rule named by `r.position`.
     /// The kernel reads `NLM_F_APPEND` as "after" (the end, without a position) and its absence
-    /// as "before" (the head, without a position, G9).
+    /// as "before" (the head, without a position, docs/WIRE-NOTES.md#rule-position).
     pub fn add_rule(&mut self, r: &Rule) {
         let mut text = r.to_nft();
         if text.len() > 80 {
@@ -327,7 +329,7 @@ impl Batch {
 
     /// Like `send`, also returning every object message's own outcome in batch order (`None`:
     /// no reply). Probes use it: in a deliberately aborted batch, a message that was acceptable
-    /// still gets its 0 ACK (G4).
+    /// still gets its 0 ACK (docs/WIRE-NOTES.md#acks).
     pub(crate) fn send_with_outcomes(
         mut self,
         sock: &mut NlSocket,
@@ -361,7 +363,8 @@ impl Batch {
     }
 
     fn size_buffers(&self, sock: &mut NlSocket) -> Result<(), Error> {
-        // The kernel refuses a datagram over sk_sndbuf - 32 with EMSGSIZE (G3).
+        // The kernel refuses a datagram over sk_sndbuf - 32 with EMSGSIZE
+        // (docs/WIRE-NOTES.md#one-datagram).
         sock.ensure_send_buffer(self.buf.len() * 2 + 4096)?;
         // Replies: one per object; error replies echo only the header (CAP_ACK).
         sock.ensure_recv_buffer((self.messages.len() * 64).max(1 << 20))?;

@@ -9,6 +9,8 @@
 //! - [`probe`]: which optional kernel features exist.
 //! - [`userdata`]: nft's comment TLVs. [`uapi`]: numbers from the kernel headers.
 
+#![forbid(unsafe_code)]
+
 pub mod batch;
 pub mod dump;
 pub mod expr;

@@ -202,7 +202,7 @@ pub enum KeyType {
     Ipv4Addr,
     Ipv6Addr,
     InetService,
-    /// A concatenation; each field padded to a 4-byte register (G13).
+    /// A concatenation; each field padded to a 4-byte register (docs/WIRE-NOTES.md#set-keys).
     Concat(Vec<KeyType>),
 }
 
@@ -256,7 +256,8 @@ pub struct Set {
     pub table: String,
     pub name: String,
     pub key: KeyType,
-    /// `NFT_SET_*` flags; `F_TIMEOUT` is required before any timeout is accepted (G12).
+    /// `NFT_SET_*` flags; `F_TIMEOUT` is required before any timeout is accepted
+    /// (docs/WIRE-NOTES.md#set-timeouts).
     pub flags: u32,
     /// Most elements (`NFTA_SET_DESC_SIZE`); the kernel refuses inserts beyond it.
     pub size: Option<u32>,

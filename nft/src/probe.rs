@@ -3,8 +3,9 @@
 //! The expression probes send one batch that is *meant* to fail: a throwaway table, chain and
 //! one rule per feature, then a delete of a table that does not exist. The last message aborts
 //! the transaction, so nothing is ever committed, while each earlier message still gets its own
-//! answer (G4): 0 where the kernel accepted it, ENOENT for an expression type it does not have
-//! (G16). No cleanup is needed, not even after a crash.
+//! answer (docs/WIRE-NOTES.md#acks): 0 where the kernel accepted it, ENOENT for an expression type
+//! it does not have (docs/WIRE-NOTES.md#queue-expression). No cleanup is needed, not even after a
+//! crash.
 
 use nfnl::{Error, NlSocket};
 

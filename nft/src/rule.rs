@@ -185,7 +185,7 @@ impl Rule {
         )
     }
 
-    /// `ct state` matching any of `bits` (host-endian register, G1).
+    /// `ct state` matching any of `bits` (host-endian register, docs/WIRE-NOTES.md#byte-order).
     pub fn ct_state_in(self, bits: u32) -> Self {
         let names: Vec<&str> = [
             (ct_state::INVALID, "invalid"),
@@ -311,8 +311,9 @@ impl Rule {
         )
     }
 
-    /// The same through nft_compat and the x_tables NFQUEUE target, revision 3 (G17), for
-    /// kernels without nft_queue. nft prints it like a native queue; the text says which it is.
+    /// The same through nft_compat and the x_tables NFQUEUE target, revision 3
+    /// (docs/WIRE-NOTES.md#compat-nfqueue), for kernels without nft_queue. nft prints it like a
+    /// native queue; the text says which it is.
     pub fn queue_compat(self, first: u16, total: u16, bypass: bool, fanout: bool) -> Self {
         let mut flags = 0;
         if bypass {

@@ -25,7 +25,8 @@ pub mod msg {
     pub const DELSETELEM: u8 = 14;
     pub const NEWGEN: u8 = 15;
     pub const GETGEN: u8 = 16;
-    /// Kernel ≥ 6.3: delete that succeeds when the object is absent (G10).
+    /// Kernel ≥ 6.3: delete that succeeds when the object is absent
+    /// (docs/WIRE-NOTES.md#idempotent-delete).
     pub const DESTROYTABLE: u8 = 26;
     pub const DESTROYSETELEM: u8 = 30;
 }
@@ -91,7 +92,8 @@ pub mod set {
     /// `enum nft_set_desc_attributes`.
     pub const DESC_SIZE: u16 = 1;
     pub const DESC_CONCAT: u16 = 2;
-    /// `enum nft_set_field_attributes`; lengths are in bytes whatever the header says (G13).
+    /// `enum nft_set_field_attributes`; lengths are in bytes whatever the header says
+    /// (docs/WIRE-NOTES.md#set-keys).
     pub const FIELD_LEN: u16 = 1;
 
     pub const F_ANONYMOUS: u32 = 0x1;
@@ -247,8 +249,8 @@ pub mod immediate {
     pub const DATA: u16 = 2;
 }
 
-/// `enum nft_queue_attributes`: `NFTA_QUEUE_*`; flags are `NFT_QUEUE_FLAG_*` (G15), the same two
-/// bits as xt_NFQUEUE's `NFQ_FLAG_*`.
+/// `enum nft_queue_attributes`: `NFTA_QUEUE_*`; flags are `NFT_QUEUE_FLAG_*`
+/// (docs/WIRE-NOTES.md#queue-expression), the same two bits as xt_NFQUEUE's `NFQ_FLAG_*`.
 pub mod queue {
     pub const NUM: u16 = 1;
     pub const TOTAL: u16 = 2;

@@ -10,7 +10,7 @@
 //! - `NFTA_BITWISE_OP`: nft 1.0.6 sends it (as MASK_XOR, the default) for prefix masks but not
 //!   for flag tests; we never send it, which every kernel reads as MASK_XOR.
 //! - message flags: nft's debug print shows only REQUEST/MULTI/ACK/ECHO and never ACK (it asks
-//!   for echoes instead); we ask for an ACK per object (G5).
+//!   for echoes instead); we ask for an ACK per object (docs/WIRE-NOTES.md#begin-end-acks).
 //!
 //! The captures hold host-endian netlink headers and meta/ct data of a little-endian machine.
 #![cfg(target_endian = "little")]

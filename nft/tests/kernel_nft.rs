@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use nfnl::testbed::{wait_for, Testbed};
 use nfnl::{Error, NlSocket};
 use nft::probe::{self, Features};
 use nft::rule::{ct_state, tcp_flag};
@@ -12,6 +11,7 @@ use nft::{
     dump, BaseChain, Batch, Chain, Element, Family, Hook, KeyType, Rule, Set, Table, Verdict,
 };
 use serde_json::Value;
+use testbed::{wait_for, Testbed};
 
 const T: &str = "scanban";
 

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use nfnl::testbed::{wait_for, Testbed};
+use testbed::{wait_for, Testbed};
 
 /// A running `scanban run`, with its stats, events and metrics files and its log in `dir`.
 pub struct Daemon {

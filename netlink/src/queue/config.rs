@@ -1,9 +1,10 @@
 //! Queue configuration: one `NFQNL_MSG_CONFIG` that binds and configures atomically.
 //!
 //! A freshly bound queue has copy mode NONE, and the kernel silently drops every packet it would
-//! queue until PARAMS arrive (G20). The kernel applies CMD, PARAMS, QUEUE_MAXLEN and FLAGS of a
-//! single message in that order, so we always send them together. FLAGS without MASK makes the
-//! kernel reject the whole message, BIND included (G21).
+//! queue until PARAMS arrive (docs/WIRE-NOTES.md#queue-config). The kernel applies CMD, PARAMS,
+//! QUEUE_MAXLEN and FLAGS of a single message in that order, so we always send them together. FLAGS
+//! without MASK makes the kernel reject the whole message, BIND included
+//! (docs/WIRE-NOTES.md#queue-config).
 
 use crate::error::EncodeError;
 use crate::message::{family, nfnl_type, subsys, MessageBuilder, NfGenMsg};
@@ -130,7 +131,7 @@ fn config_message(buf: &mut Vec<u8>, queue: u16, seq: u32) -> MessageBuilder<'_>
 }
 
 /// `struct nfqnl_msg_config_cmd { u8 command; u8 _pad; be16 pf; }`; pf only matters for the
-/// obsolete PF_(UN)BIND commands, which we never send (G19).
+/// obsolete PF_(UN)BIND commands, which we never send (docs/WIRE-NOTES.md#queue-bind).
 fn cmd_bytes(command: u8) -> [u8; 4] {
     [command, 0, 0, 0]
 }

@@ -1,10 +1,10 @@
 //! Queued packet messages (`NFQNL_MSG_PACKET`) as a zero-copy view.
 //!
-//! Layout facts (G22): `nfgen_family` is the packet's protocol family (2 or 10, even for inet
-//! rules) and `res_id` the queue number; `NFQA_PACKET_HDR` is a packed 7-byte struct (be32 id,
-//! be16 hw_protocol, u8 hook); `NFQA_CAP_LEN` appears only when the payload was cut to the copy
-//! range; `NFQA_TIMESTAMP` only if the skb has one. Unknown attributes (newer kernels add some)
-//! are skipped.
+//! Layout facts (docs/WIRE-NOTES.md#queued-packets): `nfgen_family` is the packet's protocol family
+//! (2 or 10, even for inet rules) and `res_id` the queue number; `NFQA_PACKET_HDR` is a packed
+//! 7-byte struct (be32 id, be16 hw_protocol, u8 hook); `NFQA_CAP_LEN` appears only when the payload
+//! was cut to the copy range; `NFQA_TIMESTAMP` only if the skb has one. Unknown attributes (newer
+//! kernels add some) are skipped.
 //!
 //! Contract: `PacketView::parse` never panics and never allocates; the view borrows the receive
 //! buffer.

@@ -3,11 +3,13 @@
 //! - The socket sets `NETLINK_NO_ENOBUFS` and a forced receive buffer sized for the queue length,
 //!   and reads with `recvmmsg` into preallocated slots: the per-packet path makes no allocation
 //!   and no syscall beyond one receive and one verdict send per batch.
-//! - Configuration replies share the socket with queued packets (G24). Packets that arrive while
-//!   we wait for an ACK are kept (copied aside, a control-path allocation) and handed out first
-//!   by the next `recv`, never dropped.
-//! - Closing the socket makes the kernel drop whatever is still queued (G19), so `shutdown`
-//!   releases everything pending with the given verdict before it unbinds.
+//! - Configuration replies share the socket with queued packets
+//!   (docs/WIRE-NOTES.md#queue-socket-sharing). Packets that arrive while we wait for an ACK are
+//!   kept (copied aside, a control-path allocation) and handed out first by the next `recv`, never
+//!   dropped.
+//! - Closing the socket makes the kernel drop whatever is still queued
+//!   (docs/WIRE-NOTES.md#queue-bind), so `shutdown` releases everything pending with the given
+//!   verdict before it unbinds.
 
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -48,7 +50,8 @@ impl QueueSocket {
     /// Opens a socket and binds it to `config.queue`, configured in one message.
     ///
     /// If another process holds the queue the kernel answers EPERM (the owner check runs before
-    /// anything else, G19); that becomes `Error::QueueTaken` naming the holder's port id.
+    /// anything else, docs/WIRE-NOTES.md#queue-bind); that becomes `Error::QueueTaken` naming the
+    /// holder's port id.
     pub fn bind(config: &QueueConfig) -> Result<Self, Error> {
         let mut sock = NlSocket::open()?;
         sock.set_no_enobufs()?;

@@ -7,9 +7,9 @@
 //! backlog). A batch verdict's `NFQA_MARK` replaces the mark
 //! of every packet it releases, so packets that must leave with different marks (each its own
 //! mark with a bit added, say) end runs, and become one message each. The kernel
-//! walks the datagram in order (G23), so a later batch never catches an earlier packet that a
-//! previous message in the same datagram already released; and the kernel's "id ≤ N" compares
-//! with wrap-around (`nfq_id_after`), as we do.
+//! walks the datagram in order (docs/WIRE-NOTES.md#verdicts), so a later batch never catches an
+//! earlier packet that a previous message in the same datagram already released; and the kernel's
+//! "id ≤ N" compares with wrap-around (`nfq_id_after`), as we do.
 
 use crate::error::EncodeError;
 use crate::message::{family, nfnl_type, subsys, MessageBuilder, NfGenMsg, NLM_F_REQUEST};

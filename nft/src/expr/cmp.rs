@@ -1,6 +1,6 @@
 //! `cmp`: compares a register with constant data. The data is in the register's layout (network
-//! order after a payload load, host order after meta/ct, G1); the kernel does not check its
-//! length against the load's (G14), which is why `rule` derives one from the other.
+//! order after a payload load, host order after meta/ct, docs/WIRE-NOTES.md#byte-order); the kernel does not check its
+//! length against the load's (docs/WIRE-NOTES.md#cmp-width), which is why `rule` derives one from the other.
 
 use nfnl::message::MessageBuilder;
 use nfnl::DecodeError;

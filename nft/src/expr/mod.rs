@@ -6,7 +6,7 @@
 //! Enumerated values this crate does not name (a newer payload base, cmp operator, limit type)
 //! are kept as `Unknown(code)`, never read as a known one, so a dump re-encodes unchanged.
 //!
-//! Byte-order rules (G1, G14): expression *parameters* (registers, offsets, lengths, keys) are
+//! Byte-order rules (docs/WIRE-NOTES.md#byte-order, docs/WIRE-NOTES.md#cmp-width): expression *parameters* (registers, offsets, lengths, keys) are
 //! big-endian u32 (u16 for `queue`); *data* compared against a register is raw bytes in the
 //! register's layout: network order for payload loads, host order for `meta`/`ct` values; the
 //! compat `target` info is a host-endian C struct. The caller builds data accordingly (see
@@ -97,13 +97,13 @@ pub enum Expr {
     Immediate {
         verdict: Verdict,
     },
-    /// Native `queue` (CONFIG_NFT_QUEUE, G15/G16); `flags` are `uapi::queue::FLAG_*`.
+    /// Native `queue` (CONFIG_NFT_QUEUE, docs/WIRE-NOTES.md#queue-expression); `flags` are `uapi::queue::FLAG_*`.
     Queue {
         num: u16,
         total: u16,
         flags: u16,
     },
-    /// nft_compat x_tables target, e.g. NFQUEUE revision 3 (G17).
+    /// nft_compat x_tables target, e.g. NFQUEUE revision 3 (docs/WIRE-NOTES.md#compat-nfqueue).
     Target {
         name: String,
         rev: u32,

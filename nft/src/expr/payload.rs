@@ -1,5 +1,5 @@
 //! `payload`: loads `len` bytes at `offset` from one of the packet's headers into a register,
-//! in network byte order (G1).
+//! in network byte order (docs/WIRE-NOTES.md#byte-order).
 
 use nfnl::message::MessageBuilder;
 use nfnl::DecodeError;

@@ -1,4 +1,4 @@
-//! Native `queue` (CONFIG_NFT_QUEUE, G15/G16): hands the packet to NFQUEUE `num` (spread over
+//! Native `queue` (CONFIG_NFT_QUEUE, docs/WIRE-NOTES.md#queue-expression): hands the packet to NFQUEUE `num` (spread over
 //! `total` queues); its parameters are big-endian u16.
 
 use nfnl::message::MessageBuilder;

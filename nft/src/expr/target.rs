@@ -1,5 +1,5 @@
 //! nft_compat `target`: an x_tables target run from an nf_tables rule, e.g. NFQUEUE revision 3
-//! for kernels without nft_queue (G17). Its info is the target's C struct, host-endian.
+//! for kernels without nft_queue (docs/WIRE-NOTES.md#compat-nfqueue). Its info is the target's C struct, host-endian.
 
 use nfnl::message::MessageBuilder;
 use nfnl::DecodeError;
@@ -29,7 +29,7 @@ pub(super) fn parse(tb: &Attrs<'_>) -> Result<Expr, DecodeError> {
 }
 
 /// `struct xt_NFQ_info_v3 { u16 queuenum; u16 queues_total; u16 flags; }` in host byte order,
-/// padded to `XT_ALIGN` (8) as iptables-nft sends it (G17).
+/// padded to `XT_ALIGN` (8) as iptables-nft sends it (docs/WIRE-NOTES.md#compat-nfqueue).
 pub fn nfqueue_v3_info(num: u16, total: u16, flags: u16) -> Vec<u8> {
     let mut info = Vec::with_capacity(8);
     info.extend_from_slice(&num.to_ne_bytes());

@@ -21,7 +21,7 @@ pub enum Verdict {
     Return,
     Jump(String),
     Goto(String),
-    /// A code we do not name (e.g. NF_QUEUE, which the kernel refuses in rules anyway, G15).
+    /// A code we do not name (e.g. NF_QUEUE, which the kernel refuses in rules anyway, docs/WIRE-NOTES.md#queue-expression).
     Code(i32),
 }
 

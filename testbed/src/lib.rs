@@ -1,4 +1,7 @@
-//! Throwaway network namespaces for kernel tests (TESTING.md's rules, in code).
+//! Throwaway network namespaces for kernel tests (docs/TESTING.md's namespace rules, in code).
+//!
+//! A dev-dependency of every crate with kernel tests, never a normal one: it runs `ip` and
+//! panics on failure, which has no place in the product (`cargo tree -e normal` shows it absent).
 //!
 //! A `Testbed` is two namespaces joined by a veth pair: a *server* (where the code under test
 //! runs) and an *attacker* (where traffic comes from). Addresses come only from the
@@ -10,9 +13,10 @@
 //! run them, unless `SCANBAN_REQUIRE_KERNEL_TESTS` is set, as CI does, in which case a
 //! skip is a failure.
 
+#![forbid(unsafe_code)]
+
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -161,14 +165,9 @@ pub fn in_netns<T>(name: &str, f: impl FnOnce() -> T) -> T {
     out
 }
 
+/// Moves the calling thread alone into the network namespace `ns` refers to.
 fn setns(ns: &File) -> io::Result<()> {
-    // SAFETY: setns only reads the descriptor, which `ns` keeps open for the call; it changes
-    // the network namespace of the calling thread alone.
-    let r = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(io::Error::from)
 }
 
 /// Polls `check` every 20 ms until it returns `Some` or `timeout` passes.
@@ -198,8 +197,7 @@ fn run(cmd: &str, args: &[&str]) -> io::Result<()> {
 }
 
 fn unavailable() -> Option<String> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
+    if !nix::unistd::geteuid().is_root() {
         return Some("needs root (network namespaces, nf_tables, nfnetlink_queue)".into());
     }
     match Command::new("ip").arg("-V").output() {
