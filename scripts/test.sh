@@ -64,7 +64,7 @@ echo "== packaging: OpenWrt init script and Makefile, staged install, systemd un
 # The routers' binaries run the UCI-generated configurations under qemu-user.
 bash packaging/openwrt/test-init.sh dist/scanban-x86_64-unknown-linux-musl \
   qemu-aarch64-static:dist/scanban-aarch64-unknown-linux-musl \
-  qemu-arm-static:"$(ls dist/scanban-armv7-*)"
+  qemu-arm-static:dist/scanban-armv7-unknown-linux-musleabihf
 bash packaging/openwrt/test-makefile.sh dist/scanban-x86_64-unknown-linux-musl
 stage=$(mktemp -d)
 DESTDIR=$stage bash scripts/install.sh dist/scanban-x86_64-unknown-linux-musl
