@@ -120,6 +120,9 @@ pub struct Settings {
     pub weight_privileged: u32,
     pub weight_other: u32,
     pub weight_stealth: u32,
+    pub weight_ack: u32,
+    pub weight_sctp: u32,
+    pub weight_protocol: u32,
     pub leak_every: Duration,
     pub ipv6_prefix: u8,
     pub allow: Vec<Cidr>,
@@ -167,6 +170,9 @@ impl Default for Settings {
             weight_privileged: d.weight_privileged,
             weight_other: d.weight_other,
             weight_stealth: d.weight_stealth,
+            weight_ack: d.weight_ack,
+            weight_sctp: d.weight_sctp,
+            weight_protocol: d.weight_protocol,
             leak_every: Duration::from_millis(d.leak_every_ms),
             ipv6_prefix: d.ipv6_prefix,
             allow: Vec::new(),
@@ -253,6 +259,9 @@ pub const OPTIONS: &[OptionDoc] = &[
     opt("metrics-file", "PATH", "the same counters in Prometheus text format"),
     opt("user", "NAME", "after setup, run as this user with CAP_NET_ADMIN only (default: stay root, still with CAP_NET_ADMIN only); the directories of the files it writes are given to it if they are its own (named scanban)"),
     switch("verbose", "debug logging"),
+    opt("weight-ack", "N", "score of an ACK, Window or FIN+ACK (Maimon) probe to a closed port; low because a late ACK or FIN of an expired connection looks the same (default {default})"),
+    opt("weight-sctp", "N", "score of an SCTP INIT or COOKIE ECHO to a distinct closed port (default {default})"),
+    opt("weight-protocol", "N", "score of a distinct IP protocol the host does not serve (nmap -sO; ICMP never counts) (default {default})"),
 ];
 
 mod apply;

@@ -17,6 +17,13 @@ pub struct Config {
     pub weight_other: u32,
     /// Weight of a stealth probe (NULL, FIN, XMAS, SYN+FIN, SYN+RST); 7 bans in three.
     pub weight_stealth: u32,
+    /// Weight of an ACK-family probe (ACK, Window, FIN+ACK Maimon) to a closed port: low,
+    /// since a late ACK or FIN of an expired connection looks the same (one port, though).
+    pub weight_ack: u32,
+    /// Weight of an SCTP INIT or COOKIE ECHO to a closed port.
+    pub weight_sctp: u32,
+    /// Weight of a distinct IP protocol the host does not serve (nmap -sO).
+    pub weight_protocol: u32,
     /// One point leaks away per this many milliseconds.
     pub leak_every_ms: u64,
     /// IPv6 sources are keyed by this prefix length.
@@ -63,6 +70,9 @@ impl Default for Config {
             weight_privileged: 3,
             weight_other: 1,
             weight_stealth: 7,
+            weight_ack: 2,
+            weight_sctp: 3,
+            weight_protocol: 3,
             leak_every_ms: 5_000,
             ipv6_prefix: 64,
             allow: Vec::new(),

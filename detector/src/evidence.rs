@@ -13,12 +13,17 @@ pub mod stealth {
     pub const XMAS: u8 = 4;
     pub const SYN_FIN: u8 = 8;
     pub const SYN_RST: u8 = 16;
-    pub const NAMES: [(u8, &str); 5] = [
+    /// ACK or Window probes, and FIN+ACK (Maimon): not stealth, but named in the evidence.
+    pub const ACK: u8 = 32;
+    pub const FIN_ACK: u8 = 64;
+    pub const NAMES: [(u8, &str); 7] = [
         (NULL, "NULL"),
         (FIN, "FIN"),
         (XMAS, "XMAS"),
         (SYN_FIN, "SYN+FIN"),
         (SYN_RST, "SYN+RST"),
+        (ACK, "ACK"),
+        (FIN_ACK, "FIN+ACK"),
     ];
 }
 

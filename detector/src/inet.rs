@@ -9,7 +9,7 @@
 
 use std::net::Ipv6Addr;
 
-/// IP protocol numbers (`IPPROTO_*`, linux/in.h and linux/in6.h): the transports scanban counts,
+/// IP protocol numbers (`IPPROTO_*`, linux/in.h and linux/in6.h): the transports scanban counts (and SCTP),
 /// the ICMPs replay reads, and the IPv6 extension headers the parser walks through.
 pub mod ipproto {
     pub const HOPOPTS: u8 = 0;
@@ -19,9 +19,13 @@ pub mod ipproto {
     pub const ROUTING: u8 = 43;
     pub const FRAGMENT: u8 = 44;
     pub const AH: u8 = 51;
+    pub const ESP: u8 = 50;
     pub const ICMPV6: u8 = 58;
     pub const DSTOPTS: u8 = 60;
     pub const MOBILITY: u8 = 135;
+    pub const HIP: u8 = 139;
+    pub const SHIM6: u8 = 140;
+    pub const SCTP: u8 = 132;
 }
 
 /// TCP flag bits (the header's 14th byte; linux/tcp.h `TCPHDR_*`).

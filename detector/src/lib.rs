@@ -25,6 +25,7 @@ pub mod inet;
 pub mod offenders;
 pub mod packet;
 pub mod pcap;
+pub mod probe;
 pub mod ratelimit;
 pub mod replay;
 pub mod source;
@@ -37,9 +38,10 @@ pub use allowlist::{Allowlist, Cidr, Keyed, Narrowed};
 pub use config::Config;
 pub use evidence::Evidence;
 pub use packet::{Ignored, Observation, Proto};
+pub use probe::ProbeKind;
 pub use source::SourceKey;
 
-use evidence::{stealth, SHOWN_PORTS};
+use evidence::SHOWN_PORTS;
 use offenders::Offenders;
 use ratelimit::{RateLimiter, SharedLimiter};
 use table::{Inserted, Table};
@@ -245,14 +247,9 @@ impl Detector {
                 return Outcome::AlreadyBanned;
             }
         }
-        let kind = stealth_kind(obs);
-        let weight = if kind != 0 {
-            c.weight_stealth
-        } else if obs.dst_port < 1024 {
-            c.weight_privileged
-        } else {
-            c.weight_other
-        };
+        let probe = ProbeKind::of(obs);
+        let weight = probe.weight(obs.dst_port, c);
+        let kind = probe.evidence_bit();
         let (leak_every, threshold) = (c.leak_every_ms, c.threshold);
         let (track, how) = self.table.get_or_insert(key, now_ms);
         if how == Inserted::NewAfterEviction {
@@ -386,29 +383,5 @@ impl Detector {
             t.leak(now_ms, self.config.leak_every_ms);
             (t.score_milli / 1000) as u32
         })
-    }
-}
-
-/// Stealth probe kind of a TCP observation (`evidence::stealth` bit), 0 for a plain probe.
-fn stealth_kind(obs: &Observation) -> u8 {
-    if obs.proto != Proto::Tcp {
-        return 0;
-    }
-    use inet::tcp_flag::{ACK, CLASSIC, FIN, PSH, RST, SYN, URG};
-    let f = obs.tcp_flags & CLASSIC;
-    if f & SYN != 0 && f & FIN != 0 {
-        stealth::SYN_FIN
-    } else if f & SYN != 0 && f & RST != 0 {
-        stealth::SYN_RST
-    } else if f & (SYN | ACK | RST) != 0 {
-        0
-    } else if f == 0 {
-        stealth::NULL
-    } else if f & (FIN | PSH | URG) == FIN | PSH | URG {
-        stealth::XMAS
-    } else if f & FIN != 0 {
-        stealth::FIN
-    } else {
-        0
     }
 }

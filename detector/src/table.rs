@@ -66,7 +66,7 @@ impl Track {
 
     /// Records a port; false if it was already known.
     pub fn add_port(&mut self, proto: Proto, port: u16) -> bool {
-        let v = (u32::from(proto == Proto::Udp) << 16) | u32::from(port);
+        let v = (proto.index() << 16) | u32::from(port);
         if self.ports[..usize::from(self.nports)].contains(&v) {
             return false;
         }
@@ -87,7 +87,7 @@ impl Track {
         };
         (0..n).map(move |i| {
             let v = self.ports[(start + i) % PORTS_PER_SOURCE];
-            let proto = if v >> 16 == 1 { Proto::Udp } else { Proto::Tcp };
+            let proto = Proto::from_index(v >> 16);
             (proto, v as u16)
         })
     }

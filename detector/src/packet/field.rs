@@ -60,3 +60,15 @@ pub mod udp {
     pub const LENGTH: Field = 4..6;
     pub const HEADER_LEN: usize = 8;
 }
+
+/// RFC 9260: the common header, then the first chunk's type.
+pub mod sctp {
+    use super::Field;
+    pub const SRC_PORT: Field = 0..2;
+    pub const DST_PORT: Field = 2..4;
+    pub const CHUNK_TYPE: usize = 12;
+    /// The common header (12 bytes) and one chunk header (4).
+    pub const HEADER_LEN: usize = 16;
+    pub const INIT: u8 = 1;
+    pub const COOKIE_ECHO: u8 = 10;
+}

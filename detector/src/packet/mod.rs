@@ -1,25 +1,46 @@
-//! Reading the headers of a queued packet into an `Observation`: IPv4 (with options), IPv6 (through its extension
-//! headers), then TCP or UDP ports and TCP flags. The bytes start at the IP header, possibly cut
-//! to the queue's copy range.
+//! Reading the headers of a queued packet into an `Observation`: IPv4 (with options), IPv6 (through
+//! its whole extension header chain), then TCP or UDP ports and TCP flags, the SCTP port of an INIT
+//! or COOKIE ECHO, or for any other protocol the protocol number itself. The bytes start at the IP
+//! header, possibly cut to the queue's copy range.
 //!
 //! Contract: `parse` never panics and never allocates, whatever the bytes; anything it cannot
 //! or should not read comes back as a typed `Ignored` reason. Every index is checked with `get`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// Transport protocols scanban counts.
+/// Transport protocols scanban counts. `Ip` is a probe of an IP protocol itself (nmap -sO): its
+/// "port" is the protocol number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Proto {
     Tcp,
     Udp,
+    Sctp,
+    Ip,
 }
 
 impl Proto {
+    pub const ALL: [Proto; 4] = [Proto::Tcp, Proto::Udp, Proto::Sctp, Proto::Ip];
+
     pub fn name(self) -> &'static str {
         match self {
             Proto::Tcp => "tcp",
             Proto::Udp => "udp",
+            Proto::Sctp => "sctp",
+            Proto::Ip => "ip",
         }
+    }
+
+    /// A small number per protocol, for compact port keys (`Proto::ALL` order).
+    pub fn index(self) -> u32 {
+        self as u32
+    }
+
+    /// The protocol of `index` (`Tcp` for an unknown one).
+    pub fn from_index(index: u32) -> Proto {
+        Proto::ALL
+            .get(index as usize)
+            .copied()
+            .unwrap_or(Proto::Tcp)
     }
 }
 
@@ -32,7 +53,8 @@ pub enum Ignored {
     Malformed,
     /// A fragment other than the first: it carries no ports.
     Fragment,
-    /// Neither TCP nor UDP (ICMP, ESP, SCTP, ...).
+    /// Not a probe of a port or protocol: ICMP, ICMPv6, or an SCTP packet other than INIT or
+    /// COOKIE ECHO.
     OtherProtocol,
     /// Source never tracked: loopback, unspecified, multicast, link-local or allowlisted.
     Allowlisted,
@@ -67,7 +89,7 @@ pub struct Observation {
     pub proto: Proto,
     pub src_port: u16,
     pub dst_port: u16,
-    /// TCP flags byte (`inet::tcp_flag` bits); 0 for UDP.
+    /// TCP flags byte (`inet::tcp_flag` bits); 0 for the other protocols.
     pub tcp_flags: u8,
     /// Input interface index, when known.
     pub ifindex: Option<u32>,
@@ -141,10 +163,16 @@ fn network_v6(b: &[u8]) -> Result<Network<'_>, Ignored> {
     let dst = IpAddr::V6(Ipv6Addr::from(bytes::<16>(h, ipv6::DST_ADDR)));
     let mut next = h[ipv6::NXT_HDR];
     let mut at = ipv6::HEADER_LEN;
-    // A chain longer than this is not a real packet; bounding it bounds the work.
-    for _ in 0..8 {
+    // The whole chain, however long: every header moves `at` forward by 8 bytes or more, so the
+    // walk ends at the end of the bytes (Truncated) at the latest; no count a scanner can exceed.
+    loop {
         match next {
-            ipproto::HOPOPTS | ipproto::ROUTING | ipproto::DSTOPTS | ipproto::MOBILITY => {
+            ipproto::HOPOPTS
+            | ipproto::ROUTING
+            | ipproto::DSTOPTS
+            | ipproto::MOBILITY
+            | ipproto::HIP
+            | ipproto::SHIM6 => {
                 let e = b.get(at..at + ext::MIN_LEN).ok_or(Ignored::Truncated)?;
                 next = e[ext::NXT_HDR];
                 at += (usize::from(e[ext::LENGTH]) + 1) * 8;
@@ -173,44 +201,57 @@ fn network_v6(b: &[u8]) -> Result<Network<'_>, Ignored> {
             }
         }
     }
-    Err(Ignored::Malformed)
 }
 
 fn transport(n: &Network<'_>) -> Result<Observation, Ignored> {
-    use field::{tcp, udp};
-    // Whole headers only: a probe cut short or with an impossible length field is not a
-    // connection attempt a host would answer, and counting it would let a forger ban a
-    // bystander with junk.
-    let (proto, need) = match n.protocol {
-        ipproto::TCP => (Proto::Tcp, tcp::HEADER_LEN),
-        ipproto::UDP => (Proto::Udp, udp::HEADER_LEN),
-        _ => return Err(Ignored::OtherProtocol),
-    };
-    let t = n.transport.get(..need).ok_or(Ignored::Truncated)?;
-    let valid = match proto {
-        Proto::Tcp => usize::from(t[tcp::DATA_OFF] >> 4) * 4 >= tcp::HEADER_LEN,
-        Proto::Udp => usize::from(be16(t, udp::LENGTH)) >= udp::HEADER_LEN,
-    };
-    if !valid {
-        return Err(Ignored::Malformed);
-    }
-    let (src_port, dst_port) = match proto {
-        Proto::Tcp => (tcp::SRC_PORT, tcp::DST_PORT),
-        Proto::Udp => (udp::SRC_PORT, udp::DST_PORT),
-    };
-    Ok(Observation {
+    use field::{sctp, tcp, udp};
+    let obs = |proto, src_port, dst_port, tcp_flags| Observation {
         src: n.src,
         dst: n.dst,
         proto,
-        src_port: be16(t, src_port),
-        dst_port: be16(t, dst_port),
-        tcp_flags: if proto == Proto::Tcp {
-            t[tcp::FLAGS]
-        } else {
-            0
-        },
+        src_port,
+        dst_port,
+        tcp_flags,
         ifindex: None,
-    })
+    };
+    // Whole headers only: a probe cut short or with an impossible length field is not a
+    // connection attempt a host would answer, and counting it would let a forger ban a
+    // bystander with junk.
+    match n.protocol {
+        ipproto::TCP => {
+            let t = n.transport.get(..tcp::HEADER_LEN).ok_or(Ignored::Truncated)?;
+            if usize::from(t[tcp::DATA_OFF] >> 4) * 4 < tcp::HEADER_LEN {
+                return Err(Ignored::Malformed);
+            }
+            let (sp, dp) = (be16(t, tcp::SRC_PORT), be16(t, tcp::DST_PORT));
+            Ok(obs(Proto::Tcp, sp, dp, t[tcp::FLAGS]))
+        }
+        ipproto::UDP => {
+            let t = n.transport.get(..udp::HEADER_LEN).ok_or(Ignored::Truncated)?;
+            if usize::from(be16(t, udp::LENGTH)) < udp::HEADER_LEN {
+                return Err(Ignored::Malformed);
+            }
+            let (sp, dp) = (be16(t, udp::SRC_PORT), be16(t, udp::DST_PORT));
+            Ok(obs(Proto::Udp, sp, dp, 0))
+        }
+        ipproto::SCTP => {
+            // The common header and the first chunk's header: INIT opens an association (nmap
+            // -sY), COOKIE ECHO completes one the host never offered (-sZ); anything else is a
+            // packet of an association, not a probe.
+            let t = n.transport.get(..sctp::HEADER_LEN).ok_or(Ignored::Truncated)?;
+            if !matches!(t[sctp::CHUNK_TYPE], sctp::INIT | sctp::COOKIE_ECHO) {
+                return Err(Ignored::OtherProtocol);
+            }
+            let (sp, dp) = (be16(t, sctp::SRC_PORT), be16(t, sctp::DST_PORT));
+            Ok(obs(Proto::Sctp, sp, dp, 0))
+        }
+        // Echo requests and errors are how hosts talk about the network, never a probe of a
+        // service.
+        ipproto::ICMP | ipproto::ICMPV6 => Err(Ignored::OtherProtocol),
+        // Any other protocol reaching the sensor is one the host was asked whether it speaks
+        // (nmap -sO): the protocol number is the "port".
+        p => Ok(obs(Proto::Ip, 0, u16::from(p), 0)),
+    }
 }
 
 #[cfg(test)]
@@ -272,6 +313,8 @@ mod tests {
         );
         assert_eq!(parse(&v4(6, 0, &tcp(80, 2)[..10])), Err(Ignored::Truncated));
         assert_eq!(parse(&v4(1, 0, &[8, 0, 0, 0])), Err(Ignored::OtherProtocol));
+        let gre = parse(&v4(47, 0, &[0, 0, 8, 0])).unwrap();
+        assert_eq!((gre.proto, gre.dst_port), (Proto::Ip, 47), "nmap -sO");
         let mut bad = v4(6, 0, &tcp(80, 2));
         bad[0] = 0x43;
         assert_eq!(parse(&bad), Err(Ignored::Malformed));
@@ -320,14 +363,17 @@ mod tests {
         assert_eq!(parse(&v6(44, &later)), Err(Ignored::Fragment));
         // an extension header that runs past the copy range
         assert_eq!(parse(&v6(0, &[6, 200])), Err(Ignored::Truncated));
-        // ESP hides the transport header
-        assert_eq!(parse(&v6(50, &[0; 8])), Err(Ignored::OtherProtocol));
-        // a chain of hop-by-hop headers that never ends
+        // ESP hides the transport header: a probe of protocol 50 itself
+        let esp = parse(&v6(50, &[0; 8])).unwrap();
+        assert_eq!((esp.proto, esp.dst_port), (Proto::Ip, 50));
+        // ICMPv6 is never a probe
+        assert_eq!(parse(&v6(58, &[128, 0, 0, 0])), Err(Ignored::OtherProtocol));
+        // a chain of hop-by-hop headers that runs to the end of the bytes
         let endless: Vec<u8> = std::iter::repeat([0u8, 0, 0, 0, 0, 0, 0, 0])
             .take(20)
             .flatten()
             .collect();
-        assert_eq!(parse(&v6(0, &endless)), Err(Ignored::Malformed));
+        assert_eq!(parse(&v6(0, &endless)), Err(Ignored::Truncated));
     }
 
     #[test]
