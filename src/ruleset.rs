@@ -9,9 +9,13 @@
 //!   sources are counted and dropped;
 //! - chain `sensor`, hook input priority -10 (before the filter priority, so after an accept
 //!   verdict the admin's own firewall still decides): loopback, non-unicast and established
-//!   traffic return at once; so does anything a local socket will receive; what is left, TCP SYN
-//!   without ACK, flagless/FIN/XMAS TCP, and new UDP, goes to the queue(s), with `bypass` so a
-//!   stopped daemon never blackholes traffic.
+//!   traffic return at once; so does anything a local socket will receive; what is left goes to
+//!   the queue(s), with `bypass` so a stopped daemon never blackholes traffic: TCP SYN without
+//!   ACK; flagless/FIN/XMAS TCP; ACK without SYN or RST (ACK, Window and FIN+ACK Maimon probes,
+//!   which conntrack calls `new` (loose pickup) or `invalid`: either way no connection it knows);
+//!   new UDP; SCTP (the detector counts INIT and COOKIE ECHO; the nft `socket` expression knows
+//!   no SCTP sockets); and any IP protocol but TCP, UDP, SCTP, ICMP and ICMPv6 (nmap -sO). TCP
+//!   RST and SYN+ACK are never queued: they answer something, often spoofed by a third party.
 
 use nft::probe::Features;
 use nft::rule::{ct_state, tcp_flag};
@@ -194,9 +198,22 @@ pub fn build(settings: &Settings, features: &Features, parts: Parts) -> Ruleset 
                 .with_comment("probes: NULL, FIN, XMAS"),
         );
         rules.push(
+            queue(
+                r("sensor").tcp_flags(tcp_flag::SYN | tcp_flag::RST | tcp_flag::ACK, tcp_flag::ACK),
+            )
+            .with_comment("probes: ACK, Window, FIN+ACK (Maimon)"),
+        );
+        rules.push(r("sensor").l4proto_tcp().ret());
+        rules.push(
             queue(r("sensor").l4proto_udp().ct_state_in(ct_state::NEW))
                 .with_comment("probes: UDP to a closed port"),
         );
+        rules.push(r("sensor").l4proto_udp().ret());
+        rules
+            .push(queue(r("sensor").l4proto_sctp()).with_comment("probes: SCTP INIT, COOKIE ECHO"));
+        rules.push(r("sensor").l4proto_icmp(false).ret());
+        rules.push(r("sensor").l4proto_icmp(true).ret());
+        rules.push(queue(r("sensor")).with_comment("probes: IP protocols (nmap -sO)"));
     }
     Ruleset {
         table: Table::new(Family::Inet, TABLE),

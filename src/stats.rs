@@ -149,7 +149,7 @@ impl Figures {
             m("repeats", "probes to a port the source had already probed", det.repeats),
             m(
                 "ignored",
-                "packets ignored (allowlisted, not TCP/UDP, fragments, malformed)",
+                "packets ignored (allowlisted, ICMP, SCTP other than INIT/COOKIE ECHO, fragments, malformed)",
                 det.ignored.iter().sum(),
             ),
             g("tracked", "sources tracked now", det.tracked),

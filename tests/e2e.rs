@@ -1233,3 +1233,136 @@ fn spoofed_probes_from_the_upstream_resolver_ban_nothing() {
     drop(d);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// ACK (-sA), Window (-sW) and Maimon (-sM) scans: ACK-family probes to closed ports, which
+/// conntrack calls `new` (ACK: loose pickup) or `invalid` (FIN+ACK), each banned.
+#[test]
+fn ack_window_and_maimon_scans_are_banned() {
+    let Some(tb) = Testbed::new("e2eack") else {
+        return;
+    };
+    tb.add_attacker_addr("192.0.2.3/24").unwrap();
+    tb.add_attacker_addr("192.0.2.4/24").unwrap();
+    let d = Daemon::start(&tb, &[]);
+    for (scan, src, kind) in [
+        ("-sA", ATTACKER_V4, "ACK"),
+        ("-sW", "192.0.2.3", "ACK"),
+        ("-sM", "192.0.2.4", "FIN+ACK"),
+    ] {
+        nmap(
+            &tb,
+            &format!("{scan} -S {src} -e veth0 --top-ports 100 {SERVER_V4}"),
+        );
+        assert!(banned(&tb, "banned4", src), "{scan}: {}", d.log());
+        let line = d
+            .log()
+            .lines()
+            .find(|l| l.contains(&format!("ban {src} for")))
+            .map(str::to_string)
+            .unwrap_or_default();
+        assert!(line.contains(kind), "{scan}: {line}");
+    }
+}
+
+/// SCTP INIT (-sY) and COOKIE ECHO (-sZ) scans, and an IP-protocol scan (-sO), each banned.
+/// This kernel has no SCTP stack (CONFIG_IP_SCTP unset: every SCTP port is closed) but tracks
+/// SCTP in conntrack (INIT is `new`, COOKIE ECHO `invalid`); the nft `socket` expression knows
+/// no SCTP sockets on any kernel.
+#[test]
+fn sctp_and_ip_protocol_scans_are_banned() {
+    let Some(tb) = Testbed::new("e2esctp") else {
+        return;
+    };
+    tb.add_attacker_addr("192.0.2.3/24").unwrap();
+    tb.add_attacker_addr("192.0.2.4/24").unwrap();
+    let d = Daemon::start(&tb, &[]);
+    for (scan, src, shown) in [
+        ("-sY --top-ports 50", ATTACKER_V4, "sctp/"),
+        ("-sZ --top-ports 50", "192.0.2.3", "sctp/"),
+        ("-sO", "192.0.2.4", "ip/"),
+    ] {
+        nmap(&tb, &format!("{scan} -S {src} -e veth0 {SERVER_V4}"));
+        assert!(banned(&tb, "banned4", src), "{scan}: {}", d.log());
+        let line = d
+            .log()
+            .lines()
+            .find(|l| l.contains(&format!("ban {src} for")))
+            .map(str::to_string)
+            .unwrap_or_default();
+        assert!(line.contains(shown), "{scan}: {line}");
+    }
+}
+
+/// A connection that ended, then a stray ACK to its port from the same client (its state gone
+/// from the socket table and from conntrack, as after an expiry): counted as one port at
+/// most, never a ban. Ordinary traffic besides (HTTP, a UDP exchange, ICMP echo over IPv4 and IPv6)
+/// is never even queued.
+#[test]
+fn a_stray_ack_after_a_connection_and_ordinary_traffic_ban_nobody() {
+    let Some(tb) = Testbed::new("e2estray") else {
+        return;
+    };
+    let d = Daemon::start(&tb, &[]);
+    hold_listener(&tb, SERVER_V4, 8080, 30);
+    tb.sh(
+        &tb.server,
+        "nohup timeout 30 python3 -c '\
+import socket\n\
+s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind((\"192.0.2.1\",5353))\n\
+while True:\n d,a=s.recvfrom(2048);s.sendto(d,a)' >/dev/null 2>&1 &",
+    )
+    .unwrap();
+    wait_for(Duration::from_secs(5), || {
+        tb.sh(&tb.server, "ss -Hlun 'sport = :5353'")
+            .ok()
+            .filter(|o| !o.trim().is_empty())
+    })
+    .expect("UDP echo up");
+    let ordinary = tb
+        .sh(
+            &tb.attacker,
+            &format!(
+                "for i in $(seq 20); do timeout 5 python3 -c '\
+import socket\n\
+c=socket.create_connection((\"{SERVER_V4}\",8080),2);c.close()\n\
+u=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);u.settimeout(2)\n\
+u.sendto(b\"hi\",(\"{SERVER_V4}\",5353));u.recvfrom(100)' 2>&1 || echo failed; done; \
+timeout 10 python3 -c '\
+import socket\n\
+for fam,proto,typ,dst in ((socket.AF_INET,1,8,\"{SERVER_V4}\"),(socket.AF_INET6,58,128,\"{SERVER_V6}\")):\n \
+s=socket.socket(fam,socket.SOCK_RAW,proto);s.settimeout(2)\n \
+for seq in range(3):\n  \
+s.sendto(bytes([typ,0,0,0,0,1,0,seq]) if fam==socket.AF_INET6 else bytes([typ,0,0xf7,0xfe-seq,0,1,0,seq]),(dst,0));s.recvfrom(200)' 2>&1 || echo failed"
+            ),
+        )
+        .unwrap();
+    assert!(!ordinary.contains("failed"), "{ordinary}");
+    wait_for(Duration::from_secs(5), || {
+        d.fresh_stats().contains("\npackets 0\n").then_some(())
+    })
+    .unwrap_or_else(|| panic!("ordinary traffic was queued: {}", d.fresh_stats()));
+    // One connection that ends, then late ACKs for it from a source port conntrack no longer
+    // knows (the listener gone too): the ACK rule queues them; they count once.
+    let port = 8081;
+    hold_listener(&tb, SERVER_V4, port, 3);
+    assert_eq!(connect_from(&tb, ATTACKER_V4, SERVER_V4, port), "connected");
+    wait_for(Duration::from_secs(10), || {
+        tb.sh(&tb.server, &format!("ss -Hltn 'sport = :{port}'"))
+            .ok()
+            .filter(|o| o.trim().is_empty())
+    })
+    .expect("listener gone");
+    tb.sh(
+        &tb.attacker,
+        &format!(
+            "timeout 10 hping3 -q -A -s 40000 -k -p {port} -c 3 -i u100000 {SERVER_V4} 2>&1; true"
+        ),
+    )
+    .unwrap();
+    wait_for(Duration::from_secs(5), || {
+        (d.fresh_stats().contains("\nprobes 1\n")).then_some(())
+    })
+    .unwrap_or_else(|| panic!("the stray ACK counted once: {}", d.fresh_stats()));
+    assert!(d.stat("repeats") >= 2, "{}", d.fresh_stats());
+    assert!(!banned(&tb, "banned4", ATTACKER_V4), "{}", d.log());
+}

@@ -227,6 +227,21 @@ impl Rule {
         self.add("meta l4proto udp".into(), Self::l4proto(ipproto::UDP))
     }
 
+    /// `meta l4proto sctp`.
+    pub fn l4proto_sctp(self) -> Self {
+        self.add("meta l4proto sctp".into(), Self::l4proto(ipproto::SCTP))
+    }
+
+    /// `meta l4proto icmp` / `ipv6-icmp` (as nft names them).
+    pub fn l4proto_icmp(self, v6: bool) -> Self {
+        let (proto, name) = if v6 {
+            (ipproto::ICMPV6, "ipv6-icmp")
+        } else {
+            (ipproto::ICMP, "icmp")
+        };
+        self.add(format!("meta l4proto {name}"), Self::l4proto(proto))
+    }
+
     /// `tcp flags & (mask) == value`, printed as nft 1.0.6 lists it (`tcp flags syn / syn,ack`,
     /// or `tcp flags ! syn,rst,ack` when `value` is 0), with nft's implicit `meta l4proto tcp`.
     pub fn tcp_flags(self, mask: u8, value: u8) -> Self {

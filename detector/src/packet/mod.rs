@@ -219,7 +219,10 @@ fn transport(n: &Network<'_>) -> Result<Observation, Ignored> {
     // bystander with junk.
     match n.protocol {
         ipproto::TCP => {
-            let t = n.transport.get(..tcp::HEADER_LEN).ok_or(Ignored::Truncated)?;
+            let t = n
+                .transport
+                .get(..tcp::HEADER_LEN)
+                .ok_or(Ignored::Truncated)?;
             if usize::from(t[tcp::DATA_OFF] >> 4) * 4 < tcp::HEADER_LEN {
                 return Err(Ignored::Malformed);
             }
@@ -227,7 +230,10 @@ fn transport(n: &Network<'_>) -> Result<Observation, Ignored> {
             Ok(obs(Proto::Tcp, sp, dp, t[tcp::FLAGS]))
         }
         ipproto::UDP => {
-            let t = n.transport.get(..udp::HEADER_LEN).ok_or(Ignored::Truncated)?;
+            let t = n
+                .transport
+                .get(..udp::HEADER_LEN)
+                .ok_or(Ignored::Truncated)?;
             if usize::from(be16(t, udp::LENGTH)) < udp::HEADER_LEN {
                 return Err(Ignored::Malformed);
             }
@@ -238,7 +244,10 @@ fn transport(n: &Network<'_>) -> Result<Observation, Ignored> {
             // The common header and the first chunk's header: INIT opens an association (nmap
             // -sY), COOKIE ECHO completes one the host never offered (-sZ); anything else is a
             // packet of an association, not a probe.
-            let t = n.transport.get(..sctp::HEADER_LEN).ok_or(Ignored::Truncated)?;
+            let t = n
+                .transport
+                .get(..sctp::HEADER_LEN)
+                .ok_or(Ignored::Truncated)?;
             if !matches!(t[sctp::CHUNK_TYPE], sctp::INIT | sctp::COOKIE_ECHO) {
                 return Err(Ignored::OtherProtocol);
             }
