@@ -16,7 +16,12 @@
 //!   new UDP; SCTP (the detector counts INIT and COOKIE ECHO; the nft `socket` expression knows
 //!   no SCTP sockets); and any IP protocol but TCP, UDP, SCTP, ICMP and ICMPv6 (nmap -sO). TCP
 //!   RST and SYN+ACK are never queued: they answer something, often spoofed by a third party.
+//!   IPv6 probes with extension headers go through twin rules that also write the destination
+//!   port and the kind into the packet mark, so a transport header past the copy range still
+//!   counts (`detector::packet::sensor_mark`); this rewrites the mark of such packets only.
 
+use detector::inet::ipproto;
+use detector::packet::{field, sensor_mark, sensor_mark::kind as mark};
 use nft::probe::Features;
 use nft::rule::{ct_state, tcp_flag};
 use nft::uapi::set::F_TIMEOUT;
@@ -189,28 +194,57 @@ pub fn build(settings: &Settings, features: &Features, parts: Parts) -> Ruleset 
             rules.push(r("sensor").dport_in(false, OPEN_TCP).ret());
             rules.push(r("sensor").dport_in(true, OPEN_UDP).ret());
         }
-        rules.push(
-            queue(r("sensor").tcp_flags(tcp_flag::SYN | tcp_flag::ACK, tcp_flag::SYN))
-                .with_comment("probes: SYN to a closed port"),
-        );
-        rules.push(
-            queue(r("sensor").tcp_flags(tcp_flag::SYN | tcp_flag::RST | tcp_flag::ACK, 0))
-                .with_comment("probes: NULL, FIN, XMAS"),
-        );
-        rules.push(
-            queue(
+        // Each probe kind: first IPv6 with extension headers before the transport header,
+        // which may lie past the copy range: the port and the kind go in the mark
+        // (`detector::packet::sensor_mark`); then every other packet of that kind.
+        let kinds = [
+            (
+                r("sensor").tcp_flags(tcp_flag::SYN | tcp_flag::ACK, tcp_flag::SYN),
+                mark::SYN,
+                "probes: SYN to a closed port",
+            ),
+            (
+                r("sensor").tcp_flags(tcp_flag::SYN | tcp_flag::RST | tcp_flag::ACK, 0),
+                mark::STEALTH,
+                "probes: NULL, FIN, XMAS",
+            ),
+            (
                 r("sensor").tcp_flags(tcp_flag::SYN | tcp_flag::RST | tcp_flag::ACK, tcp_flag::ACK),
-            )
-            .with_comment("probes: ACK, Window, FIN+ACK (Maimon)"),
-        );
-        rules.push(r("sensor").l4proto_tcp().ret());
-        rules.push(
-            queue(r("sensor").l4proto_udp().ct_state_in(ct_state::NEW))
-                .with_comment("probes: UDP to a closed port"),
-        );
-        rules.push(r("sensor").l4proto_udp().ret());
-        rules
-            .push(queue(r("sensor").l4proto_sctp()).with_comment("probes: SCTP INIT, COOKIE ECHO"));
+                mark::ACK,
+                "probes: ACK, Window, FIN+ACK (Maimon)",
+            ),
+            (
+                r("sensor").l4proto_udp().ct_state_in(ct_state::NEW),
+                mark::UDP,
+                "probes: UDP to a closed port",
+            ),
+            (
+                r("sensor").l4proto_sctp(),
+                mark::SCTP,
+                "probes: SCTP INIT, COOKIE ECHO",
+            ),
+        ];
+        for (matched, kind, comment) in kinds {
+            let (proto, name, port) = match kind {
+                mark::UDP => (ipproto::UDP, "udp", field::udp::DST_PORT),
+                mark::SCTP => (ipproto::SCTP, "sctp", field::sctp::DST_PORT),
+                _ => (ipproto::TCP, "tcp", field::tcp::DST_PORT),
+            };
+            let mut deep = r("sensor").ip6_nexthdr_not(proto, name);
+            deep.exprs.extend(matched.exprs.iter().cloned());
+            // nft lists the rule without the `meta l4proto` that `dport` implies.
+            let implied = format!("meta l4proto {name}");
+            deep.text
+                .extend(matched.text.iter().filter(|t| **t != implied).cloned());
+            let deep = deep.mark_set_port(name, port, sensor_mark::MASK, sensor_mark::xor(kind));
+            rules.push(queue(deep).with_comment(&format!("{comment}, IPv6 extension headers")));
+            rules.push(queue(matched).with_comment(comment));
+            match kind {
+                mark::ACK => rules.push(r("sensor").l4proto_tcp().ret()),
+                mark::UDP => rules.push(r("sensor").l4proto_udp().ret()),
+                _ => {}
+            }
+        }
         rules.push(r("sensor").l4proto_icmp(false).ret());
         rules.push(r("sensor").l4proto_icmp(true).ret());
         rules.push(queue(r("sensor")).with_comment("probes: IP protocols (nmap -sO)"));

@@ -45,6 +45,15 @@ impl Pass {
         self == Pass::Accept
     }
 
+    /// The mark to read as a sensor mark (`detector::packet::sensor_mark`): only scanban's own
+    /// sensor writes one (managed mode); in tail mode the mark is the admin's.
+    pub fn sensor_mark(self, mark: Option<u32>) -> Option<u32> {
+        match self {
+            Pass::Accept => mark,
+            Pass::Repeat { .. } => None,
+        }
+    }
+
     /// Whether a packet queued with `mark` already carries our bit: it was let through once
     /// already, and the queue rule that sent it back does not skip the bit.
     pub fn came_back(self, mark: Option<u32>) -> bool {

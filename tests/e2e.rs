@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use testbed::{wait_for, Testbed, ATTACKER_V4, SERVER_V4, SERVER_V6};
+use testbed::{wait_for, Testbed, ATTACKER_V4, ATTACKER_V6, SERVER_V4, SERVER_V6};
 
 mod common;
 use common::{banned, connect_from, hold_listener, hold_session, nmap, scanban, Daemon};
@@ -1365,4 +1365,43 @@ s.sendto(bytes([typ,0,0,0,0,1,0,seq]) if fam==socket.AF_INET6 else bytes([typ,0,
     .unwrap_or_else(|| panic!("the stray ACK counted once: {}", d.fresh_stats()));
     assert!(d.stat("repeats") >= 2, "{}", d.fresh_stats());
     assert!(!banned(&tb, "banned4", ATTACKER_V4), "{}", d.log());
+}
+
+/// IPv6 SYNs behind a 256-byte Destination Options header, crafted with a Python raw socket:
+/// the TCP header starts at byte 296, past the 128-byte copy range, so the daemon reads the
+/// port and the kind from the mark the sensor rule wrote (`detector::packet::sensor_mark`).
+/// Ten privileged ports ban the neighbour (by its address: it is on the host's own /64).
+#[test]
+fn an_ipv6_syn_scan_behind_a_large_destination_options_header_is_banned() {
+    let Some(tb) = Testbed::new("e2edstopt") else {
+        return;
+    };
+    let d = Daemon::start(&tb, &[]);
+    let sent = tb
+        .sh(
+            &tb.attacker,
+            &format!(
+                "timeout 20 python3 -c '\
+import socket,struct\n\
+s=socket.socket(socket.AF_INET6,socket.SOCK_RAW,socket.IPPROTO_TCP)\n\
+s.setsockopt(socket.IPPROTO_IPV6,socket.IPV6_CHECKSUM,16)\n\
+s.setsockopt(socket.IPPROTO_IPV6,socket.IPV6_DSTOPTS,bytes([0,31,1,252])+bytes(252))\n\
+for port in range(20,30):\n \
+s.sendto(struct.pack(\"!HHIIBBHHH\",40000,port,1,0,0x50,2,1024,0,0),(\"{SERVER_V6}\",0))\n\
+print(\"sent\")' 2>&1"
+            ),
+        )
+        .unwrap();
+    assert_eq!(sent.trim(), "sent");
+    wait_for(Duration::from_secs(5), || {
+        banned(&tb, "banned6_host", ATTACKER_V6).then_some(())
+    })
+    .unwrap_or_else(|| panic!("{}\n{}", d.log(), d.fresh_stats()));
+    let line = d
+        .log()
+        .lines()
+        .find(|l| l.contains(&format!("ban {ATTACKER_V6} for")))
+        .map(str::to_string)
+        .unwrap_or_default();
+    assert!(line.contains("tcp/20,21,22"), "{line}");
 }

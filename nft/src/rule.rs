@@ -288,6 +288,49 @@ impl Rule {
         )
     }
 
+    /// `ip6 nexthdr != <proto>` (the fixed header's next header, with nft's implicit `meta
+    /// nfproto ipv6`): the packet has extension headers before `proto`, or is another protocol.
+    pub fn ip6_nexthdr_not(self, proto: u8, name: &str) -> Self {
+        let mut e = Self::nfproto(nfproto::IPV6).to_vec();
+        e.push(Self::payload(
+            PayloadBase::Network,
+            field::ipv6::NXT_HDR..field::ipv6::NXT_HDR + 1,
+        ));
+        e.push(Self::cmp(CmpOp::Neq, &[proto]));
+        self.add(format!("ip6 nexthdr != {name}"), e)
+    }
+
+    /// `meta mark set` to the register holding the 16-bit port at `port` of the transport
+    /// header `proto` (network order, the register's first two bytes), then `& mask ^ xor`:
+    /// how the sensor hands the daemon the port of a probe whose transport header the copy
+    /// range cuts (`detector::packet::sensor_mark`). Printed as nft 1.0.6 lists it
+    /// (`tcp dport & (mask | xor) | xor`, the register read in network order).
+    pub fn mark_set_port(self, proto: &str, port: Field, mask: [u8; 4], xor: [u8; 4]) -> Self {
+        let or: [u8; 4] = std::array::from_fn(|i| mask[i] | xor[i]);
+        let text = format!(
+            "meta mark set {proto} dport & {} | {}",
+            u32::from_be_bytes(or),
+            u32::from_be_bytes(xor)
+        );
+        self.add(
+            text,
+            [
+                Self::payload(PayloadBase::Transport, port),
+                Expr::Bitwise {
+                    sreg: REG_1,
+                    dreg: REG_1,
+                    len: 4,
+                    mask: mask.to_vec(),
+                    xor: xor.to_vec(),
+                },
+                Expr::MetaSet {
+                    key: meta::MARK,
+                    sreg: REG_1,
+                },
+            ],
+        )
+    }
+
     pub fn counter(self) -> Self {
         self.add(
             "counter".into(),

@@ -169,6 +169,8 @@ pub mod payload {
 pub mod meta {
     pub const DREG: u16 = 1;
     pub const KEY: u16 = 2;
+    pub const SREG: u16 = 3;
+    pub const MARK: u32 = 3;
     pub const IIF: u32 = 4;
     pub const OIF: u32 = 5;
     pub const NFPROTO: u32 = 15;

@@ -7,7 +7,8 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 
-use detector::{Action, Outcome, SourceKey};
+use detector::packet::sensor_mark;
+use detector::{Action, Ignored, Outcome, SourceKey};
 use nfnl::NlSocket;
 
 use crate::bans::{self, Ban, COMMENT_MAX};
@@ -52,17 +53,27 @@ impl Pipeline {
     /// Observes one packet (`now_ms` on the daemon's clock); a ban it decides waits for
     /// `write_bans`. `Banned`/`AlreadyBanned`: the source is banned, drop its probe at once, so
     /// a fast scan is cut right at the threshold, before the kernel set has the element.
+    ///
+    /// `sensor_mark`: the packet's mark where scanban's own sensor may have written one
+    /// (managed mode): a probe whose transport header the copy range cut is read from it
+    /// (`detector::packet::sensor_mark`).
     pub fn observe(
         &mut self,
         now_ms: u64,
         seen: Probe,
         payload: &[u8],
         ifindex: Option<u32>,
+        sensor_mark: Option<u32>,
     ) -> Outcome {
         let shards = &self.shared.shards;
         // Parsed once here to pick the shard that owns the source; a packet that does not
         // parse is counted by the first shard.
-        let parsed = detector::packet::parse(payload);
+        let parsed = match (detector::packet::parse(payload), sensor_mark) {
+            (Err(Ignored::Truncated), Some(mark)) => {
+                sensor_mark::observation(payload, mark).ok_or(Ignored::Truncated)
+            }
+            (parsed, _) => parsed,
+        };
         let shard = match &parsed {
             Ok(o) => shards.owner(&SourceKey::new(o.src, shards.ipv6_prefix())),
             Err(_) => shards.first(),

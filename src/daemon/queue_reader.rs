@@ -62,7 +62,8 @@ pub fn read_queue(mut q: QueueSocket, mut pipeline: Pipeline) {
                 received: seen,
                 stamp: p.timestamp,
             };
-            let v = match pipeline.observe(now, probe, p.payload, p.in_ifindex) {
+            let mark = pass.sensor_mark(p.mark);
+            let v = match pipeline.observe(now, probe, p.payload, p.in_ifindex, mark) {
                 Outcome::Banned | Outcome::AlreadyBanned if enforce => Verdict::Drop,
                 _ => verdict,
             };

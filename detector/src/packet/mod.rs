@@ -1,12 +1,15 @@
 //! Reading the headers of a queued packet into an `Observation`: IPv4 (with options), IPv6 (through
 //! its whole extension header chain), then TCP or UDP ports and TCP flags, the SCTP port of an INIT
 //! or COOKIE ECHO, or for any other protocol the protocol number itself. The bytes start at the IP
-//! header, possibly cut to the queue's copy range.
+//! header, possibly cut to the queue's copy range; a probe whose transport header lies past it
+//! is read from what the sensor rule wrote into the packet mark ([`sensor_mark`]).
 //!
 //! Contract: `parse` never panics and never allocates, whatever the bytes; anything it cannot
 //! or should not read comes back as a typed `Ignored` reason. Every index is checked with `get`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+pub mod sensor_mark;
 
 /// Transport protocols scanban counts. `Ip` is a probe of an IP protocol itself (nmap -sO): its
 /// "port" is the protocol number.

@@ -54,6 +54,11 @@ pub enum Expr {
         key: u32,
         dreg: u32,
     },
+    /// Sets a `uapi::meta` key (the packet mark) from a register, in host byte order.
+    MetaSet {
+        key: u32,
+        sreg: u32,
+    },
     Cmp {
         sreg: u32,
         op: CmpOp,
@@ -138,7 +143,7 @@ impl Expr {
     pub fn name(&self) -> &str {
         match self {
             Expr::Payload { .. } => payload::NAME,
-            Expr::Meta { .. } => meta::NAME,
+            Expr::Meta { .. } | Expr::MetaSet { .. } => meta::NAME,
             Expr::Cmp { .. } => cmp::NAME,
             Expr::Bitwise { .. } => bitwise::NAME,
             Expr::Lookup { .. } => lookup::NAME,
@@ -174,6 +179,7 @@ impl Expr {
                 dreg,
             } => payload::encode(m, *base, *offset, *len, *dreg),
             Expr::Meta { key, dreg } => meta::encode(m, *key, *dreg),
+            Expr::MetaSet { key, sreg } => meta::encode_set(m, *key, *sreg),
             Expr::Cmp { sreg, op, data } => cmp::encode(m, *sreg, *op, data),
             Expr::Bitwise {
                 sreg,

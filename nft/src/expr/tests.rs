@@ -37,6 +37,10 @@ fn every_expression_round_trips() {
             key: meta::L4PROTO,
             dreg: REG_1,
         },
+        Expr::MetaSet {
+            key: meta::MARK,
+            sreg: REG_1,
+        },
         Expr::Cmp {
             sreg: REG_1,
             op: CmpOp::Neq,
