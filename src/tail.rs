@@ -144,29 +144,26 @@ fn queue_xt(s: &Settings) -> String {
     }
 }
 
-/// The queue rule for the end of an nft input chain whose policy is drop: new and invalid
-/// TCP/UDP (conntrack calls NULL, FIN and XMAS probes invalid), not yet seen by scanban.
+/// The queue rule for the end of an nft input chain whose policy is drop: every new and invalid
+/// packet not yet seen by scanban, whatever its protocol: conntrack calls NULL, FIN, XMAS,
+/// FIN+ACK and SCTP COOKIE ECHO probes invalid, and the detector counts SCTP and IP-protocol
+/// probes too (an ICMP packet that gets this far is let through to the rules after it).
 pub fn nft_rule(s: &Settings) -> String {
     format!(
-        "meta l4proto {{ tcp, udp }} ct state {{ new, invalid }} meta mark & {:#010x} == 0 {}",
+        "ct state {{ new, invalid }} meta mark & {:#010x} == 0 {}",
         s.tail_mark,
         queue_nft(s)
     )
 }
 
-/// The same as iptables-nft (and ip6tables-nft) rules, appended to INPUT.
+/// The same as an iptables-nft (or ip6tables-nft) rule, appended to INPUT.
 pub fn xt_rules(s: &Settings, cmd: &str) -> Vec<String> {
-    ["tcp", "udp"]
-        .iter()
-        .map(|proto| {
-            format!(
-                "{cmd} -A INPUT -p {proto} -m conntrack --ctstate NEW,INVALID -m mark ! --mark \
-                 {m:#010x}/{m:#010x} -j NFQUEUE {}",
-                queue_xt(s),
-                m = s.tail_mark
-            )
-        })
-        .collect()
+    vec![format!(
+        "{cmd} -A INPUT -m conntrack --ctstate NEW,INVALID -m mark ! --mark \
+         {m:#010x}/{m:#010x} -j NFQUEUE {}",
+        queue_xt(s),
+        m = s.tail_mark
+    )]
 }
 
 /// What `scanban ruleset` says in tail mode, as nft comments: the rules to add.
@@ -248,19 +245,16 @@ mod tests {
         let mut s = tail();
         assert_eq!(
             nft_rule(&s),
-            "meta l4proto { tcp, udp } ct state { new, invalid } meta mark & 0x10000000 == 0 queue num 0"
+            "ct state { new, invalid } meta mark & 0x10000000 == 0 queue num 0"
         );
         assert_eq!(
             xt_rules(&s, "iptables-nft"),
-            [
-                "iptables-nft -A INPUT -p tcp -m conntrack --ctstate NEW,INVALID -m mark ! --mark 0x10000000/0x10000000 -j NFQUEUE --queue-num 0",
-                "iptables-nft -A INPUT -p udp -m conntrack --ctstate NEW,INVALID -m mark ! --mark 0x10000000/0x10000000 -j NFQUEUE --queue-num 0",
-            ]
+            ["iptables-nft -A INPUT -m conntrack --ctstate NEW,INVALID -m mark ! --mark 0x10000000/0x10000000 -j NFQUEUE --queue-num 0"]
         );
         s.apply("queue", Some("2-5")).unwrap();
         s.apply("tail-mark", Some("0x4")).unwrap();
         assert!(nft_rule(&s).ends_with("meta mark & 0x00000004 == 0 queue num 2-5"));
-        assert!(xt_rules(&s, "ip6tables-nft")[1]
+        assert!(xt_rules(&s, "ip6tables-nft")[0]
             .ends_with("-m mark ! --mark 0x00000004/0x00000004 -j NFQUEUE --queue-balance 2:5"));
         let text = ruleset_comment(&s);
         assert!(text.lines().all(|l| l.starts_with('#')), "{text}");

@@ -400,8 +400,8 @@ fn tail_mode_binds_the_admins_own_queue_rule() {
     // expression (kernels that need the iptables-nft form), refuses only that expression.
     let nft_rule = printed
         .lines()
-        .find_map(|l| l.strip_prefix("#   meta "))
-        .map(|r| format!("meta {r}"))
+        .find_map(|l| l.strip_prefix("#   ct state "))
+        .map(|r| format!("ct state {r}"))
         .unwrap_or_else(|| panic!("no nft rule in:\n{printed}"));
     assert!(
         nft_rule.ends_with("meta mark & 0x00000004 == 0 queue num 3"),
@@ -473,15 +473,10 @@ fn a_tail_rule_that_does_not_skip_the_mark_fails_closed_and_says_so() {
 /// `scanban ruleset --mode tail`), in their iptables-nft form for IPv4, which works with or
 /// without the nft `queue` expression. `queue` is `--queue-num N` or `--queue-balance N:M`.
 fn documented_tail_rules(queue: &str, mark: &str) -> Vec<String> {
-    ["tcp", "udp"]
-        .iter()
-        .map(|proto| {
-            format!(
-                "iptables-nft -A INPUT -p {proto} -m conntrack --ctstate NEW,INVALID \
-                 -m mark ! --mark {mark}/{mark} -j NFQUEUE {queue}"
-            )
-        })
-        .collect()
+    vec![format!(
+        "iptables-nft -A INPUT -m conntrack --ctstate NEW,INVALID \
+         -m mark ! --mark {mark}/{mark} -j NFQUEUE {queue}"
+    )]
 }
 
 /// An admin's drop-policy input chains, IPv4 and IPv6: loopback, established and SSH (port 22)
@@ -1404,4 +1399,34 @@ print(\"sent\")' 2>&1"
         .map(str::to_string)
         .unwrap_or_default();
     assert!(line.contains("tcp/20,21,22"), "{line}");
+}
+
+/// The documented tail rule, behind a drop policy, queues the other probe kinds too: ACK
+/// (`new` to conntrack), FIN+ACK (`invalid`), SCTP INIT and IP protocols (no protocol match).
+#[test]
+fn the_tail_rule_queues_ack_maimon_sctp_and_protocol_probes() {
+    let Some(tb) = Testbed::new("e2etailkinds") else {
+        return;
+    };
+    for a in ["192.0.2.3/24", "192.0.2.4/24", "192.0.2.5/24"] {
+        tb.add_attacker_addr(a).unwrap();
+    }
+    drop_policy_firewall(&tb, &documented_tail_rules("--queue-num 0", "0x10000000"));
+    let d = Daemon::start(&tb, &["--mode", "tail"]);
+    for (scan, source, shown) in [
+        ("-sA --top-ports 100", ATTACKER_V4, "ACK"),
+        ("-sM --top-ports 100", "192.0.2.3", "FIN+ACK"),
+        ("-sY --top-ports 50", "192.0.2.4", "sctp/"),
+        ("-sO", "192.0.2.5", "ip/"),
+    ] {
+        nmap(&tb, &format!("{scan} -S {source} -e veth0 {SERVER_V4}"));
+        assert!(banned(&tb, "banned4", source), "{scan}:\n{}", d.log());
+        let line = d
+            .log()
+            .lines()
+            .find(|l| l.contains(&format!("ban {source} for")))
+            .unwrap_or_default()
+            .to_string();
+        assert!(line.contains(shown), "{scan}: {line}");
+    }
 }
