@@ -1362,32 +1362,68 @@ s.sendto(bytes([typ,0,0,0,0,1,0,seq]) if fam==socket.AF_INET6 else bytes([typ,0,
     assert!(!banned(&tb, "banned4", ATTACKER_V4), "{}", d.log());
 }
 
-/// IPv6 SYNs behind a 256-byte Destination Options header, crafted with a Python raw socket:
-/// the TCP header starts at byte 296, past the 128-byte copy range, so the daemon reads the
-/// port and the kind from the mark the sensor rule wrote (`detector::packet::sensor_mark`).
-/// Ten privileged ports ban the neighbour (by its address: it is on the host's own /64).
+/// Sends IPv6 TCP SYNs from the attacker to the server's ports `first..first+count`, each behind
+/// a Destination Options header of `optlen` bytes (options of a type the host skips, so it
+/// answers as to any SYN), crafted with a Python raw socket (IPPROTO_RAW: the whole packet is
+/// ours); with `fragment`, each probe carries 1500 bytes of data and is sent as two fragments,
+/// the first with the whole header chain (Linux drops a first fragment without it, RFC 7112).
+fn crafted_v6_syns(tb: &Testbed, first: u16, count: u16, optlen: usize, fragment: bool) {
+    const SEND: &str = r#"
+import socket, struct, sys
+first, count, optlen, fragment = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
+src = socket.inet_pton(socket.AF_INET6, sys.argv[5])
+dst = socket.inet_pton(socket.AF_INET6, sys.argv[6])
+opts, left = b"", optlen - 2
+while left:
+    n = min(left - 2, 255)
+    opts, left = opts + bytes([0x1e, n]) + bytes(n), left - 2 - n
+dstopts = bytes([6, optlen // 8 - 1]) + opts
+def csum(b):
+    b += bytes(len(b) % 2)
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
+for port in range(first, first + count):
+    data = bytes(1500) if fragment else b""
+    tcp = struct.pack("!HHIIBBHHH", 40000, port, 1, 0, 0x50, 2, 1024, 0, 0) + data
+    c = csum(src + dst + struct.pack("!I3xB", len(tcp), 6) + tcp)
+    body = dstopts + tcp[:16] + struct.pack("!H", c) + tcp[18:]
+    if fragment:
+        parts = [(60, struct.pack("!BBHI", 60, 0, 1, port) + body[:1232]),
+                 (60, struct.pack("!BBHI", 60, 0, 1232, port) + body[1232:])]
+        parts = [(44, p) for _, p in parts]
+    else:
+        parts = [(60, body)]
+    for nh, payload in parts:
+        ip = struct.pack("!IHBB", 6 << 28, len(payload), nh, 64) + src + dst
+        s.sendto(ip + payload, (sys.argv[6], 0))
+print("sent")
+"#;
+    let out = tb
+        .sh(
+            &tb.attacker,
+            &format!(
+                "timeout 20 python3 - {first} {count} {optlen} {} {ATTACKER_V6} {SERVER_V6} 2>&1 <<'EOF'\n{SEND}\nEOF",
+                u8::from(fragment)
+            ),
+        )
+        .unwrap();
+    assert_eq!(out.trim(), "sent", "{out}");
+}
+
+/// IPv6 SYNs behind a 256-byte Destination Options header: the TCP header starts at byte 296,
+/// past the 128-byte copy range, so the daemon reads the port and the kind from the mark the
+/// sensor rule wrote (`detector::packet::sensor_mark`). Ten privileged ports ban the neighbour
+/// (by its address: it is on the host's own /64).
 #[test]
 fn an_ipv6_syn_scan_behind_a_large_destination_options_header_is_banned() {
     let Some(tb) = Testbed::new("e2edstopt") else {
         return;
     };
     let d = Daemon::start(&tb, &[]);
-    let sent = tb
-        .sh(
-            &tb.attacker,
-            &format!(
-                "timeout 20 python3 -c '\
-import socket,struct\n\
-s=socket.socket(socket.AF_INET6,socket.SOCK_RAW,socket.IPPROTO_TCP)\n\
-s.setsockopt(socket.IPPROTO_IPV6,socket.IPV6_CHECKSUM,16)\n\
-s.setsockopt(socket.IPPROTO_IPV6,socket.IPV6_DSTOPTS,bytes([0,31,1,252])+bytes(252))\n\
-for port in range(20,30):\n \
-s.sendto(struct.pack(\"!HHIIBBHHH\",40000,port,1,0,0x50,2,1024,0,0),(\"{SERVER_V6}\",0))\n\
-print(\"sent\")' 2>&1"
-            ),
-        )
-        .unwrap();
-    assert_eq!(sent.trim(), "sent");
+    crafted_v6_syns(&tb, 20, 10, 256, false);
     wait_for(Duration::from_secs(5), || {
         banned(&tb, "banned6_host", ATTACKER_V6).then_some(())
     })
@@ -1429,4 +1465,27 @@ fn the_tail_rule_queues_ack_maimon_sctp_and_protocol_probes() {
             .to_string();
         assert!(line.contains(shown), "{scan}: {line}");
     }
+}
+
+/// Fragmented probes: nmap -f over IPv4 (the TCP header split over 8-byte fragments), and
+/// IPv6 SYNs with data in two fragments each, behind a 256-byte Destination Options header (the
+/// TCP header past the copy range: read from the sensor mark). The kernel reassembles them
+/// before the sensor: each probe is queued and counted once, never per fragment, and never
+/// ignored.
+#[test]
+fn fragmented_probes_count_once() {
+    let Some(tb) = Testbed::new("e2efrag") else {
+        return;
+    };
+    let d = Daemon::start(&tb, &[]);
+    nmap(&tb, &format!("-f -sS -p 20-29 {SERVER_V4}"));
+    assert!(banned(&tb, "banned4", ATTACKER_V4), "{}", d.log());
+    crafted_v6_syns(&tb, 20, 10, 256, true);
+    wait_for(Duration::from_secs(5), || {
+        banned(&tb, "banned6_host", ATTACKER_V6).then_some(())
+    })
+    .unwrap_or_else(|| panic!("{}\n{}", d.log(), d.fresh_stats()));
+    let stats = d.fresh_stats();
+    assert!(stats.contains("\nignored 0\n"), "{stats}");
+    assert_eq!(d.stat("probes"), 14, "7 ports each: {stats}");
 }
