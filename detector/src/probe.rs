@@ -173,6 +173,46 @@ mod tests {
         assert!(ProbeKind::Ack.weight(22, &d) <= d.weight_privileged);
     }
 
+    /// The scanner's probes of a real capture, through a detector with the default policy: the
+    /// distinct ports (or protocols) seen when the ban came, or None.
+    fn ports_at_ban(file: &str, only: Proto) -> Option<u32> {
+        use crate::{Detector, Outcome};
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/pcap/");
+        let bytes = std::fs::read(format!("{root}{file}")).unwrap();
+        let mut d = Detector::new(Config::default(), 1);
+        let mut distinct = std::collections::BTreeSet::new();
+        for frame in pcap::frames(&bytes).unwrap() {
+            let frame = frame.unwrap();
+            let Some(Ok(obs)) = frame.ip().map(parse) else {
+                continue;
+            };
+            if obs.src != "192.0.2.2".parse::<std::net::IpAddr>().unwrap() || obs.proto != only {
+                continue;
+            }
+            distinct.insert(obs.dst_port);
+            if d.observe(frame.time_ms, &obs) == Outcome::Banned {
+                return Some(distinct.len() as u32);
+            }
+        }
+        None
+    }
+
+    /// With the default weights, real ACK, Window, Maimon, SCTP and IP-protocol scans are
+    /// banned after threshold / weight distinct ports or protocols.
+    #[test]
+    fn real_scans_are_banned_after_threshold_over_weight() {
+        let d = Config::default();
+        let ack = d.threshold.div_ceil(d.weight_ack);
+        assert_eq!(ports_at_ban("nmap-sA.pcap", Proto::Tcp), Some(ack));
+        assert_eq!(ports_at_ban("nmap-sW.pcap", Proto::Tcp), Some(ack));
+        assert_eq!(ports_at_ban("nmap-sM.pcap", Proto::Tcp), Some(ack));
+        let sctp = d.threshold.div_ceil(d.weight_sctp);
+        assert_eq!(ports_at_ban("nmap-sY.pcap", Proto::Sctp), Some(sctp));
+        assert_eq!(ports_at_ban("nmap-sZ.pcap", Proto::Sctp), Some(sctp));
+        let protocols = d.threshold.div_ceil(d.weight_protocol);
+        assert_eq!(ports_at_ban("nmap-sO.pcap", Proto::Ip), Some(protocols));
+    }
+
     /// Every probe of each real nmap capture in fixtures/pcap is of the kind its scan type says.
     #[test]
     fn real_captures_classify_as_their_scan_type() {
