@@ -1368,39 +1368,7 @@ s.sendto(bytes([typ,0,0,0,0,1,0,seq]) if fam==socket.AF_INET6 else bytes([typ,0,
 /// ours); with `fragment`, each probe carries 1500 bytes of data and is sent as two fragments,
 /// the first with the whole header chain (Linux drops a first fragment without it, RFC 7112).
 fn crafted_v6_syns(tb: &Testbed, first: u16, count: u16, optlen: usize, fragment: bool) {
-    const SEND: &str = r#"
-import socket, struct, sys
-first, count, optlen, fragment = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
-src = socket.inet_pton(socket.AF_INET6, sys.argv[5])
-dst = socket.inet_pton(socket.AF_INET6, sys.argv[6])
-opts, left = b"", optlen - 2
-while left:
-    n = min(left - 2, 255)
-    opts, left = opts + bytes([0x1e, n]) + bytes(n), left - 2 - n
-dstopts = bytes([6, optlen // 8 - 1]) + opts
-def csum(b):
-    b += bytes(len(b) % 2)
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    while s >> 16:
-        s = (s & 0xffff) + (s >> 16)
-    return ~s & 0xffff
-s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
-for port in range(first, first + count):
-    data = bytes(1500) if fragment else b""
-    tcp = struct.pack("!HHIIBBHHH", 40000, port, 1, 0, 0x50, 2, 1024, 0, 0) + data
-    c = csum(src + dst + struct.pack("!I3xB", len(tcp), 6) + tcp)
-    body = dstopts + tcp[:16] + struct.pack("!H", c) + tcp[18:]
-    if fragment:
-        parts = [(60, struct.pack("!BBHI", 60, 0, 1, port) + body[:1232]),
-                 (60, struct.pack("!BBHI", 60, 0, 1232, port) + body[1232:])]
-        parts = [(44, p) for _, p in parts]
-    else:
-        parts = [(60, body)]
-    for nh, payload in parts:
-        ip = struct.pack("!IHBB", 6 << 28, len(payload), nh, 64) + src + dst
-        s.sendto(ip + payload, (sys.argv[6], 0))
-print("sent")
-"#;
+    const SEND: &str = include_str!("../fixtures/pcap/v6-syns.py");
     let out = tb
         .sh(
             &tb.attacker,

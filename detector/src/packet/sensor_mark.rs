@@ -94,6 +94,33 @@ mod tests {
         u32::from_ne_bytes(reg)
     }
 
+    /// Real SYNs behind a 256-byte Destination Options header (fixtures/pcap/v6-syns.py),
+    /// captured with a 128-byte snap length as the queue copies them: cut before the TCP header,
+    /// and read from the mark.
+    #[test]
+    fn real_cut_probes_are_read_from_their_mark() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/pcap/");
+        let bytes = std::fs::read(format!("{root}v6-dstopts-syn.pcap")).unwrap();
+        let scanner: IpAddr = "2001:db8::2".parse().unwrap();
+        let mut seen = 0u16;
+        for frame in crate::pcap::frames(&bytes).unwrap() {
+            let frame = frame.unwrap();
+            let Some(ip) = frame.ip() else { continue };
+            let from_scanner = ip.get(field::ipv6::SRC_ADDR)
+                == Some(&[0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2][..]);
+            if !from_scanner || ip[field::ipv6::NXT_HDR] != crate::inet::ipproto::DSTOPTS {
+                continue;
+            }
+            assert_eq!(parse(ip), Err(Ignored::Truncated));
+            let port = 20 + seen;
+            let o = observation(ip, kernel_mark(port, kind::SYN)).unwrap();
+            assert_eq!((o.src, o.proto, o.dst_port), (scanner, Proto::Tcp, port));
+            assert_eq!(o.dst, "2001:db8::1".parse::<IpAddr>().unwrap());
+            seen += 1;
+        }
+        assert_eq!(seen, 10);
+    }
+
     #[test]
     fn a_cut_probe_is_read_from_its_mark() {
         // IPv6, destination options of 256 bytes, then TCP: cut at 128 bytes.
