@@ -16,6 +16,8 @@ pub mod stealth {
     /// ACK or Window probes, and FIN+ACK (Maimon): not stealth, but named in the evidence.
     pub const ACK: u8 = 32;
     pub const FIN_ACK: u8 = 64;
+    /// The stealth kinds proper; `ACK` and `FIN_ACK` are shown apart, as ACK probes.
+    pub const STEALTH: u8 = NULL | FIN | XMAS | SYN_FIN | SYN_RST;
     pub const NAMES: [(u8, &str); 7] = [
         (NULL, "NULL"),
         (FIN, "FIN"),
@@ -97,11 +99,17 @@ impl fmt::Display for Evidence {
             f.write_str(" ...")?;
         }
         f.write_char(')')?;
-        if self.stealth != 0 {
-            f.write_str(" stealth")?;
+        for (label, bits) in [
+            (" stealth", self.stealth & stealth::STEALTH),
+            (" ACK probes", self.stealth & !stealth::STEALTH),
+        ] {
+            if bits == 0 {
+                continue;
+            }
+            f.write_str(label)?;
             let mut sep = ' ';
             for (bit, name) in stealth::NAMES {
-                if self.stealth & bit != 0 {
+                if bits & bit != 0 {
                     write!(f, "{sep}{name}")?;
                     sep = ',';
                 }
@@ -170,6 +178,26 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "score 21 from 12 ports (tcp/22,80 udp/53,161 ...) stealth FIN,XMAS, 1h ban #1"
+        );
+        let acks = Evidence {
+            stealth: stealth::ACK | stealth::FIN_ACK,
+            ports: [
+                (Proto::Sctp, 80),
+                (Proto::Ip, 47),
+                (Proto::Tcp, 0),
+                (Proto::Tcp, 0),
+                (Proto::Tcp, 0),
+                (Proto::Tcp, 0),
+                (Proto::Tcp, 0),
+                (Proto::Tcp, 0),
+            ],
+            shown: 2,
+            distinct_ports: 2,
+            ..e
+        };
+        assert_eq!(
+            acks.to_string(),
+            "score 21 from 2 ports (sctp/80 ip/47) ACK probes ACK,FIN+ACK, 1h ban #1"
         );
         let narrowed = Evidence {
             narrowed: Narrowed::CoversProtected,
