@@ -81,6 +81,7 @@ cleanup() {
 }
 # COVERAGE_KEEP=1 keeps the captures and nmap outputs (the directory is printed).
 trap 'cleanup; if [ -n "${COVERAGE_KEEP:-}" ]; then echo "kept $tmp"; else rm -rf "$tmp"; fi' EXIT
+trap 'exit 130' INT TERM
 SRV4=192.0.2.1; SRV6=2001:db8::1; ATK4=198.51.100.2; ATK6=2001:db8:1::2
 NMAP=(timeout 120 nmap -n -Pn --max-retries 0)
 FAST=(-T5 --min-rate 20000)
@@ -114,7 +115,8 @@ s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); s.bind(("::", 5353))
 while True:
     d, a = s.recvfrom(2048); s.sendto(d, a)' >/dev/null 2>&1 &
   pids+=($!)
-  wait_for 50 ip netns exec "$1" bash -c 'ss -ltn | grep -q :8080'
+  wait_for 300 ip netns exec "$1" bash -c 'ss -ltn | grep -q :8080' \
+    || { echo "coverage: the test server did not start" >&2; exit 1; }
 }
 
 # The zero-config daemon in namespace $1 (no config file: -c /dev/null).
@@ -123,14 +125,16 @@ daemon() {
   ip netns exec "$1" timeout 900 "$bin" -c /dev/null run --stats-file "$tmp/stats" \
     --state-file "$tmp/state" --on-exit remove 2>>"$tmp/daemon.log" &
   pids+=($!)
-  wait_for 100 ip netns exec "$1" nft list chain inet scanban sensor
+  wait_for 300 ip netns exec "$1" nft list chain inet scanban sensor \
+    || { echo "coverage: the daemon did not install its ruleset:" >&2; cat "$tmp/daemon.log" >&2; exit 1; }
 }
 
 capture_start() { # NAME: everything on the attacker's veth
   ip netns exec "$atk" timeout 900 tcpdump -i veth0 -n -s 200 -U --immediate-mode -B 65536 -w "$tmp/$1.pcap" \
     'ip or ip6' 2>"$tmp/$1.tcpdump" &
   cap=$!
-  wait_for 50 grep -q listening "$tmp/$1.tcpdump"
+  wait_for 300 grep -q listening "$tmp/$1.tcpdump" \
+    || { echo "coverage: tcpdump did not start" >&2; exit 1; }
 }
 capture_stop() {
   sleep 0.5
