@@ -49,6 +49,8 @@ pub enum Command {
     },
     Replay {
         pcap: PathBuf,
+        /// `--host ADDR` (repeatable): this host's addresses, instead of inferring them.
+        hosts: Vec<std::net::IpAddr>,
     },
     Ruleset,
     Doctor,
@@ -117,6 +119,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Usa
     let mut ban_for = None;
     let mut ban_file = None;
     let mut all = false;
+    let mut hosts = Vec::new();
     let mut help = false;
     let mut version = false;
     while let Some(arg) = p.next().map_err(UsageError::Parser)? {
@@ -128,6 +131,13 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Usa
             Long("json") => json = true,
             Long("all") => all = true,
             Long("file") => ban_file = Some(PathBuf::from(value_of(&mut p)?)),
+            Long("host") => {
+                let v = value_of(&mut p)?;
+                let addr = v.parse::<std::net::IpAddr>().map_err(|_| {
+                    UsageError::Address(format!("--host: `{v}` is not an IP address"))
+                })?;
+                hosts.push(addr);
+            }
             Long("for") => {
                 let v = value_of(&mut p)?;
                 let bad = |problem| UsageError::BadDuration {
@@ -201,6 +211,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Usa
             },
             "replay" => Command::Replay {
                 pcap: PathBuf::from(one("a pcap file")?),
+                hosts,
             },
             other => return Err(UsageError::UnknownCommand(other.to_string())),
         }
@@ -234,6 +245,8 @@ pub fn help() -> String {
          unban --all             lift every ban: the escape hatch (the daemon keeps running)\n  \
          status [--json]         counters of the running daemon\n  \
          replay FILE.pcap        what would be banned in a capture, offline\n  \
+         \x20 [--host ADDR]...      this host's addresses (repeatable; default: inferred\n  \
+         \x20                        from the answers, else from where the probes go)\n  \
          ruleset                 print, in nft syntax, exactly what run installs (tail\n  \
          \x20                        mode: after the queue rule your own chain needs)\n  \
          doctor                  check kernel features and privileges\n\n\

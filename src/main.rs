@@ -77,7 +77,9 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             };
         }
-        Command::Replay { pcap } => commands::replay(&settings, &pcap).map_err(Into::into),
+        Command::Replay { pcap, hosts } => {
+            commands::replay(&settings, &pcap, &hosts).map_err(Into::into)
+        }
         Command::Doctor => commands::doctor(&settings).map_err(Into::into),
         Command::Help | Command::Version => Ok(()),
     };

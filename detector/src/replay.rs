@@ -6,7 +6,10 @@
 //! - *this host* is the addresses given, or else every address that answered a probe like a
 //!   host does: a SYN-ACK or RST back to a TCP packet without ACK (a scanner's own RSTs
 //!   answer SYN-ACKs, so they do not count), or more ICMP/ICMPv6 port-unreachables sent than
-//!   received;
+//!   received; or else, when nothing in the capture answers (a capture of inbound traffic only,
+//!   `tcpdump -Q in`, or one taken behind a firewall that drops the answers), every unicast
+//!   address that probes went to and that sent nothing. [`Report::host_source`] says which;
+//!   without answers no port is known to be open, so every probe counts;
 //! - a port is *open* if this host answered from it with a SYN-ACK (TCP) or sent UDP from it;
 //! - a packet is *queued* if it goes to this host, to a port not open, and is a TCP packet
 //!   without ACK whose flags are SYN-without-ACK or none of SYN/RST/ACK, or a UDP datagram.
@@ -35,6 +38,19 @@ pub struct BanRecord {
     pub evidence: Evidence,
 }
 
+/// How replay decided which addresses are this host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostSource {
+    /// The caller gave them (`scanban replay --host ADDR`).
+    Given,
+    /// The addresses that answered probes as a host does.
+    Answers,
+    /// Nothing answered: the unicast addresses probes went to that sent nothing themselves.
+    InboundProbes,
+    /// Neither answers nor silent probe targets: nothing counts.
+    NoneFound,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
     pub frames: u64,
@@ -43,6 +59,7 @@ pub struct Report {
     /// Frames the sensor would have queued.
     pub queued: u64,
     pub local: Vec<IpAddr>,
+    pub host_source: HostSource,
     pub open_ports: usize,
     pub bans: Vec<BanRecord>,
     /// Queued probes per source that was never banned.
@@ -57,6 +74,7 @@ pub fn run(file: &[u8], config: &Config, local: &[IpAddr]) -> Result<Report, Pca
         not_ip: 0,
         queued: 0,
         local: Vec::new(),
+        host_source: HostSource::NoneFound,
         open_ports: 0,
         bans: Vec::new(),
         unbanned: Vec::new(),
@@ -71,6 +89,9 @@ pub fn run(file: &[u8], config: &Config, local: &[IpAddr]) -> Result<Report, Pca
     let mut probes_seen: BTreeSet<(IpAddr, u16, IpAddr, u16)> = BTreeSet::new();
     let mut unreachable_sent: BTreeMap<IpAddr, u32> = BTreeMap::new();
     let mut unreachable_received: BTreeMap<IpAddr, u32> = BTreeMap::new();
+    // For captures without answers: where probes went, and who sent anything at all.
+    let mut probed: BTreeSet<IpAddr> = BTreeSet::new();
+    let mut senders: BTreeSet<IpAddr> = BTreeSet::new();
     for frame in pcap::frames(file)? {
         let frame = frame?;
         let Some(ip) = frame.ip() else { continue };
@@ -84,6 +105,7 @@ pub fn run(file: &[u8], config: &Config, local: &[IpAddr]) -> Result<Report, Pca
             continue;
         };
         let port = |f: field::Field| u16::from_be_bytes([l4[f.start], l4[f.start + 1]]);
+        senders.insert(src);
         match (protocol, l4) {
             (ipproto::TCP, l4) if l4.len() > field::tcp::FLAGS => {
                 let flags = l4[field::tcp::FLAGS];
@@ -91,6 +113,7 @@ pub fn run(file: &[u8], config: &Config, local: &[IpAddr]) -> Result<Report, Pca
                 let dport = port(field::tcp::DST_PORT);
                 if flags & ACK == 0 {
                     probes_seen.insert((src, sport, dst, dport));
+                    probed.insert(dst);
                     continue;
                 }
                 let answers_probe = probes_seen.contains(&(dst, dport, src, sport));
@@ -103,6 +126,7 @@ pub fn run(file: &[u8], config: &Config, local: &[IpAddr]) -> Result<Report, Pca
             }
             (ipproto::UDP, l4) if l4.len() >= field::udp::DST_PORT.end => {
                 udp_senders.push((src, port(field::udp::SRC_PORT)));
+                probed.insert(dst);
             }
             // ICMP destination unreachable / port unreachable (type 3 code 3) and ICMPv6
             // destination unreachable / port unreachable (type 1 code 4).
@@ -122,6 +146,25 @@ pub fn run(file: &[u8], config: &Config, local: &[IpAddr]) -> Result<Report, Pca
             }
         }
     }
+    let host_source = if !infer {
+        HostSource::Given
+    } else if !hosts.is_empty() {
+        HostSource::Answers
+    } else {
+        // No answers at all: an inbound-only capture. The host is where probes went, as long
+        // as it never spoke (a scanner's address does) and can be one host's (not multicast or
+        // broadcast).
+        hosts.extend(
+            probed
+                .into_iter()
+                .filter(|a| !senders.contains(a) && unicast(a)),
+        );
+        if hosts.is_empty() {
+            HostSource::NoneFound
+        } else {
+            HostSource::InboundProbes
+        }
+    };
     for (src, port) in udp_senders {
         if hosts.contains(&src) {
             open.insert((src, Proto::Udp, port));
@@ -189,6 +232,7 @@ pub fn run(file: &[u8], config: &Config, local: &[IpAddr]) -> Result<Report, Pca
         }
     }
     report.local = hosts.into_iter().collect();
+    report.host_source = host_source;
     report.open_ports = open.len();
     report.unbanned = probes
         .into_iter()
@@ -196,4 +240,12 @@ pub fn run(file: &[u8], config: &Config, local: &[IpAddr]) -> Result<Report, Pca
         .collect();
     report.counters = det.counters();
     Ok(report)
+}
+
+/// An address one host can hold: not multicast, broadcast or unspecified.
+fn unicast(a: &IpAddr) -> bool {
+    match a {
+        IpAddr::V4(v4) => !(v4.is_multicast() || v4.is_broadcast() || v4.is_unspecified()),
+        IpAddr::V6(v6) => !(v6.is_multicast() || v6.is_unspecified()),
+    }
 }

@@ -2,7 +2,9 @@
 //! fixtures/pcap/record.sh, replayed through the default policy: scans are banned after a known
 //! number of queued probes, benign traffic never.
 
-use detector::replay::{self, Report};
+use std::net::IpAddr;
+
+use detector::replay::{self, HostSource, Report};
 use detector::{Config, Proto, SourceKey};
 
 fn replay(name: &str) -> Report {
@@ -12,6 +14,10 @@ fn replay(name: &str) -> Report {
     ))
     .unwrap_or_else(|e| panic!("{name}: {e}"));
     replay::run(&bytes, &Config::default(), &[]).unwrap()
+}
+
+fn server() -> IpAddr {
+    "192.0.2.1".parse().unwrap()
 }
 
 fn v4_scanner() -> SourceKey {
@@ -115,4 +121,40 @@ fn normal_traffic_to_open_ports_is_never_even_queued() {
     assert_eq!(r.queued, 0);
     assert!(r.frames > 300);
     assert_eq!(r.open_ports, 3, "tcp/8080 on both addresses, udp/5353");
+}
+
+#[test]
+fn an_inbound_only_capture_finds_the_host_where_the_probes_go() {
+    // tcpdump -Q in during nmap -sS: none of the host's answers are in the capture.
+    let r = replay("nmap-sS-inbound.pcap");
+    assert_eq!(r.host_source, HostSource::InboundProbes);
+    assert_eq!(r.local, vec![server()]);
+    assert_eq!(r.open_ports, 0, "without answers no port is known open");
+    // This run's port order: 7 privileged ports and 4 high ones (8080 among them, open but
+    // unknown as such without the SYN-ACK) reach 21.
+    banned_once_after(&r, v4_scanner(), 11);
+}
+
+#[test]
+fn an_inbound_only_capture_with_the_host_given() {
+    let bytes = std::fs::read(format!(
+        "{}/../fixtures/pcap/nmap-sS-inbound.pcap",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let r = replay::run(&bytes, &Config::default(), &[server()]).unwrap();
+    assert_eq!(r.host_source, HostSource::Given);
+    assert_eq!(r.local, vec![server()]);
+    banned_once_after(&r, v4_scanner(), 11);
+    // Another address given: nothing in the capture goes to it.
+    let other: IpAddr = "192.0.2.3".parse().unwrap();
+    let r = replay::run(&bytes, &Config::default(), &[other]).unwrap();
+    assert_eq!(r.host_source, HostSource::Given);
+    assert_eq!((r.queued, r.bans.len()), (0, 0));
+}
+
+#[test]
+fn answers_decide_the_host_when_the_capture_has_them() {
+    let r = replay("nmap-sS.pcap");
+    assert_eq!(r.host_source, HostSource::Answers);
 }

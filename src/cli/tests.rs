@@ -34,6 +34,18 @@ fn commands_and_options_anywhere() {
         Command::List { json: true }
     );
     assert_eq!(parse_str("--help").unwrap().command, Command::Help);
+    assert_eq!(
+        parse_str("replay in.pcap --host 192.0.2.1 --host 2001:db8::1")
+            .unwrap()
+            .command,
+        Command::Replay {
+            pcap: "in.pcap".into(),
+            hosts: vec!["192.0.2.1".parse().unwrap(), "2001:db8::1".parse().unwrap()]
+        }
+    );
+    assert!(parse_str("replay in.pcap --host 192.0.2.0/24")
+        .unwrap_err()
+        .contains("not an IP address"));
 }
 
 #[test]

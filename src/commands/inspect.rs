@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use detector::replay::HostSource;
 use nfnl::NlSocket;
 
 use crate::settings::Settings;
@@ -37,14 +38,14 @@ pub fn ruleset_text(s: &Settings) -> Result<String, Error> {
     Ok(out)
 }
 
-pub fn replay(s: &Settings, path: &Path) -> Result<(), Error> {
+pub fn replay(s: &Settings, path: &Path, hosts: &[std::net::IpAddr]) -> Result<(), Error> {
     let bytes = std::fs::read(path).map_err(|source| Error::File {
         path: path.to_path_buf(),
         source,
     })?;
     // One shard: the whole capacity and ban budget.
     let config = daemon::detector_config(s, 1);
-    let r = detector::replay::run(&bytes, &config, &[]).map_err(|source| Error::Capture {
+    let r = detector::replay::run(&bytes, &config, hosts).map_err(|source| Error::Capture {
         path: path.to_path_buf(),
         source,
     })?;
@@ -60,6 +61,7 @@ pub fn replay(s: &Settings, path: &Path) -> Result<(), Error> {
         },
         r.open_ports
     );
+    println!("{}", host_assumption(r.host_source));
     for b in &r.bans {
         println!(
             "would ban {} after {} probes: {}",
@@ -70,6 +72,22 @@ pub fn replay(s: &Settings, path: &Path) -> Result<(), Error> {
         println!("not banned: {k} ({n} probes)");
     }
     Ok(())
+}
+
+/// The line that says how replay knew which addresses are this host.
+fn host_assumption(h: HostSource) -> &'static str {
+    match h {
+        HostSource::Given => "this host: as given by --host",
+        HostSource::Answers => "this host: inferred from the addresses that answered probes",
+        HostSource::InboundProbes => {
+            "this host: inferred from where the probes went (nothing in the capture answers: \
+             inbound traffic only?); no port is known to be open, so every probe counts; \
+             give --host ADDR to say otherwise"
+        }
+        HostSource::NoneFound => {
+            "this host: none found (no answers, no probe target); give --host ADDR"
+        }
+    }
 }
 
 /// Checks what `run` needs, one line per check; long because it is that list of checks.
