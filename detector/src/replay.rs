@@ -1,8 +1,10 @@
 //! Offline replay of a capture: which sources scanban would have banned, after how many probes.
 //!
-//! A capture holds more than the daemon would see. The kernel sensor queues only inbound TCP
-//! SYNs (no ACK) and flagless/FIN/XMAS-style TCP probes, and UDP, addressed to this host's
-//! ports that have no local socket. Replay approximates that:
+//! A capture holds more than the daemon would see. The kernel sensor queues inbound probes
+//! addressed to this host's ports that have no local socket, and that conntrack does not know
+//! as part of a connection: TCP packets without RST and other than SYN+ACK (SYN, ACK, FIN+ACK,
+//! NULL, FIN, XMAS, ...), UDP, SCTP INIT/COOKIE ECHO, and IP protocols other than TCP, UDP,
+//! ICMP and ICMPv6. Replay approximates that:
 //! - *this host* is the addresses given, or else every address that answered a probe like a
 //!   host does: a SYN-ACK or RST back to a TCP packet without ACK (a scanner's own RSTs
 //!   answer SYN-ACKs, so they do not count), or more ICMP/ICMPv6 port-unreachables sent than
@@ -11,8 +13,9 @@
 //!   address that probes went to and that sent nothing. [`Report::host_source`] says which;
 //!   without answers no port is known to be open, so every probe counts;
 //! - a port is *open* if this host answered from it with a SYN-ACK (TCP) or sent UDP from it;
-//! - a packet is *queued* if it goes to this host, to a port not open, and is a TCP packet
-//!   without ACK whose flags are SYN-without-ACK or none of SYN/RST/ACK, or a UDP datagram.
+//! - a packet is *queued* if it goes to this host, to a port not open, and is one of the kinds
+//!   above; a TCP packet with ACK only if this host never answered its flow with anything but a
+//!   RST (a live connection has a socket, so the kernel's socket lookup would return it).
 //!
 //! Once banned, a source's packets stop reaching the sensor until the ban expires, as the
 //! prerouting drop would make them. Conntrack state is not modelled (a UDP client's repeats
@@ -85,8 +88,12 @@ pub fn run(file: &[u8], config: &Config, local: &[IpAddr]) -> Result<Report, Pca
     let infer = hosts.is_empty();
     let mut open: BTreeSet<(IpAddr, Proto, u16)> = BTreeSet::new();
     let mut udp_senders: Vec<(IpAddr, u16)> = Vec::new();
-    // (prober, prober port, target, target port) of TCP packets without ACK.
+    // (prober, prober port, target, target port) of TCP packets that can be probes: without
+    // ACK, or with ACK but without SYN and RST (nmap -sA/-sW/-sM).
     let mut probes_seen: BTreeSet<(IpAddr, u16, IpAddr, u16)> = BTreeSet::new();
+    // (peer, peer port, sender, sender port) of TCP packets other than RST: a live flow seen
+    // from the side that sent it.
+    let mut live_flows: BTreeSet<(IpAddr, u16, IpAddr, u16)> = BTreeSet::new();
     let mut unreachable_sent: BTreeMap<IpAddr, u32> = BTreeMap::new();
     let mut unreachable_received: BTreeMap<IpAddr, u32> = BTreeMap::new();
     // For captures without answers: where probes went, and who sent anything at all.
@@ -111,30 +118,44 @@ pub fn run(file: &[u8], config: &Config, local: &[IpAddr]) -> Result<Report, Pca
                 let flags = l4[field::tcp::FLAGS];
                 let sport = port(field::tcp::SRC_PORT);
                 let dport = port(field::tcp::DST_PORT);
-                if flags & ACK == 0 {
-                    probes_seen.insert((src, sport, dst, dport));
-                    probed.insert(dst);
+                let answers_probe = probes_seen.contains(&(dst, dport, src, sport));
+                if flags & RST != 0 {
+                    // A RST answers a probe to a closed port (with ACK after a SYN, without
+                    // after an ACK probe); a scanner's RST to this host's SYN+ACK answers no
+                    // probe, so it does not count.
+                    if infer && answers_probe {
+                        hosts.insert(src);
+                    }
                     continue;
                 }
-                let answers_probe = probes_seen.contains(&(dst, dport, src, sport));
-                if flags & (SYN | ACK) == SYN | ACK {
+                live_flows.insert((dst, dport, src, sport));
+                if flags & SYN != 0 && flags & ACK != 0 {
                     open.insert((src, Proto::Tcp, sport));
-                }
-                if infer && answers_probe && flags & (SYN | RST) != 0 {
-                    hosts.insert(src);
+                    if infer && answers_probe {
+                        hosts.insert(src);
+                    }
+                } else if !answers_probe {
+                    // SYN, or ACK without SYN (ACK, Window, Maimon probes or a flow's data).
+                    probes_seen.insert((src, sport, dst, dport));
+                    probed.insert(dst);
                 }
             }
             (ipproto::UDP, l4) if l4.len() >= field::udp::DST_PORT.end => {
                 udp_senders.push((src, port(field::udp::SRC_PORT)));
                 probed.insert(dst);
             }
-            // ICMP destination unreachable / port unreachable (type 3 code 3) and ICMPv6
-            // destination unreachable / port unreachable (type 1 code 4).
-            (ipproto::ICMP, [3, 3, ..]) | (ipproto::ICMPV6, [1, 4, ..]) => {
+            // Port unreachable (ICMP 3/3, ICMPv6 1/4), and protocol unreachable (ICMP 3/2,
+            // ICMPv6 parameter problem 4/1: unrecognised next header), which answer SCTP and
+            // IP-protocol probes on a host that does not speak the protocol.
+            (ipproto::ICMP, [3, 2 | 3, ..]) | (ipproto::ICMPV6, [1, 4, ..] | [4, 1, ..]) => {
                 *unreachable_sent.entry(src).or_insert(0) += 1;
                 *unreachable_received.entry(dst).or_insert(0) += 1;
             }
-            _ => {}
+            (ipproto::ICMP | ipproto::ICMPV6, _) => {}
+            // SCTP and any other protocol: where probes of them go.
+            _ => {
+                probed.insert(dst);
+            }
         }
     }
     // A scanner's own stack also answers stray replies with port-unreachables, but far fewer
@@ -196,9 +217,13 @@ pub fn run(file: &[u8], config: &Config, local: &[IpAddr]) -> Result<Report, Pca
         }
         if obs.proto == Proto::Tcp {
             let f = obs.tcp_flags;
-            let syn_only = f & (SYN | ACK) == SYN;
-            let stealth = f & (SYN | RST | ACK) == 0;
-            if !(syn_only || stealth) {
+            // Answers (RST, SYN+ACK) are never queued; an ACK-bearing packet only outside a
+            // flow this host keeps alive (which the socket lookup would return).
+            if f & RST != 0 || f & (SYN | ACK) == SYN | ACK {
+                continue;
+            }
+            let in_live_flow = live_flows.contains(&(obs.src, obs.src_port, obs.dst, obs.dst_port));
+            if f & ACK != 0 && in_live_flow {
                 continue;
             }
         }

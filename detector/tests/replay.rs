@@ -158,3 +158,25 @@ fn answers_decide_the_host_when_the_capture_has_them() {
     let r = replay("nmap-sS.pcap");
     assert_eq!(r.host_source, HostSource::Answers);
 }
+
+/// Replay follows the sensor's probe kinds: ACK-family scans (weight-ack 2: 11 ports), SCTP
+/// INIT/COOKIE ECHO and IP-protocol scans (weight 3: 7), the host inferred from its RSTs and
+/// its protocol-unreachables.
+#[test]
+fn ack_sctp_and_protocol_scans_are_banned_as_the_sensor_queues_them() {
+    for (file, probes, proto) in [
+        ("nmap-sA.pcap", 11, Proto::Tcp),
+        ("nmap-sW.pcap", 11, Proto::Tcp),
+        ("nmap-sM.pcap", 11, Proto::Tcp),
+        ("nmap-sY.pcap", 7, Proto::Sctp),
+        ("nmap-sZ.pcap", 7, Proto::Sctp),
+        ("nmap-sO.pcap", 7, Proto::Ip),
+    ] {
+        let r = replay(file);
+        assert_eq!(r.host_source, HostSource::Answers, "{file}");
+        assert_eq!(r.local, vec![server()], "{file}");
+        banned_once_after(&r, v4_scanner(), probes);
+        let ports = r.bans[0].evidence.ports();
+        assert!(ports.iter().all(|(p, _)| *p == proto), "{file}: {ports:?}");
+    }
+}
