@@ -22,29 +22,38 @@ pub const PORTS_PER_SOURCE: usize = 24;
 
 const NONE: u32 = u32::MAX;
 
-/// What is known about one source.
+/// What is known about one source (or, in the distributed-scan tier, one prefix).
+///
+/// Scores are kept in leak units: a point is worth `leak_every_ms` units of its tier, and one
+/// unit leaks away per millisecond, so the leak is a subtraction of the elapsed time, exact at
+/// any probe rate (no division per probe, no leak lost to rounding when probes come often).
 #[derive(Debug, Clone, Copy)]
 pub struct Track {
-    pub key: SourceKey,
-    /// Score in thousandths of a point, as of `updated_ms`.
-    pub score_milli: u64,
+    /// The short-horizon score (`leak-every` per point), as of `updated_ms`.
+    pub score: u64,
+    /// The long-horizon score (`slow-leak-every` per point), as of `updated_ms`.
+    pub slow: u64,
     pub updated_ms: u64,
     /// When its first probe in this tracking came: when its scan began.
     pub first_ms: u64,
     pub probes: u32,
     pub distinct: u32,
-    /// `(proto << 16) | port`, a ring of the most recent distinct ports.
-    ports: [u32; PORTS_PER_SOURCE],
+    pub key: SourceKey,
     nports: u8,
     next_port: u8,
     pub stealth: u8,
+    /// In the prefix tier: sources of the prefix that began to be tracked while it was.
+    pub sources: u16,
+    /// `(proto << 16) | port`, a ring of the most recent distinct ports.
+    ports: [u32; PORTS_PER_SOURCE],
 }
 
 impl Track {
     fn new(key: SourceKey, now_ms: u64) -> Self {
         Track {
             key,
-            score_milli: 0,
+            score: 0,
+            slow: 0,
             updated_ms: now_ms,
             first_ms: now_ms,
             probes: 0,
@@ -53,15 +62,21 @@ impl Track {
             nports: 0,
             next_port: 0,
             stealth: 0,
+            sources: 0,
         }
     }
 
-    /// Applies the leak up to `now_ms`: one point per `leak_every_ms`.
-    pub fn leak(&mut self, now_ms: u64, leak_every_ms: u64) {
+    /// Applies the leak of both tiers up to `now_ms`.
+    pub fn leak(&mut self, now_ms: u64) {
         let elapsed = now_ms.saturating_sub(self.updated_ms);
-        let leaked = elapsed.saturating_mul(1000) / leak_every_ms.max(1);
-        self.score_milli = self.score_milli.saturating_sub(leaked);
+        self.score = self.score.saturating_sub(elapsed);
+        self.slow = self.slow.saturating_sub(elapsed);
         self.updated_ms = self.updated_ms.max(now_ms);
+    }
+
+    /// Whether both scores have leaked to nothing (as of `updated_ms`).
+    pub fn is_spent(&self) -> bool {
+        self.score == 0 && self.slow == 0
     }
 
     /// Records a port; false if it was already known.
@@ -221,12 +236,31 @@ impl Table {
     /// The source's track, created (evicting the least recently seen if full) if absent, and
     /// marked most recently seen.
     pub fn get_or_insert(&mut self, key: SourceKey, now_ms: u64) -> (&mut Track, Inserted) {
-        if let Some(b) = self.index.find(&key, &self.slots) {
-            let i = self.index.buckets[b];
+        if let Some(i) = self.find(&key) {
+            return (self.touch(i), Inserted::Existing);
+        }
+        let (i, how) = self.insert(key, now_ms);
+        (&mut self.slots[i as usize].track, how)
+    }
+
+    /// The slot of `key`'s track, if tracked.
+    pub fn find(&self, key: &SourceKey) -> Option<u32> {
+        let b = self.index.find(key, &self.slots)?;
+        Some(self.index.buckets[b])
+    }
+
+    /// The track in slot `i` (from `find`), marked most recently seen.
+    pub fn touch(&mut self, i: u32) -> &mut Track {
+        if self.head != i {
             self.unlink(i);
             self.push_front(i);
-            return (&mut self.slots[i as usize].track, Inserted::Existing);
         }
+        &mut self.slots[i as usize].track
+    }
+
+    /// A new track for `key`, which must not be tracked (evicting the least recently seen if
+    /// full), marked most recently seen; its slot.
+    pub fn insert(&mut self, key: SourceKey, now_ms: u64) -> (u32, Inserted) {
         let mut how = Inserted::New;
         let i = if let Some(i) = self.free.pop() {
             i
@@ -250,7 +284,16 @@ impl Table {
         self.slots[i as usize].track = Track::new(key, now_ms);
         self.index.insert(&key, i);
         self.push_front(i);
-        (&mut self.slots[i as usize].track, how)
+        (i, how)
+    }
+
+    /// Every track, in no particular order (a reload rescales scores).
+    pub fn for_each_mut(&mut self, mut f: impl FnMut(&mut Track)) {
+        let mut i = self.head;
+        while i != NONE {
+            f(&mut self.slots[i as usize].track);
+            i = self.slots[i as usize].next;
+        }
     }
 
     pub fn get(&self, key: &SourceKey) -> Option<&Track> {
@@ -380,12 +423,22 @@ mod tests {
     #[test]
     fn leak_is_one_point_per_interval() {
         let mut tr = Track::new(key(0), 0);
-        tr.score_milli = 10_000;
-        tr.leak(12_500, 5_000);
-        assert_eq!(tr.score_milli, 7_500);
-        tr.leak(1_000_000, 5_000);
-        assert_eq!(tr.score_milli, 0);
-        tr.leak(10, 5_000);
-        assert_eq!(tr.updated_ms, 1_000_000, "time never runs backwards");
+        tr.score = 10 * 5_000; // 10 points at one per 5 s
+        tr.slow = 10 * 600_000; // 10 points at one per 10 min
+        tr.leak(12_500);
+        assert_eq!(tr.score, 37_500, "2.5 points leaked");
+        assert_eq!(tr.slow, 5_987_500, "0.02 points leaked");
+        for t in 12_501..=13_000 {
+            tr.leak(t); // a probe every millisecond still leaks
+        }
+        assert_eq!(tr.score, 37_000);
+        assert!(!tr.is_spent());
+        tr.leak(1_000_000);
+        assert_eq!(tr.score, 0);
+        assert!(!tr.is_spent(), "the slow score lasts longer");
+        tr.leak(100_000_000);
+        assert!(tr.is_spent());
+        tr.leak(10);
+        assert_eq!(tr.updated_ms, 100_000_000, "time never runs backwards");
     }
 }
