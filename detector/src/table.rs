@@ -108,12 +108,19 @@ impl Track {
     }
 }
 
+/// A slot's place in the least-recently-seen list. Kept apart from the tracks, in one dense
+/// array (8 bytes a slot): moving a source to the front touches its neighbours' links, and
+/// those stay in cache where the neighbours' tracks would not.
 #[derive(Debug, Clone, Copy)]
-struct Slot {
-    track: Track,
+struct Link {
     prev: u32,
     next: u32,
 }
+
+const UNLINKED: Link = Link {
+    prev: NONE,
+    next: NONE,
+};
 
 /// Open-addressing index from source to slab slot.
 struct Index {
@@ -134,11 +141,11 @@ impl Index {
     }
 
     fn home(&self, key: &SourceKey) -> usize {
-        (self.hasher.hash_one(key) as usize) & (self.buckets.len() - 1)
+        (self.hasher.hash_one(key.fold()) as usize) & (self.buckets.len() - 1)
     }
 
     /// The bucket holding `key`, if present.
-    fn find(&self, key: &SourceKey, slots: &[Slot]) -> Option<usize> {
+    fn find(&self, key: &SourceKey, slots: &[Track]) -> Option<usize> {
         let mask = self.buckets.len() - 1;
         let mut b = self.home(key);
         loop {
@@ -146,7 +153,7 @@ impl Index {
             if s == NONE {
                 return None;
             }
-            if slots[s as usize].track.key == *key {
+            if slots[s as usize].key == *key {
                 return Some(b);
             }
             b = (b + 1) & mask;
@@ -165,14 +172,14 @@ impl Index {
 
     /// Empties bucket `b` and shifts later members of its probe run back, so lookups never need
     /// tombstones.
-    fn remove_at(&mut self, mut b: usize, slots: &[Slot]) {
+    fn remove_at(&mut self, mut b: usize, slots: &[Track]) {
         let mask = self.buckets.len() - 1;
         self.buckets[b] = NONE;
         self.len -= 1;
         let mut next = (b + 1) & mask;
         while self.buckets[next] != NONE {
             let s = self.buckets[next];
-            let home = self.home(&slots[s as usize].track.key);
+            let home = self.home(&slots[s as usize].key);
             // Move it back if its home is not within (b, next] cyclically.
             let in_range = if b <= next {
                 b < home && home <= next
@@ -191,7 +198,8 @@ impl Index {
 
 pub struct Table {
     index: Index,
-    slots: Vec<Slot>,
+    slots: Vec<Track>,
+    links: Vec<Link>,
     free: Vec<u32>,
     capacity: usize,
     /// Most recently seen.
@@ -214,6 +222,7 @@ impl Table {
         Table {
             index: Index::new(capacity),
             slots: Vec::with_capacity(capacity),
+            links: Vec::with_capacity(capacity),
             free: Vec::with_capacity(capacity),
             capacity,
             head: NONE,
@@ -240,7 +249,7 @@ impl Table {
             return (self.touch(i), Inserted::Existing);
         }
         let (i, how) = self.insert(key, now_ms);
-        (&mut self.slots[i as usize].track, how)
+        (&mut self.slots[i as usize], how)
     }
 
     /// The slot of `key`'s track, if tracked.
@@ -255,7 +264,7 @@ impl Table {
             self.unlink(i);
             self.push_front(i);
         }
-        &mut self.slots[i as usize].track
+        &mut self.slots[i as usize]
     }
 
     /// A new track for `key`, which must not be tracked (evicting the least recently seen if
@@ -265,23 +274,20 @@ impl Table {
         let i = if let Some(i) = self.free.pop() {
             i
         } else if self.slots.len() < self.capacity {
-            self.slots.push(Slot {
-                track: Track::new(key, now_ms),
-                prev: NONE,
-                next: NONE,
-            });
+            self.slots.push(Track::new(key, now_ms));
+            self.links.push(UNLINKED);
             (self.slots.len() - 1) as u32
         } else {
             let victim = self.tail;
             self.unlink(victim);
-            let old = self.slots[victim as usize].track.key;
+            let old = self.slots[victim as usize].key;
             if let Some(b) = self.index.find(&old, &self.slots) {
                 self.index.remove_at(b, &self.slots);
             }
             how = Inserted::NewAfterEviction;
             victim
         };
-        self.slots[i as usize].track = Track::new(key, now_ms);
+        self.slots[i as usize] = Track::new(key, now_ms);
         self.index.insert(&key, i);
         self.push_front(i);
         (i, how)
@@ -291,14 +297,14 @@ impl Table {
     pub fn for_each_mut(&mut self, mut f: impl FnMut(&mut Track)) {
         let mut i = self.head;
         while i != NONE {
-            f(&mut self.slots[i as usize].track);
-            i = self.slots[i as usize].next;
+            f(&mut self.slots[i as usize]);
+            i = self.links[i as usize].next;
         }
     }
 
     pub fn get(&self, key: &SourceKey) -> Option<&Track> {
         let b = self.index.find(key, &self.slots)?;
-        Some(&self.slots[self.index.buckets[b] as usize].track)
+        Some(&self.slots[self.index.buckets[b] as usize])
     }
 
     pub fn remove(&mut self, key: &SourceKey) -> Option<Track> {
@@ -307,53 +313,50 @@ impl Table {
         self.index.remove_at(b, &self.slots);
         self.unlink(i);
         self.free.push(i);
-        Some(self.slots[i as usize].track)
+        Some(self.slots[i as usize])
     }
 
     /// The least recently seen track.
     pub fn oldest(&self) -> Option<&Track> {
-        (self.tail != NONE).then(|| &self.slots[self.tail as usize].track)
+        (self.tail != NONE).then(|| &self.slots[self.tail as usize])
     }
 
     fn unlink(&mut self, i: u32) {
-        let (prev, next) = {
-            let s = &self.slots[i as usize];
-            (s.prev, s.next)
-        };
+        let Link { prev, next } = self.links[i as usize];
         if prev != NONE {
-            self.slots[prev as usize].next = next;
+            self.links[prev as usize].next = next;
         } else {
             self.head = next;
         }
         if next != NONE {
-            self.slots[next as usize].prev = prev;
+            self.links[next as usize].prev = prev;
         } else {
             self.tail = prev;
         }
-        let s = &mut self.slots[i as usize];
-        s.prev = NONE;
-        s.next = NONE;
+        self.links[i as usize] = UNLINKED;
     }
 
     fn push_front(&mut self, i: u32) {
         let old = self.head;
-        {
-            let s = &mut self.slots[i as usize];
-            s.prev = NONE;
-            s.next = old;
-        }
+        self.links[i as usize] = Link {
+            prev: NONE,
+            next: old,
+        };
         if old != NONE {
-            self.slots[old as usize].prev = i;
+            self.links[old as usize].prev = i;
         } else {
             self.tail = i;
         }
         self.head = i;
     }
 
-    /// Bytes one tracked source costs: its slab slot, its free-list entry, and two to four
-    /// index buckets (twice the capacity, rounded up to a power of two).
+    /// Bytes one tracked source costs: its slab slot, its list links, its free-list entry, and
+    /// two to four index buckets (twice the capacity, rounded up to a power of two).
     pub fn bytes_per_source() -> usize {
-        std::mem::size_of::<Slot>() + std::mem::size_of::<u32>() + 2 * std::mem::size_of::<u32>()
+        std::mem::size_of::<Track>()
+            + std::mem::size_of::<Link>()
+            + std::mem::size_of::<u32>()
+            + 2 * std::mem::size_of::<u32>()
     }
 }
 
