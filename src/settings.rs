@@ -148,6 +148,13 @@ pub struct Settings {
     /// After setup, `run` continues as this user (keeping CAP_NET_ADMIN only).
     pub user: Option<String>,
     pub verbose: bool,
+    // Slow and distributed scans.
+    pub slow_threshold: u32,
+    pub slow_leak_every: Duration,
+    pub prefix_threshold: u32,
+    pub prefix_leak_every: Duration,
+    pub prefix_v4: u8,
+    pub prefix_v6: u8,
 }
 
 impl Default for Settings {
@@ -190,6 +197,12 @@ impl Default for Settings {
             metrics_file: None,
             user: None,
             verbose: false,
+            slow_threshold: d.slow_threshold,
+            slow_leak_every: Duration::from_millis(d.slow_leak_every_ms),
+            prefix_threshold: d.prefix_threshold,
+            prefix_leak_every: Duration::from_millis(d.prefix_leak_every_ms),
+            prefix_v4: d.prefix_v4,
+            prefix_v6: d.prefix_v6,
         }
     }
 }
@@ -253,6 +266,12 @@ pub const OPTIONS: &[OptionDoc] = &[
     opt("metrics-file", "PATH", "the same counters in Prometheus text format"),
     opt("user", "NAME", "after setup, run as this user with CAP_NET_ADMIN only (default: stay root, still with CAP_NET_ADMIN only); the directories of the files it writes are given to it if they are its own (named scanban)"),
     switch("verbose", "debug logging"),
+    opt("slow-threshold", "SCORE", "long-horizon score at which a source is banned: the same weights, leaking far slower, catch scans slower than leak-every (nmap -T1 within 40 probes, -T0 within 4h); 0 turns it off (default {default})"),
+    opt("slow-leak-every", "DURATION", "the long-horizon score drops by one point per DURATION (default {default})"),
+    opt("prefix-threshold", "SCORE", "score of a whole prefix (ports distinct across its addresses, from at least 4 of them) at which the prefix is banned: a scan spread over many addresses; never a prefix holding an allowed or own address; 0 turns it off (default {default})"),
+    opt("prefix-leak-every", "DURATION", "a prefix's score drops by one point per DURATION (default {default})"),
+    opt("prefix-v4", "LEN", "IPv4 sources are also counted together by this prefix (default {default})"),
+    opt("prefix-v6", "LEN", "IPv6 sources are also counted together by this prefix (default {default})"),
 ];
 
 mod apply;

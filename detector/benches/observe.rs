@@ -48,7 +48,7 @@ fn main() {
         detector::table::Table::bytes_per_source()
     );
     let base = 0x0b00_0000u32; // 11.0.0.0/8: keys only, nothing is sent anywhere
-    // The i-th tracked source: four to a /24.
+                               // The i-th tracked source: four to a /24.
     let src = |i: u32| base + (i / 4) * 256 + i % 4;
     let mut d = Detector::new(config.clone(), 1);
     for i in 0..capacity {

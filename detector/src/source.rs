@@ -58,6 +58,16 @@ impl SourceKey {
         }
     }
 
+    /// The prefix key this key is aggregated under (itself if it is one already): the daemon
+    /// shards by it, so every source of a prefix is counted by one detector.
+    pub fn aggregate_key(&self, v4_len: u8, v6_len: u8) -> Self {
+        match *self {
+            SourceKey::V4(a) => SourceKey::aggregate(IpAddr::V4(a), v4_len, v6_len),
+            SourceKey::V6(a, _) => SourceKey::aggregate(IpAddr::V6(a), v4_len, v6_len),
+            k => k,
+        }
+    }
+
     /// Whether `addr` falls under this key.
     pub fn contains(&self, addr: &IpAddr) -> bool {
         match (self, canonical(*addr)) {
@@ -116,9 +126,7 @@ impl SourceKey {
     pub fn fold(&self) -> u128 {
         match *self {
             SourceKey::V4(a) => u128::from(u32::from(a)) | 1 << 32,
-            SourceKey::V4Net(a, len) => {
-                u128::from(u32::from(a)) | u128::from(len) << 40 | 2 << 32
-            }
+            SourceKey::V4Net(a, len) => u128::from(u32::from(a)) | u128::from(len) << 40 | 2 << 32,
             SourceKey::V6(a, len) => u128::from(a) ^ u128::from(len) << 8,
             SourceKey::V6Net(a, len) => u128::from(a) ^ (u128::from(len) << 8 | 0x80),
         }
