@@ -134,7 +134,7 @@ impl std::ops::AddAssign for Counters {
 }
 
 /// Addresses of a prefix that must take part before the prefix is banned as a whole.
-pub const PREFIX_MIN_SOURCES: u16 = 4;
+pub const PREFIX_MIN_SOURCES: u8 = 4;
 
 /// Housekeeping period.
 const TICK_MS: u64 = 1_000;
@@ -323,7 +323,7 @@ impl Detector {
             Tier::Slow
         } else {
             let score = (track.score / fast_unit) as u32;
-            return match self.count_prefix(now_ms, obs, weight, new_source) {
+            return match self.count_prefix(now_ms, obs, weight, new_source, slot) {
                 Some(outcome) => outcome,
                 None => Outcome::Counted { score },
             };
@@ -368,6 +368,7 @@ impl Detector {
         obs: &Observation,
         weight: u64,
         new_source: bool,
+        src_slot: u32,
     ) -> Option<Outcome> {
         let c = &self.config;
         if c.prefix_threshold == 0 {
@@ -376,16 +377,23 @@ impl Detector {
         let unit = c.prefix_leak_every_ms.max(1);
         let bar = u64::from(c.prefix_threshold) * unit;
         let pkey = SourceKey::aggregate(obs.src, c.prefix_v4, c.prefix_v6);
-        // As for sources: a banned prefix has no track, and gets none while the ban lasts.
-        let slot = match self.prefixes.find(&pkey) {
-            Some(i) => i,
-            None => {
-                if self.is_banned(&pkey, now_ms) {
-                    self.counters.already_banned += 1;
-                    return Some(Outcome::AlreadyBanned);
+        let guess = self.table.at_mut(src_slot).prefix_slot;
+        let slot = if self.prefixes.holds(guess, &pkey) {
+            guess
+        } else {
+            // As for sources: a banned prefix has no track, and gets none while the ban lasts.
+            let slot = match self.prefixes.find(&pkey) {
+                Some(i) => i,
+                None => {
+                    if self.is_banned(&pkey, now_ms) {
+                        self.counters.already_banned += 1;
+                        return Some(Outcome::AlreadyBanned);
+                    }
+                    self.prefixes.insert(pkey, now_ms).0
                 }
-                self.prefixes.insert(pkey, now_ms).0
-            }
+            };
+            self.table.at_mut(src_slot).prefix_slot = slot;
+            slot
         };
         let track = self.prefixes.touch(slot);
         track.leak(now_ms);
@@ -443,7 +451,7 @@ impl Detector {
         }
         let evidence = Evidence {
             score: score as u32,
-            distinct_ports: track.distinct,
+            distinct_ports: u32::from(track.distinct),
             probes: track.probes,
             ports,
             shown,

@@ -22,6 +22,9 @@ pub const PORTS_PER_SOURCE: usize = 24;
 
 const NONE: u32 = u32::MAX;
 
+/// The key of a freed slot: no source or prefix has it (no prefix is 255 bits long).
+const FREED: SourceKey = SourceKey::V4Net(std::net::Ipv4Addr::UNSPECIFIED, u8::MAX);
+
 /// What is known about one source (or, in the distributed-scan tier, one prefix).
 ///
 /// Scores are kept in leak units: a point is worth `leak_every_ms` units of its tier, and one
@@ -37,13 +40,18 @@ pub struct Track {
     /// When its first probe in this tracking came: when its scan began.
     pub first_ms: u64,
     pub probes: u32,
-    pub distinct: u32,
+    /// Distinct ports while tracked (saturating: a source is banned long before).
+    pub distinct: u16,
     pub key: SourceKey,
     nports: u8,
     next_port: u8,
     pub stealth: u8,
-    /// In the prefix tier: sources of the prefix that began to be tracked while it was.
-    pub sources: u16,
+    /// In the prefix tier: sources of the prefix that began to be tracked while it was
+    /// (saturating: only "at least `PREFIX_MIN_SOURCES`" matters).
+    pub sources: u8,
+    /// A source's guess at its prefix's slot in the prefix table (checked against that slot's
+    /// key before use): spares the prefix tier a hash and an index lookup per new port.
+    pub prefix_slot: u32,
     /// `(proto << 16) | port`, a ring of the most recent distinct ports.
     ports: [u32; PORTS_PER_SOURCE],
 }
@@ -63,6 +71,7 @@ impl Track {
             next_port: 0,
             stealth: 0,
             sources: 0,
+            prefix_slot: NONE,
         }
     }
 
@@ -293,6 +302,12 @@ impl Table {
         (i, how)
     }
 
+    /// The slot holding `key`, if `i` is it (a cheap check of a remembered slot: a freed slot
+    /// holds no key).
+    pub fn holds(&self, i: u32, key: &SourceKey) -> bool {
+        self.slots.get(i as usize).is_some_and(|t| t.key == *key)
+    }
+
     /// Every track, in no particular order (a reload rescales scores).
     pub fn for_each_mut(&mut self, mut f: impl FnMut(&mut Track)) {
         let mut i = self.head;
@@ -313,7 +328,14 @@ impl Table {
         self.index.remove_at(b, &self.slots);
         self.unlink(i);
         self.free.push(i);
-        Some(self.slots[i as usize])
+        let track = self.slots[i as usize];
+        self.slots[i as usize].key = FREED;
+        Some(track)
+    }
+
+    /// The track in slot `i` (from `find` or `insert`), leaving its place in the list alone.
+    pub fn at_mut(&mut self, i: u32) -> &mut Track {
+        &mut self.slots[i as usize]
     }
 
     /// The least recently seen track.
