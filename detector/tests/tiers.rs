@@ -15,9 +15,12 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
+/// One pcap record: its 16-byte header and its data.
+type Record<'a> = (&'a [u8], &'a [u8]);
+
 /// A classic little-endian pcap (microsecond or nanosecond) split into its global header and
-/// its records (record header, data).
-fn records(pcap: &[u8]) -> (&[u8], Vec<(&[u8], &[u8])>) {
+/// its records.
+fn records(pcap: &[u8]) -> (&[u8], Vec<Record<'_>>) {
     assert!(
         pcap[..4] == [0xd4, 0xc3, 0xb2, 0xa1] || pcap[..4] == [0x4d, 0x3c, 0xb2, 0xa1],
         "a little-endian classic pcap"
