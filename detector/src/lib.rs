@@ -279,7 +279,8 @@ impl Detector {
             Some(i) => i,
             None => {
                 new_source = true;
-                if self.is_banned(&key, now_ms) || self.prefix_banned(&obs.src, now_ms) {
+                // A banned prefix is checked where its track is missing (`count_prefix`).
+                if self.is_banned(&key, now_ms) {
                     self.counters.already_banned += 1;
                     return Outcome::AlreadyBanned;
                 }
@@ -345,16 +346,6 @@ impl Detector {
         self.offenders
             .get(key)
             .is_some_and(|o| now_ms < o.last_ban_ms.saturating_add(o.last_duration_ms))
-    }
-
-    /// Whether the prefix `src` is aggregated under is banned now.
-    fn prefix_banned(&self, src: &IpAddr, now_ms: u64) -> bool {
-        let c = &self.config;
-        c.prefix_threshold != 0
-            && self.is_banned(
-                &SourceKey::aggregate(*src, c.prefix_v4, c.prefix_v6),
-                now_ms,
-            )
     }
 
     /// Adds a port new to its source to the source's prefix: the distributed-scan tier. Only
