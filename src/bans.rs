@@ -7,7 +7,8 @@ use detector::SourceKey;
 use nfnl::{Error, NlSocket};
 use nft::{dump, Batch, Element, Family};
 
-use crate::ruleset::{SET4, SET6, SET6_HOST, TABLE};
+use crate::ruleset::{SET4, SET4_NET, SET6, SET6_HOST, SET6_NET, TABLE};
+use crate::settings::Settings;
 
 /// Set-element comments are stored by nft's rules in at most 128 bytes with the NUL.
 pub const COMMENT_MAX: usize = 127;
@@ -28,6 +29,8 @@ fn set_and_element(key: &SourceKey) -> (&'static str, Element) {
         SourceKey::V4(_) => SET4,
         SourceKey::V6(_, 128) => SET6_HOST,
         SourceKey::V6(..) => SET6,
+        SourceKey::V4Net(..) => SET4_NET,
+        SourceKey::V6Net(..) => SET6_NET,
     };
     (set, Element::new(&bytes[..len]))
 }
@@ -70,11 +73,11 @@ pub fn add_replacing(
 }
 
 /// The ban sets, in the order bans are listed.
-const SETS: [&str; 3] = [SET4, SET6, SET6_HOST];
+const SETS: [&str; 5] = [SET4, SET6, SET6_HOST, SET4_NET, SET6_NET];
 
 /// Elements sorted into the ban sets, in `SETS` order.
-fn per_set(items: impl Iterator<Item = (&'static str, Element)>) -> [Vec<Element>; 3] {
-    let mut out = [Vec::new(), Vec::new(), Vec::new()];
+fn per_set(items: impl Iterator<Item = (&'static str, Element)>) -> [Vec<Element>; 5] {
+    let mut out: [Vec<Element>; 5] = Default::default();
     for (set, e) in items {
         if let Some(i) = SETS.iter().position(|s| *s == set) {
             out[i].push(e);
@@ -130,11 +133,11 @@ pub fn remove_all(sock: &mut NlSocket) -> Result<usize, Error> {
     Ok(n)
 }
 
-/// The elements of one ban set; `None` for the host set of a table made by an older version,
-/// which has none.
+/// The elements of one ban set; `None` for a set a table made by an older version has not
+/// (the host set, the prefix sets).
 fn set_elements(sock: &mut NlSocket, set: &str) -> Result<Option<Vec<Element>>, Error> {
     match dump::list_elements(sock, Family::Inet, TABLE, set) {
-        Err(e) if set == SET6_HOST && e.is_not_found() => Ok(None),
+        Err(e) if set != SET4 && set != SET6 && e.is_not_found() => Ok(None),
         other => other.map(Some),
     }
 }
@@ -148,9 +151,10 @@ pub struct Listed {
     pub comment: Option<String>,
 }
 
-/// Every ban in the sets, IPv4 first, each set in kernel order. A table made by an older
-/// version has no host set: that set is then empty.
-pub fn list(sock: &mut NlSocket, ipv6_prefix: u8) -> Result<Vec<Listed>, Error> {
+/// Every ban in the sets, IPv4 first, each set in kernel order, keys at the lengths `s` sets
+/// (`ipv6-prefix`, `prefix-v4`, `prefix-v6`). A table made by an older version has no host or
+/// prefix sets: those are then empty.
+pub fn list(sock: &mut NlSocket, s: &Settings) -> Result<Vec<Listed>, Error> {
     let mut out = Vec::new();
     for set in SETS {
         let Some(elements) = set_elements(sock, set)? else {
@@ -160,12 +164,21 @@ pub fn list(sock: &mut NlSocket, ipv6_prefix: u8) -> Result<Vec<Listed>, Error> 
             let key = match e.key.len() {
                 4 => {
                     let a: [u8; 4] = e.key[..4].try_into().unwrap_or([0; 4]);
-                    SourceKey::V4(Ipv4Addr::from(a))
+                    let a = IpAddr::V4(Ipv4Addr::from(a));
+                    if set == SET4_NET {
+                        SourceKey::aggregate(a, s.prefix_v4, s.prefix_v6)
+                    } else {
+                        SourceKey::new(a, s.ipv6_prefix)
+                    }
                 }
                 16 => {
                     let a: [u8; 16] = e.key[..16].try_into().unwrap_or([0; 16]);
-                    let len = if set == SET6_HOST { 128 } else { ipv6_prefix };
-                    SourceKey::new(IpAddr::V6(Ipv6Addr::from(a)), len)
+                    let a = IpAddr::V6(Ipv6Addr::from(a));
+                    match set {
+                        SET6_NET => SourceKey::aggregate(a, s.prefix_v4, s.prefix_v6),
+                        SET6_HOST => SourceKey::new(a, 128),
+                        _ => SourceKey::new(a, s.ipv6_prefix),
+                    }
                 }
                 _ => continue,
             };

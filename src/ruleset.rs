@@ -3,7 +3,8 @@
 //!
 //! - sets `banned4` (ipv4_addr), `banned6` (ipv6_addr, keys masked to the configured prefix)
 //!   and `banned6_host` (single IPv6 addresses: sources whose prefix holds a protected address,
-//!   and on-link neighbours), with timeouts, an explicit size and a comment;
+//!   and on-link neighbours), with timeouts, an explicit size and a comment; `banned4_net` and
+//!   `banned6_net` (whole prefixes of a distributed scan, keys masked to `prefix-v4`/`prefix-v6`);
 //! - chain `prerouting`, hook prerouting priority -450 (before defragmentation and conntrack):
 //!   loopback traffic returns at once (a ban never cuts the host off from itself), banned
 //!   sources are counted and dropped;
@@ -34,6 +35,11 @@ pub const SET4: &str = "banned4";
 pub const SET6: &str = "banned6";
 /// Single IPv6 addresses, for keys narrowed below the prefix (see `detector::Allowlist::key_for`).
 pub const SET6_HOST: &str = "banned6_host";
+/// Whole IPv4 prefixes (`prefix-v4`) and IPv6 prefixes (`prefix-v6`) banned by the
+/// distributed-scan tier, keys masked to those lengths; never one that covers a protected
+/// address (see `detector::Allowlist::may_ban_prefix`).
+pub const SET4_NET: &str = "banned4_net";
+pub const SET6_NET: &str = "banned6_net";
 /// Listening ports, kept by the daemon where the nft `socket` expression is missing.
 pub const OPEN_TCP: &str = "open_tcp";
 pub const OPEN_UDP: &str = "open_udp";
@@ -172,6 +178,21 @@ pub fn build(settings: &Settings, features: &Features, parts: Parts) -> Ruleset 
         rules.push(
             r("prerouting")
                 .ip6_saddr_prefix_in(128, SET6_HOST)
+                .counter()
+                .drop(),
+        );
+        // After the per-source sets: a prefix ban is rare, a source ban the common case.
+        sets.push(ban_set(SET4_NET, KeyType::Ipv4Addr, settings));
+        sets.push(ban_set(SET6_NET, KeyType::Ipv6Addr, settings));
+        rules.push(
+            r("prerouting")
+                .ip_saddr_prefix_in(settings.prefix_v4, SET4_NET)
+                .counter()
+                .drop(),
+        );
+        rules.push(
+            r("prerouting")
+                .ip6_saddr_prefix_in(settings.prefix_v6, SET6_NET)
                 .counter()
                 .drop(),
         );

@@ -151,6 +151,13 @@ pub struct Settings {
     /// After setup, `run` continues as this user (keeping CAP_NET_ADMIN only).
     pub user: Option<String>,
     pub verbose: bool,
+    // Slow and distributed scans.
+    pub slow_threshold: u32,
+    pub slow_leak_every: Duration,
+    pub prefix_threshold: u32,
+    pub prefix_leak_every: Duration,
+    pub prefix_v4: u8,
+    pub prefix_v6: u8,
 }
 
 impl Default for Settings {
@@ -196,6 +203,12 @@ impl Default for Settings {
             metrics_file: None,
             user: None,
             verbose: false,
+            slow_threshold: d.slow_threshold,
+            slow_leak_every: Duration::from_millis(d.slow_leak_every_ms),
+            prefix_threshold: d.prefix_threshold,
+            prefix_leak_every: Duration::from_millis(d.prefix_leak_every_ms),
+            prefix_v4: d.prefix_v4,
+            prefix_v6: d.prefix_v6,
         }
     }
 }
@@ -262,6 +275,12 @@ pub const OPTIONS: &[OptionDoc] = &[
     opt("weight-ack", "N", "score of an ACK, Window or FIN+ACK (Maimon) probe to a closed port; low because a late ACK or FIN of an expired connection looks the same (default {default})"),
     opt("weight-sctp", "N", "score of an SCTP INIT or COOKIE ECHO to a distinct closed port (default {default})"),
     opt("weight-protocol", "N", "score of a distinct IP protocol the host does not serve (nmap -sO; ICMP never counts) (default {default})"),
+    opt("slow-threshold", "SCORE", "long-horizon score at which a source is banned: the same weights, leaking far slower, catch scans slower than leak-every (nmap -T1 within 40 probes, -T0 within 4h); 0 turns it off (default {default})"),
+    opt("slow-leak-every", "DURATION", "the long-horizon score drops by one point per DURATION (default {default})"),
+    opt("prefix-threshold", "SCORE", "score of a whole prefix (ports distinct across its addresses, from at least 4 of them) at which the prefix is banned: a scan spread over many addresses; never a prefix holding an allowed or own address; 0 turns it off (default {default})"),
+    opt("prefix-leak-every", "DURATION", "a prefix's score drops by one point per DURATION (default {default})"),
+    opt("prefix-v4", "LEN", "IPv4 sources are also counted together by this prefix (default {default})"),
+    opt("prefix-v6", "LEN", "IPv6 sources are also counted together by this prefix (default {default})"),
 ];
 
 mod apply;

@@ -79,10 +79,18 @@ pub fn parse(text: &str, now: u64, ipv6_prefix: u8) -> Vec<Ban> {
     out
 }
 
-/// A saved source as a key: an IPv4 address, one IPv6 address (a narrowed ban), or the prefix.
+/// A saved source as a key: an IPv4 address, one IPv6 address (a narrowed ban), the prefix, or
+/// a wider prefix banned whole (the distributed-scan tier: an IPv4 prefix, or an IPv6 one wider
+/// than `ipv6_prefix`).
 fn key_of_saved(cidr: Cidr, ipv6_prefix: u8) -> SourceKey {
     match cidr.addr {
         std::net::IpAddr::V6(a) if cidr.len == 128 => SourceKey::V6(a, 128),
+        std::net::IpAddr::V6(a) if cidr.len < ipv6_prefix => {
+            SourceKey::V6Net(detector::inet::mask_v6(a, cidr.len), cidr.len)
+        }
+        std::net::IpAddr::V4(a) if cidr.len < 32 => {
+            SourceKey::aggregate(std::net::IpAddr::V4(a), cidr.len, 128)
+        }
         a => SourceKey::new(a, ipv6_prefix),
     }
 }

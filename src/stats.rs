@@ -161,6 +161,16 @@ impl Figures {
                 "probes from sources banned moments ago (dropped before the kernel set had them)",
                 det.already_banned,
             ),
+            g(
+                "prefixes_tracked",
+                "prefixes tracked now (the distributed-scan tier)",
+                det.prefixes,
+            ),
+            m(
+                "prefixes_protected",
+                "prefixes that reached prefix-threshold but hold an allowed or own address: not banned whole",
+                det.prefix_protected,
+            ),
             m(
                 "actions_dropped",
                 "bans decided but lost because the daemon did not collect them (should stay 0)",
@@ -288,6 +298,8 @@ mod tests {
                 suppressed: 9,
                 actions_dropped: 10,
                 already_banned: 11,
+                prefixes: 12,
+                prefix_protected: 13,
             },
             ..Figures::default()
         };
@@ -304,6 +316,8 @@ mod tests {
             ("bans_suppressed", 9),
             ("actions_dropped", 10),
             ("already_banned", 11),
+            ("prefixes_tracked", 12),
+            ("prefixes_protected", 13),
         ];
         for (name, value) in expected {
             assert_eq!(get(name), Some(value), "{name}");

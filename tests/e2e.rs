@@ -1457,3 +1457,79 @@ fn fragmented_probes_count_once() {
     assert!(stats.contains("\nignored 0\n"), "{stats}");
     assert_eq!(d.stat("probes"), 14, "7 ports each: {stats}");
 }
+
+#[test]
+fn a_scan_spread_over_a_24_bans_the_whole_24_and_nothing_else() {
+    let Some(tb) = Testbed::new("e2eprefix") else {
+        return;
+    };
+    // 64 scanning addresses of a remote /24 routed through the attacker, and one more of it
+    // that never probes.
+    tb.sh(
+        &tb.attacker,
+        "for i in $(seq 1 64) 200; do ip addr add 198.51.100.$i/32 dev veth0; done",
+    )
+    .unwrap();
+    tb.sh(&tb.server, "ip route add 198.51.100.0/24 via 192.0.2.2")
+        .unwrap();
+    hold_listener(&tb, SERVER_V4, 8080, 120);
+    let d = Daemon::start(&tb, &[]);
+    // Each address knocks on 3 closed ports of its own (9 points: under 21 each), one address
+    // after the other; bounded: 192 attempts of at most 50 ms.
+    tb.sh(
+        &tb.attacker,
+        &format!(
+            "timeout 90 python3 -c '\
+import socket\n\
+for i in range(192): a = 1 + i // 3; s = socket.socket(); s.settimeout(0.05); \
+s.bind((\"198.51.100.%d\" % a, 0)); s.connect_ex((\"{SERVER_V4}\", 100 + i)); s.close()'"
+        ),
+    )
+    .unwrap();
+    assert!(
+        wait_for(Duration::from_secs(10), || banned(
+            &tb,
+            "banned4_net",
+            "198.51.100.0"
+        )
+        .then_some(()))
+        .is_some(),
+        "log:\n{}",
+        d.log()
+    );
+    // The kernel drops the whole /24 (an address that never probed included), and only it;
+    // nft lists the element and the prefix rule counts the drops.
+    assert_eq!(
+        connect_from(&tb, "198.51.100.200", SERVER_V4, 8080),
+        "timeout"
+    );
+    assert_eq!(
+        connect_from(&tb, "198.51.100.7", SERVER_V4, 8080),
+        "timeout"
+    );
+    assert_eq!(connect_from(&tb, ATTACKER_V4, SERVER_V4, 8080), "connected");
+    let chain = tb
+        .sh(&tb.server, "nft list chain inet scanban prerouting")
+        .unwrap();
+    let rule = chain
+        .lines()
+        .find(|l| l.contains("@banned4_net"))
+        .unwrap_or_else(|| panic!("{chain}"));
+    assert!(rule.contains("255.255.255.0"), "{rule}");
+    assert!(!rule.contains("packets 0 "), "{rule}");
+    assert!(!banned(&tb, "banned4", ATTACKER_V4));
+    let log = d.log();
+    assert!(
+        log.contains("ban 198.51.100.0/24 for") && log.contains("scan spread over the prefix"),
+        "{log}"
+    );
+    let listing = scanban(&tb, "list");
+    assert!(listing.contains("198.51.100.0/24"), "{listing}");
+    // `unban` takes the prefix as the tier bans it.
+    scanban(&tb, "unban 198.51.100.0/24");
+    assert!(!banned(&tb, "banned4_net", "198.51.100.0"));
+    assert_eq!(
+        connect_from(&tb, "198.51.100.200", SERVER_V4, 8080),
+        "connected"
+    );
+}

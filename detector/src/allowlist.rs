@@ -175,16 +175,19 @@ impl Allowlist {
         Keyed::Key(wide, Narrowed::No)
     }
 
+    /// Whether a whole prefix (the distributed-scan tier) may be banned: it covers no protected
+    /// address and overlaps none of the host's own on-link prefixes.
+    pub fn may_ban_prefix(&self, key: &SourceKey) -> bool {
+        let (addr, len) = key.block();
+        let block = Cidr { addr, len };
+        !self.covers_protected(key) && !self.on_link.iter().any(|c| c.overlaps(&block))
+    }
+
     /// Whether a ban on `key` would cover a protected address (or the key's own addresses are
     /// protected): what restored and remote bans are checked against.
     pub fn covers_protected(&self, key: &SourceKey) -> bool {
-        let block = match *key {
-            SourceKey::V4(a) => Cidr::host(IpAddr::V4(a)),
-            SourceKey::V6(a, len) => Cidr {
-                addr: IpAddr::V6(a),
-                len,
-            },
-        };
+        let (addr, len) = key.block();
+        let block = Cidr { addr, len };
         if source::never_tracked(&block.addr) {
             return true;
         }

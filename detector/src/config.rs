@@ -47,12 +47,32 @@ pub struct Config {
     pub ban_rate: u32,
     /// Bans that may be issued at once before the rate applies.
     pub ban_burst: u32,
+    /// Long-horizon (slow-scan) score at which a source is banned; 0 turns the tier off.
+    pub slow_threshold: u32,
+    /// One point of the long-horizon score leaks away per this many milliseconds.
+    pub slow_leak_every_ms: u64,
+    /// Score of a whole prefix (distinct ports probed from any of its addresses) at which the
+    /// prefix is banned; 0 turns the distributed-scan tier off.
+    pub prefix_threshold: u32,
+    /// One point of a prefix's score leaks away per this many milliseconds.
+    pub prefix_leak_every_ms: u64,
+    /// IPv4 sources are aggregated by this prefix length.
+    pub prefix_v4: u8,
+    /// IPv6 sources are aggregated by this prefix length.
+    pub prefix_v6: u8,
+    /// Prefixes tracked at once.
+    pub prefix_capacity: usize,
 }
 
 impl Config {
     /// Bans that may be issued at once before `ban_rate` applies: two seconds' worth.
     pub fn burst_for(ban_rate: u32) -> u32 {
         ban_rate.saturating_mul(2)
+    }
+
+    /// Prefixes tracked for `capacity` tracked sources: a quarter as many.
+    pub fn prefix_capacity_for(capacity: usize) -> usize {
+        (capacity / 4).max(1)
     }
 
     /// Offenders remembered for `capacity` tracked sources: a quarter as many.
@@ -85,6 +105,18 @@ impl Default for Config {
             ban_jitter_percent: 5,
             ban_rate: BAN_RATE,
             ban_burst: Config::burst_for(BAN_RATE),
+            // nmap -T1 (a probe per 15 s) is banned within 30 probes, -T0 (one per 5 min)
+            // within 45 (3 h 45 min): each distinct port adds at least 1, and a probe every 5
+            // min leaks a third of a point. See docs/DETECTION.md.
+            slow_threshold: 30,
+            slow_leak_every_ms: 900_000,
+            // Twice the per-source threshold, counted on ports distinct across the prefix: a
+            // NAT's clients retrying the same few closed ports never add up.
+            prefix_threshold: 42,
+            prefix_leak_every_ms: 30_000,
+            prefix_v4: 24,
+            prefix_v6: 48,
+            prefix_capacity: Config::prefix_capacity_for(CAPACITY),
         }
     }
 }

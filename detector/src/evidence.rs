@@ -29,6 +29,16 @@ pub mod stealth {
     ];
 }
 
+/// Which score banned: the short-horizon one of the source, its long-horizon one (a slow scan),
+/// or the aggregate of its prefix (a scan spread over many addresses).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Tier {
+    #[default]
+    Burst,
+    Slow,
+    Prefix,
+}
+
 /// Ports shown in the evidence (all distinct ports count; these are the first few).
 pub const SHOWN_PORTS: usize = 8;
 
@@ -53,6 +63,7 @@ pub struct Evidence {
     pub last_ms: u64,
     /// Why an IPv6 key is one address rather than the configured prefix.
     pub narrowed: Narrowed,
+    pub tier: Tier,
 }
 
 impl Evidence {
@@ -122,6 +133,11 @@ impl fmt::Display for Evidence {
                 f.write_str(", per address: its prefix holds a protected address")?
             }
         }
+        match self.tier {
+            Tier::Burst => {}
+            Tier::Slow => f.write_str(", slow scan")?,
+            Tier::Prefix => f.write_str(", scan spread over the prefix")?,
+        }
         write!(f, ", {} ban #{}", human_ms(self.ban_ms), self.offence)
     }
 }
@@ -159,6 +175,7 @@ mod tests {
             first_ms: 0,
             last_ms: 0,
             narrowed: Narrowed::No,
+            tier: Tier::Burst,
         };
         e.ports[..ports.len()].copy_from_slice(ports);
         e
@@ -208,6 +225,14 @@ mod tests {
                 .to_string()
                 .contains("per address: its prefix holds a protected address"),
             "{narrowed}"
+        );
+        let slow = Evidence {
+            tier: Tier::Slow,
+            ..e
+        };
+        assert!(
+            slow.to_string().ends_with(", slow scan, 1h ban #1"),
+            "{slow}"
         );
         assert!(e.summary(40).len() <= 40);
         assert!(e.summary(40).ends_with("..."));

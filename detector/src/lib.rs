@@ -36,7 +36,7 @@ use std::net::IpAddr;
 
 pub use allowlist::{Allowlist, Cidr, Keyed, Narrowed};
 pub use config::Config;
-pub use evidence::Evidence;
+pub use evidence::{Evidence, Tier};
 pub use packet::{Ignored, Observation, Proto};
 pub use probe::ProbeKind;
 pub use source::SourceKey;
@@ -94,6 +94,10 @@ pub struct Counters {
     pub actions_dropped: u64,
     /// Probes from sources banned moments ago.
     pub already_banned: u64,
+    /// Prefixes tracked now (the distributed-scan tier).
+    pub prefixes: u64,
+    /// Prefixes that reached their threshold but hold a protected address: not banned.
+    pub prefix_protected: u64,
 }
 
 /// Sums the counters of several detectors (the daemon's shards).
@@ -111,6 +115,8 @@ impl std::ops::AddAssign for Counters {
             suppressed,
             actions_dropped,
             already_banned,
+            prefixes,
+            prefix_protected,
         } = c;
         self.observed += observed;
         for (a, b) in self.ignored.iter_mut().zip(ignored) {
@@ -124,8 +130,13 @@ impl std::ops::AddAssign for Counters {
         self.suppressed += suppressed;
         self.actions_dropped += actions_dropped;
         self.already_banned += already_banned;
+        self.prefixes += prefixes;
+        self.prefix_protected += prefix_protected;
     }
 }
+
+/// Addresses of a prefix that must take part before the prefix is banned as a whole.
+pub const PREFIX_MIN_SOURCES: u8 = 4;
 
 /// Housekeeping period.
 const TICK_MS: u64 = 1_000;
@@ -134,6 +145,8 @@ pub struct Detector {
     config: Config,
     allow: Allowlist,
     table: Table,
+    /// The distributed-scan tier: one track per prefix.
+    prefixes: Table,
     offenders: Offenders,
     limiter: SharedLimiter,
     actions: VecDeque<Action>,
@@ -150,6 +163,7 @@ impl Detector {
         Detector {
             allow: Allowlist::new(config.allow.iter().copied()),
             table: Table::new(config.capacity),
+            prefixes: Table::new(config.prefix_capacity),
             offenders: Offenders::new(config.offender_capacity, config.offender_memory_ms),
             limiter: SharedLimiter::new(std::sync::Mutex::new(RateLimiter::new(
                 config.ban_rate,
@@ -190,6 +204,25 @@ impl Detector {
     pub fn set_policy(&mut self, mut config: Config) {
         config.capacity = self.config.capacity;
         config.offender_capacity = self.config.offender_capacity;
+        config.prefix_capacity = self.config.prefix_capacity;
+        // Scores are kept in leak units: a new leak rate rescales them, so no score changes.
+        let old = &self.config;
+        let rescale = |v: u64, from: u64, to: u64| {
+            (u128::from(v) * u128::from(to.max(1)) / u128::from(from.max(1))) as u64
+        };
+        let (f0, f1) = (old.leak_every_ms, config.leak_every_ms);
+        let (s0, s1) = (old.slow_leak_every_ms, config.slow_leak_every_ms);
+        if (f0, s0) != (f1, s1) {
+            self.table.for_each_mut(|t| {
+                t.score = rescale(t.score, f0, f1);
+                t.slow = rescale(t.slow, s0, s1);
+            });
+        }
+        let (p0, p1) = (old.prefix_leak_every_ms, config.prefix_leak_every_ms);
+        if p0 != p1 {
+            self.prefixes
+                .for_each_mut(|t| t.score = rescale(t.score, p0, p1));
+        }
         if let Ok(mut l) = self.limiter.lock() {
             if l.rate() != (config.ban_rate, config.ban_burst.max(1)) {
                 l.reconfigure(config.ban_rate, config.ban_burst);
@@ -240,22 +273,39 @@ impl Detector {
             Keyed::Key(key, narrowed) => (key, narrowed),
         };
         self.counters.observed += 1;
-        let c = &self.config;
-        if let Some(o) = self.offenders.get(&key) {
-            if now_ms < o.last_ban_ms.saturating_add(o.last_duration_ms) {
-                self.counters.already_banned += 1;
-                return Outcome::AlreadyBanned;
+        // A tracked source is not banned: its track goes at the ban and is not made again while
+        // the ban lasts (the offender check below comes first). So only an untracked source
+        // pays for the offender lookups.
+        let mut new_source = false;
+        let slot = match self.table.find(&key) {
+            Some(i) => i,
+            None => {
+                new_source = true;
+                // A banned prefix is checked where its track is missing (`count_prefix`).
+                if self.is_banned(&key, now_ms) {
+                    self.counters.already_banned += 1;
+                    return Outcome::AlreadyBanned;
+                }
+                let (i, how) = self.table.insert(key, now_ms);
+                if how == Inserted::NewAfterEviction {
+                    self.counters.evicted += 1;
+                }
+                i
             }
-        }
+        };
+        let c = &self.config;
         let probe = ProbeKind::of(obs);
-        let weight = probe.weight(obs.dst_port, c);
+        let weight = u64::from(probe.weight(obs.dst_port, c));
         let kind = probe.evidence_bit();
-        let (leak_every, threshold) = (c.leak_every_ms, c.threshold);
-        let (track, how) = self.table.get_or_insert(key, now_ms);
-        if how == Inserted::NewAfterEviction {
-            self.counters.evicted += 1;
-        }
-        track.leak(now_ms, leak_every);
+        let (fast_unit, slow_unit) = (c.leak_every_ms.max(1), c.slow_leak_every_ms.max(1));
+        let fast_bar = u64::from(c.threshold) * fast_unit;
+        let slow_bar = if c.slow_threshold == 0 {
+            u64::MAX
+        } else {
+            u64::from(c.slow_threshold) * slow_unit
+        };
+        let track = self.table.touch(slot);
+        track.leak(now_ms);
         track.probes = track.probes.saturating_add(1);
         if !track.add_port(obs.proto, obs.dst_port) {
             self.counters.repeats += 1;
@@ -263,26 +313,119 @@ impl Detector {
         }
         self.counters.counted += 1;
         track.stealth |= kind;
-        track.score_milli = track.score_milli.saturating_add(u64::from(weight) * 1000);
-        let score = (track.score_milli / 1000) as u32;
-        if score < threshold {
-            return Outcome::Counted { score };
-        }
+        track.score = track.score.saturating_add(weight * fast_unit);
+        track.slow = track.slow.saturating_add(weight * slow_unit);
+        let tier = if track.score >= fast_bar {
+            Tier::Burst
+        } else if track.slow >= slow_bar {
+            Tier::Slow
+        } else {
+            let score = (track.score / fast_unit) as u32;
+            return match self.count_prefix(now_ms, obs, weight, new_source, slot) {
+                Some(outcome) => outcome,
+                None => Outcome::Counted { score },
+            };
+        };
         // A poisoned budget (a panic elsewhere) bans nothing rather than everything.
         let granted = self.limiter.lock().is_ok_and(|mut l| l.try_take(now_ms));
         if !granted {
             self.counters.suppressed += 1;
             return Outcome::Suppressed;
         }
-        self.ban(key, narrowed, now_ms);
+        if let Some(track) = self.table.remove(&key) {
+            self.ban(track, narrowed, now_ms, tier);
+        }
         Outcome::Banned
     }
 
-    fn ban(&mut self, key: SourceKey, narrowed: allowlist::Narrowed, now_ms: u64) {
-        let Some(track) = self.table.remove(&key) else {
-            return;
-        };
+    /// Whether `key` is banned now (by the detector's own record).
+    fn is_banned(&self, key: &SourceKey, now_ms: u64) -> bool {
+        self.offenders
+            .get(key)
+            .is_some_and(|o| now_ms < o.last_ban_ms.saturating_add(o.last_duration_ms))
+    }
+
+    /// Adds a port new to its source to the source's prefix: the distributed-scan tier. Only
+    /// ports new to the prefix count, so many clients of one NAT retrying the same closed port
+    /// add one port's weight, however many they are; and a prefix is banned only when at least
+    /// `PREFIX_MIN_SOURCES` of its addresses took part (one source is the per-source tiers'
+    /// business: its neighbours are not to pay for it). `Some` when the prefix is banned.
+    fn count_prefix(
+        &mut self,
+        now_ms: u64,
+        obs: &Observation,
+        weight: u64,
+        new_source: bool,
+        src_slot: u32,
+    ) -> Option<Outcome> {
         let c = &self.config;
+        if c.prefix_threshold == 0 {
+            return None;
+        }
+        let unit = c.prefix_leak_every_ms.max(1);
+        let bar = u64::from(c.prefix_threshold) * unit;
+        let pkey = SourceKey::aggregate(obs.src, c.prefix_v4, c.prefix_v6);
+        let guess = self.table.at_mut(src_slot).prefix_slot;
+        let slot = if self.prefixes.holds(guess, &pkey) {
+            guess
+        } else {
+            // As for sources: a banned prefix has no track, and gets none while the ban lasts.
+            let slot = match self.prefixes.find(&pkey) {
+                Some(i) => i,
+                None => {
+                    if self.is_banned(&pkey, now_ms) {
+                        self.counters.already_banned += 1;
+                        return Some(Outcome::AlreadyBanned);
+                    }
+                    self.prefixes.insert(pkey, now_ms).0
+                }
+            };
+            self.table.at_mut(src_slot).prefix_slot = slot;
+            slot
+        };
+        let track = self.prefixes.touch(slot);
+        track.leak(now_ms);
+        if new_source {
+            track.sources = track.sources.saturating_add(1);
+        }
+        track.probes = track.probes.saturating_add(1);
+        if !track.add_port(obs.proto, obs.dst_port) {
+            return None;
+        }
+        track.score = track.score.saturating_add(weight * unit);
+        if track.score < bar || track.sources < PREFIX_MIN_SOURCES {
+            return None;
+        }
+        // Never a ban that covers a protected address or one of the host's own prefixes: the
+        // prefix's sources stay counted one by one.
+        if !self.allow.may_ban_prefix(&pkey) {
+            track.score = 0;
+            self.counters.prefix_protected += 1;
+            return None;
+        }
+        let granted = self.limiter.lock().is_ok_and(|mut l| l.try_take(now_ms));
+        if !granted {
+            self.counters.suppressed += 1;
+            return Some(Outcome::Suppressed);
+        }
+        let track = self.prefixes.remove(&pkey)?;
+        self.ban(track, Narrowed::No, now_ms, Tier::Prefix);
+        Some(Outcome::Banned)
+    }
+
+    fn ban(&mut self, track: table::Track, narrowed: allowlist::Narrowed, now_ms: u64, tier: Tier) {
+        let key = track.key;
+        let c = &self.config;
+        let unit = match tier {
+            Tier::Burst => c.leak_every_ms,
+            Tier::Slow => c.slow_leak_every_ms,
+            Tier::Prefix => c.prefix_leak_every_ms,
+        }
+        .max(1);
+        let score = match tier {
+            Tier::Slow => track.slow,
+            _ => track.score,
+        } / unit;
         let offence = self
             .offenders
             .record(key, now_ms, c.ban_ms, c.ban_factor, c.ban_max_ms);
@@ -295,8 +438,8 @@ impl Detector {
             shown += 1;
         }
         let evidence = Evidence {
-            score: (track.score_milli / 1000) as u32,
-            distinct_ports: track.distinct,
+            score: score as u32,
+            distinct_ports: u32::from(track.distinct),
             probes: track.probes,
             ports,
             shown,
@@ -306,6 +449,7 @@ impl Detector {
             first_ms: track.first_ms,
             last_ms: now_ms,
             narrowed,
+            tier,
         };
         if self.actions.len() >= self.action_capacity {
             self.actions.pop_front();
@@ -350,15 +494,16 @@ impl Detector {
     /// at the first that still counts) and offences past the memory horizon.
     pub fn on_timer(&mut self, now_ms: u64) {
         self.last_tick_ms = now_ms;
-        let leak_every = self.config.leak_every_ms;
-        while let Some(oldest) = self.table.oldest() {
-            let mut t = *oldest;
-            t.leak(now_ms, leak_every);
-            if t.score_milli > 0 {
-                break;
+        for table in [&mut self.table, &mut self.prefixes] {
+            while let Some(oldest) = table.oldest() {
+                let mut t = *oldest;
+                t.leak(now_ms);
+                if !t.is_spent() {
+                    break;
+                }
+                let key = t.key;
+                table.remove(&key);
             }
-            let key = t.key;
-            self.table.remove(&key);
         }
         self.offenders.expire(now_ms);
     }
@@ -366,12 +511,14 @@ impl Detector {
     /// Forgets a source entirely, ban included (an admin lifted its ban and means it).
     pub fn forget(&mut self, key: &SourceKey) {
         self.table.remove(key);
+        self.prefixes.remove(key);
         self.offenders.lift(key);
     }
 
     pub fn counters(&self) -> Counters {
         Counters {
             tracked: self.table.len() as u64,
+            prefixes: self.prefixes.len() as u64,
             ..self.counters
         }
     }
@@ -380,8 +527,28 @@ impl Detector {
     pub fn score(&self, key: &SourceKey, now_ms: u64) -> Option<u32> {
         self.table.get(key).map(|t| {
             let mut t = *t;
-            t.leak(now_ms, self.config.leak_every_ms);
-            (t.score_milli / 1000) as u32
+            t.leak(now_ms);
+            (t.score / self.config.leak_every_ms.max(1)) as u32
+        })
+    }
+
+    /// The long-horizon score a source has now (after leak), if tracked.
+    pub fn slow_score(&self, key: &SourceKey, now_ms: u64) -> Option<u32> {
+        self.table.get(key).map(|t| {
+            let mut t = *t;
+            t.leak(now_ms);
+            (t.slow / self.config.slow_leak_every_ms.max(1)) as u32
+        })
+    }
+
+    /// The score of the prefix `addr` is aggregated under (after leak), if tracked.
+    pub fn prefix_score(&self, addr: &IpAddr, now_ms: u64) -> Option<u32> {
+        let c = &self.config;
+        let key = SourceKey::aggregate(*addr, c.prefix_v4, c.prefix_v6);
+        self.prefixes.get(&key).map(|t| {
+            let mut t = *t;
+            t.leak(now_ms);
+            (t.score / c.prefix_leak_every_ms.max(1)) as u32
         })
     }
 }

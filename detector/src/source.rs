@@ -7,13 +7,19 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::inet::mask_v6;
+use crate::inet::{mask_v6, prefix_mask_v4};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SourceKey {
     V4(Ipv4Addr),
     /// The address masked to `len` bits, and `len`.
     V6(Ipv6Addr, u8),
+    /// An IPv4 prefix counted and banned as a whole (the distributed-scan tier): the address
+    /// masked to `len` bits, and `len`.
+    V4Net(Ipv4Addr, u8),
+    /// An IPv6 prefix counted and banned as a whole (the distributed-scan tier), wider than the
+    /// per-source prefix.
+    V6Net(Ipv6Addr, u8),
 }
 
 /// `addr` with an embedded IPv4 address (IPv4-mapped `::ffff:a.b.c.d`, as dual-stack sockets
@@ -37,12 +43,56 @@ impl SourceKey {
         }
     }
 
+    /// The prefix of `addr` the distributed-scan tier aggregates it under: its IPv4 /`v4_len`
+    /// or IPv6 /`v6_len`.
+    pub fn aggregate(addr: IpAddr, v4_len: u8, v6_len: u8) -> Self {
+        match canonical(addr) {
+            IpAddr::V4(a) => {
+                let len = v4_len.min(32);
+                SourceKey::V4Net(Ipv4Addr::from(u32::from(a) & prefix_mask_v4(len)), len)
+            }
+            IpAddr::V6(a) => {
+                let len = v6_len.min(128);
+                SourceKey::V6Net(mask_v6(a, len), len)
+            }
+        }
+    }
+
+    /// The prefix key this key is aggregated under (itself if it is one already): the daemon
+    /// shards by it, so every source of a prefix is counted by one detector.
+    pub fn aggregate_key(&self, v4_len: u8, v6_len: u8) -> Self {
+        match *self {
+            SourceKey::V4(a) => SourceKey::aggregate(IpAddr::V4(a), v4_len, v6_len),
+            SourceKey::V6(a, _) => SourceKey::aggregate(IpAddr::V6(a), v4_len, v6_len),
+            k => k,
+        }
+    }
+
     /// Whether `addr` falls under this key.
     pub fn contains(&self, addr: &IpAddr) -> bool {
         match (self, canonical(*addr)) {
             (SourceKey::V4(k), IpAddr::V4(a)) => *k == a,
-            (SourceKey::V6(k, len), IpAddr::V6(a)) => mask_v6(a, *len) == *k,
+            (SourceKey::V6(k, len) | SourceKey::V6Net(k, len), IpAddr::V6(a)) => {
+                mask_v6(a, *len) == *k
+            }
+            (SourceKey::V4Net(k, len), IpAddr::V4(a)) => {
+                u32::from(a) & prefix_mask_v4(*len) == u32::from(*k)
+            }
             _ => false,
+        }
+    }
+
+    /// Whether this key is a whole prefix of the distributed-scan tier.
+    pub fn is_aggregate(&self) -> bool {
+        matches!(self, SourceKey::V4Net(..) | SourceKey::V6Net(..))
+    }
+
+    /// The first address and the length of the block this key covers.
+    pub fn block(&self) -> (IpAddr, u8) {
+        match *self {
+            SourceKey::V4(a) => (IpAddr::V4(a), 32),
+            SourceKey::V4Net(a, len) => (IpAddr::V4(a), len),
+            SourceKey::V6(a, len) | SourceKey::V6Net(a, len) => (IpAddr::V6(a), len),
         }
     }
 
@@ -61,16 +111,29 @@ impl SourceKey {
     pub fn set_key(&self) -> ([u8; 16], usize) {
         let mut out = [0u8; 16];
         match self {
-            SourceKey::V4(a) => {
+            SourceKey::V4(a) | SourceKey::V4Net(a, _) => {
                 out[..4].copy_from_slice(&a.octets());
                 (out, 4)
             }
-            SourceKey::V6(a, _) => (a.octets(), 16),
+            SourceKey::V6(a, _) | SourceKey::V6Net(a, _) => (a.octets(), 16),
+        }
+    }
+
+    /// The key as one integer to hash (SipHash over one u128 costs less than over the enum's
+    /// fields one write at a time). Keys that fold alike differ in length or variant, so a
+    /// key shares its fold with a handful of others at most: the index compares whole keys,
+    /// and no one can make a long chain of them.
+    pub fn fold(&self) -> u128 {
+        match *self {
+            SourceKey::V4(a) => u128::from(u32::from(a)) | 1 << 32,
+            SourceKey::V4Net(a, len) => u128::from(u32::from(a)) | u128::from(len) << 40 | 2 << 32,
+            SourceKey::V6(a, len) => u128::from(a) ^ u128::from(len) << 8,
+            SourceKey::V6Net(a, len) => u128::from(a) ^ (u128::from(len) << 8 | 0x80),
         }
     }
 
     pub fn is_ipv4(&self) -> bool {
-        matches!(self, SourceKey::V4(_))
+        matches!(self, SourceKey::V4(_) | SourceKey::V4Net(..))
     }
 
     /// Which of `n` shards owns this key: stable, cheap, and spread over all shards. The
@@ -83,8 +146,8 @@ impl SourceKey {
             return 0;
         }
         let x: u64 = match self {
-            SourceKey::V4(a) => u64::from(u32::from(*a)),
-            SourceKey::V6(a, _) => {
+            SourceKey::V4(a) | SourceKey::V4Net(a, _) => u64::from(u32::from(*a)),
+            SourceKey::V6(a, _) | SourceKey::V6Net(a, _) => {
                 let v = u128::from(*a);
                 (v >> 64) as u64 ^ v as u64
             }
@@ -99,7 +162,8 @@ impl fmt::Display for SourceKey {
         match self {
             SourceKey::V4(a) => write!(f, "{a}"),
             SourceKey::V6(a, 128) => write!(f, "{a}"),
-            SourceKey::V6(a, len) => write!(f, "{a}/{len}"),
+            SourceKey::V6(a, len) | SourceKey::V6Net(a, len) => write!(f, "{a}/{len}"),
+            SourceKey::V4Net(a, len) => write!(f, "{a}/{len}"),
         }
     }
 }

@@ -22,29 +22,46 @@ pub const PORTS_PER_SOURCE: usize = 24;
 
 const NONE: u32 = u32::MAX;
 
-/// What is known about one source.
+/// The key of a freed slot: no source or prefix has it (no prefix is 255 bits long).
+const FREED: SourceKey = SourceKey::V4Net(std::net::Ipv4Addr::UNSPECIFIED, u8::MAX);
+
+/// What is known about one source (or, in the distributed-scan tier, one prefix).
+///
+/// Scores are kept in leak units: a point is worth `leak_every_ms` units of its tier, and one
+/// unit leaks away per millisecond, so the leak is a subtraction of the elapsed time, exact at
+/// any probe rate (no division per probe, no leak lost to rounding when probes come often).
 #[derive(Debug, Clone, Copy)]
 pub struct Track {
-    pub key: SourceKey,
-    /// Score in thousandths of a point, as of `updated_ms`.
-    pub score_milli: u64,
+    /// The short-horizon score (`leak-every` per point), as of `updated_ms`.
+    pub score: u64,
+    /// The long-horizon score (`slow-leak-every` per point), as of `updated_ms`.
+    pub slow: u64,
     pub updated_ms: u64,
     /// When its first probe in this tracking came: when its scan began.
     pub first_ms: u64,
     pub probes: u32,
-    pub distinct: u32,
-    /// `(proto << 16) | port`, a ring of the most recent distinct ports.
-    ports: [u32; PORTS_PER_SOURCE],
+    /// Distinct ports while tracked (saturating: a source is banned long before).
+    pub distinct: u16,
+    pub key: SourceKey,
     nports: u8,
     next_port: u8,
     pub stealth: u8,
+    /// In the prefix tier: sources of the prefix that began to be tracked while it was
+    /// (saturating: only "at least `PREFIX_MIN_SOURCES`" matters).
+    pub sources: u8,
+    /// A source's guess at its prefix's slot in the prefix table (checked against that slot's
+    /// key before use): spares the prefix tier a hash and an index lookup per new port.
+    pub prefix_slot: u32,
+    /// `(proto << 16) | port`, a ring of the most recent distinct ports.
+    ports: [u32; PORTS_PER_SOURCE],
 }
 
 impl Track {
     fn new(key: SourceKey, now_ms: u64) -> Self {
         Track {
             key,
-            score_milli: 0,
+            score: 0,
+            slow: 0,
             updated_ms: now_ms,
             first_ms: now_ms,
             probes: 0,
@@ -53,15 +70,22 @@ impl Track {
             nports: 0,
             next_port: 0,
             stealth: 0,
+            sources: 0,
+            prefix_slot: NONE,
         }
     }
 
-    /// Applies the leak up to `now_ms`: one point per `leak_every_ms`.
-    pub fn leak(&mut self, now_ms: u64, leak_every_ms: u64) {
+    /// Applies the leak of both tiers up to `now_ms`.
+    pub fn leak(&mut self, now_ms: u64) {
         let elapsed = now_ms.saturating_sub(self.updated_ms);
-        let leaked = elapsed.saturating_mul(1000) / leak_every_ms.max(1);
-        self.score_milli = self.score_milli.saturating_sub(leaked);
+        self.score = self.score.saturating_sub(elapsed);
+        self.slow = self.slow.saturating_sub(elapsed);
         self.updated_ms = self.updated_ms.max(now_ms);
+    }
+
+    /// Whether both scores have leaked to nothing (as of `updated_ms`).
+    pub fn is_spent(&self) -> bool {
+        self.score == 0 && self.slow == 0
     }
 
     /// Records a port; false if it was already known.
@@ -93,12 +117,19 @@ impl Track {
     }
 }
 
+/// A slot's place in the least-recently-seen list. Kept apart from the tracks, in one dense
+/// array (8 bytes a slot): moving a source to the front touches its neighbours' links, and
+/// those stay in cache where the neighbours' tracks would not.
 #[derive(Debug, Clone, Copy)]
-struct Slot {
-    track: Track,
+struct Link {
     prev: u32,
     next: u32,
 }
+
+const UNLINKED: Link = Link {
+    prev: NONE,
+    next: NONE,
+};
 
 /// Open-addressing index from source to slab slot.
 struct Index {
@@ -119,11 +150,11 @@ impl Index {
     }
 
     fn home(&self, key: &SourceKey) -> usize {
-        (self.hasher.hash_one(key) as usize) & (self.buckets.len() - 1)
+        (self.hasher.hash_one(key.fold()) as usize) & (self.buckets.len() - 1)
     }
 
     /// The bucket holding `key`, if present.
-    fn find(&self, key: &SourceKey, slots: &[Slot]) -> Option<usize> {
+    fn find(&self, key: &SourceKey, slots: &[Track]) -> Option<usize> {
         let mask = self.buckets.len() - 1;
         let mut b = self.home(key);
         loop {
@@ -131,7 +162,7 @@ impl Index {
             if s == NONE {
                 return None;
             }
-            if slots[s as usize].track.key == *key {
+            if slots[s as usize].key == *key {
                 return Some(b);
             }
             b = (b + 1) & mask;
@@ -150,14 +181,14 @@ impl Index {
 
     /// Empties bucket `b` and shifts later members of its probe run back, so lookups never need
     /// tombstones.
-    fn remove_at(&mut self, mut b: usize, slots: &[Slot]) {
+    fn remove_at(&mut self, mut b: usize, slots: &[Track]) {
         let mask = self.buckets.len() - 1;
         self.buckets[b] = NONE;
         self.len -= 1;
         let mut next = (b + 1) & mask;
         while self.buckets[next] != NONE {
             let s = self.buckets[next];
-            let home = self.home(&slots[s as usize].track.key);
+            let home = self.home(&slots[s as usize].key);
             // Move it back if its home is not within (b, next] cyclically.
             let in_range = if b <= next {
                 b < home && home <= next
@@ -176,7 +207,8 @@ impl Index {
 
 pub struct Table {
     index: Index,
-    slots: Vec<Slot>,
+    slots: Vec<Track>,
+    links: Vec<Link>,
     free: Vec<u32>,
     capacity: usize,
     /// Most recently seen.
@@ -199,6 +231,7 @@ impl Table {
         Table {
             index: Index::new(capacity),
             slots: Vec::with_capacity(capacity),
+            links: Vec::with_capacity(capacity),
             free: Vec::with_capacity(capacity),
             capacity,
             head: NONE,
@@ -221,41 +254,72 @@ impl Table {
     /// The source's track, created (evicting the least recently seen if full) if absent, and
     /// marked most recently seen.
     pub fn get_or_insert(&mut self, key: SourceKey, now_ms: u64) -> (&mut Track, Inserted) {
-        if let Some(b) = self.index.find(&key, &self.slots) {
-            let i = self.index.buckets[b];
+        if let Some(i) = self.find(&key) {
+            return (self.touch(i), Inserted::Existing);
+        }
+        let (i, how) = self.insert(key, now_ms);
+        (&mut self.slots[i as usize], how)
+    }
+
+    /// The slot of `key`'s track, if tracked.
+    pub fn find(&self, key: &SourceKey) -> Option<u32> {
+        let b = self.index.find(key, &self.slots)?;
+        Some(self.index.buckets[b])
+    }
+
+    /// The track in slot `i` (from `find`), marked most recently seen.
+    pub fn touch(&mut self, i: u32) -> &mut Track {
+        if self.head != i {
             self.unlink(i);
             self.push_front(i);
-            return (&mut self.slots[i as usize].track, Inserted::Existing);
         }
+        &mut self.slots[i as usize]
+    }
+
+    /// A new track for `key`, which must not be tracked (evicting the least recently seen if
+    /// full), marked most recently seen; its slot.
+    pub fn insert(&mut self, key: SourceKey, now_ms: u64) -> (u32, Inserted) {
         let mut how = Inserted::New;
         let i = if let Some(i) = self.free.pop() {
             i
         } else if self.slots.len() < self.capacity {
-            self.slots.push(Slot {
-                track: Track::new(key, now_ms),
-                prev: NONE,
-                next: NONE,
-            });
+            self.slots.push(Track::new(key, now_ms));
+            self.links.push(UNLINKED);
             (self.slots.len() - 1) as u32
         } else {
             let victim = self.tail;
             self.unlink(victim);
-            let old = self.slots[victim as usize].track.key;
+            let old = self.slots[victim as usize].key;
             if let Some(b) = self.index.find(&old, &self.slots) {
                 self.index.remove_at(b, &self.slots);
             }
             how = Inserted::NewAfterEviction;
             victim
         };
-        self.slots[i as usize].track = Track::new(key, now_ms);
+        self.slots[i as usize] = Track::new(key, now_ms);
         self.index.insert(&key, i);
         self.push_front(i);
-        (&mut self.slots[i as usize].track, how)
+        (i, how)
+    }
+
+    /// The slot holding `key`, if `i` is it (a cheap check of a remembered slot: a freed slot
+    /// holds no key).
+    pub fn holds(&self, i: u32, key: &SourceKey) -> bool {
+        self.slots.get(i as usize).is_some_and(|t| t.key == *key)
+    }
+
+    /// Every track, in no particular order (a reload rescales scores).
+    pub fn for_each_mut(&mut self, mut f: impl FnMut(&mut Track)) {
+        let mut i = self.head;
+        while i != NONE {
+            f(&mut self.slots[i as usize]);
+            i = self.links[i as usize].next;
+        }
     }
 
     pub fn get(&self, key: &SourceKey) -> Option<&Track> {
         let b = self.index.find(key, &self.slots)?;
-        Some(&self.slots[self.index.buckets[b] as usize].track)
+        Some(&self.slots[self.index.buckets[b] as usize])
     }
 
     pub fn remove(&mut self, key: &SourceKey) -> Option<Track> {
@@ -264,53 +328,57 @@ impl Table {
         self.index.remove_at(b, &self.slots);
         self.unlink(i);
         self.free.push(i);
-        Some(self.slots[i as usize].track)
+        let track = self.slots[i as usize];
+        self.slots[i as usize].key = FREED;
+        Some(track)
+    }
+
+    /// The track in slot `i` (from `find` or `insert`), leaving its place in the list alone.
+    pub fn at_mut(&mut self, i: u32) -> &mut Track {
+        &mut self.slots[i as usize]
     }
 
     /// The least recently seen track.
     pub fn oldest(&self) -> Option<&Track> {
-        (self.tail != NONE).then(|| &self.slots[self.tail as usize].track)
+        (self.tail != NONE).then(|| &self.slots[self.tail as usize])
     }
 
     fn unlink(&mut self, i: u32) {
-        let (prev, next) = {
-            let s = &self.slots[i as usize];
-            (s.prev, s.next)
-        };
+        let Link { prev, next } = self.links[i as usize];
         if prev != NONE {
-            self.slots[prev as usize].next = next;
+            self.links[prev as usize].next = next;
         } else {
             self.head = next;
         }
         if next != NONE {
-            self.slots[next as usize].prev = prev;
+            self.links[next as usize].prev = prev;
         } else {
             self.tail = prev;
         }
-        let s = &mut self.slots[i as usize];
-        s.prev = NONE;
-        s.next = NONE;
+        self.links[i as usize] = UNLINKED;
     }
 
     fn push_front(&mut self, i: u32) {
         let old = self.head;
-        {
-            let s = &mut self.slots[i as usize];
-            s.prev = NONE;
-            s.next = old;
-        }
+        self.links[i as usize] = Link {
+            prev: NONE,
+            next: old,
+        };
         if old != NONE {
-            self.slots[old as usize].prev = i;
+            self.links[old as usize].prev = i;
         } else {
             self.tail = i;
         }
         self.head = i;
     }
 
-    /// Bytes one tracked source costs: its slab slot, its free-list entry, and two to four
-    /// index buckets (twice the capacity, rounded up to a power of two).
+    /// Bytes one tracked source costs: its slab slot, its list links, its free-list entry, and
+    /// two to four index buckets (twice the capacity, rounded up to a power of two).
     pub fn bytes_per_source() -> usize {
-        std::mem::size_of::<Slot>() + std::mem::size_of::<u32>() + 2 * std::mem::size_of::<u32>()
+        std::mem::size_of::<Track>()
+            + std::mem::size_of::<Link>()
+            + std::mem::size_of::<u32>()
+            + 2 * std::mem::size_of::<u32>()
     }
 }
 
@@ -380,12 +448,22 @@ mod tests {
     #[test]
     fn leak_is_one_point_per_interval() {
         let mut tr = Track::new(key(0), 0);
-        tr.score_milli = 10_000;
-        tr.leak(12_500, 5_000);
-        assert_eq!(tr.score_milli, 7_500);
-        tr.leak(1_000_000, 5_000);
-        assert_eq!(tr.score_milli, 0);
-        tr.leak(10, 5_000);
-        assert_eq!(tr.updated_ms, 1_000_000, "time never runs backwards");
+        tr.score = 10 * 5_000; // 10 points at one per 5 s
+        tr.slow = 10 * 600_000; // 10 points at one per 10 min
+        tr.leak(12_500);
+        assert_eq!(tr.score, 37_500, "2.5 points leaked");
+        assert_eq!(tr.slow, 5_987_500, "0.02 points leaked");
+        for t in 12_501..=13_000 {
+            tr.leak(t); // a probe every millisecond still leaks
+        }
+        assert_eq!(tr.score, 37_000);
+        assert!(!tr.is_spent());
+        tr.leak(1_000_000);
+        assert_eq!(tr.score, 0);
+        assert!(!tr.is_spent(), "the slow score lasts longer");
+        tr.leak(100_000_000);
+        assert!(tr.is_spent());
+        tr.leak(10);
+        assert_eq!(tr.updated_ms, 100_000_000, "time never runs backwards");
     }
 }

@@ -92,8 +92,9 @@ proptest! {
 
     #[test]
     fn probes_slower_than_the_leak_never_ban(ports in proptest::collection::vec(1u16..65535, 1..300)) {
-        // Each new port's weight leaks away before the next arrives: the score never builds.
-        let c = Config::default();
+        // Each new port's weight leaks away before the next arrives: the short-horizon score
+        // never builds (the long-horizon tier, off here, is what catches such scans).
+        let c = Config { slow_threshold: 0, ..Config::default() };
         let mut d = Detector::new(c.clone(), 4);
         let mut now = 0;
         for p in ports {
@@ -242,13 +243,24 @@ fn builtin_never_tracked_and_replaceable_allowlist() {
 
 #[test]
 fn idle_sources_are_forgotten_on_the_timer() {
-    let mut d = Detector::new(Config::default(), 13);
+    let c = Config::default();
+    let slow = c.slow_leak_every_ms;
+    let mut d = Detector::new(c, 13);
     d.observe(0, &probe(v4(1), Proto::Tcp, 22, SYN));
-    d.observe(10_000, &probe(v4(2), Proto::Tcp, 22, SYN));
-    d.on_timer(15_000); // v4(1) has leaked its 3 points by then; v4(2) not yet
-    assert_eq!(d.counters().tracked, 1);
-    assert!(d.score(&SourceKey::new(v4(2), 64), 15_000).is_some());
-    assert_eq!(d.next_deadline(), 16_000);
+    d.observe(3 * slow - 5_000, &probe(v4(2), Proto::Tcp, 22, SYN));
+    // Both short-horizon scores have leaked by 15 s; the long-horizon ones hold the sources
+    // until their 3 points have leaked too, one per `slow-leak-every`.
+    d.on_timer(3 * slow);
+    assert_eq!(d.counters().tracked, 1, "v4(1) is spent, v4(2) not yet");
+    assert!(d.score(&SourceKey::new(v4(2), 64), 3 * slow).is_some());
+    assert_eq!(d.next_deadline(), 3 * slow + 1_000);
+    d.on_timer(6 * slow);
+    assert_eq!(d.counters().tracked, 0);
+    assert_eq!(
+        d.counters().prefixes,
+        0,
+        "their prefix is forgotten as well"
+    );
 }
 
 #[test]

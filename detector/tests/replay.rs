@@ -95,7 +95,9 @@ fn ipv6_scan_is_banned_by_its_64() {
     let r = replay("nmap-6-sS.pcap");
     let key = SourceKey::new("2001:db8::2".parse().unwrap(), 64);
     assert_eq!(key.to_string(), "2001:db8::/64");
-    banned_once_after(&r, key, 9);
+    // 10, not 9: the leak is exact at any probe rate (it used to round to nothing between
+    // probes a few milliseconds apart), and what leaks during this scan takes one more port.
+    banned_once_after(&r, key, 10);
 }
 
 #[test]

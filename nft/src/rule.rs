@@ -10,7 +10,7 @@ use nfnl::attr::AttrIter;
 use nfnl::message::MessageBuilder;
 use nfnl::DecodeError;
 
-use detector::inet::{ipproto, prefix_mask_v6};
+use detector::inet::{ipproto, prefix_mask_v4, prefix_mask_v6};
 use detector::packet::field::{self, Field};
 use nfnl::message::family as nfproto;
 
@@ -117,6 +117,34 @@ impl Rule {
             invert: false,
         });
         self.add(format!("ip saddr @{set}"), e)
+    }
+
+    /// `ip saddr & <prefix mask> @set`: whole IPv4 prefixes banned (the distributed-scan
+    /// tier), the address masked before the lookup as the detector masks its keys.
+    pub fn ip_saddr_prefix_in(self, prefix_len: u8, set: &str) -> Self {
+        let mask = prefix_mask_v4(prefix_len).to_be_bytes();
+        let mut e = Self::nfproto(nfproto::IPV4).to_vec();
+        e.push(Self::payload(PayloadBase::Network, field::ipv4::SRC_ADDR));
+        if prefix_len < 32 {
+            e.push(Expr::Bitwise {
+                sreg: REG_1,
+                dreg: REG_1,
+                len: 4,
+                mask: mask.to_vec(),
+                xor: vec![0; 4],
+            });
+        }
+        let text = if prefix_len < 32 {
+            format!("ip saddr & {} == @{set}", std::net::Ipv4Addr::from(mask))
+        } else {
+            format!("ip saddr @{set}")
+        };
+        e.push(Expr::Lookup {
+            sreg: REG_1,
+            set: set.into(),
+            invert: false,
+        });
+        self.add(text, e)
     }
 
     /// `ip6 saddr & <prefix mask> @set`: sources are banned by prefix, so the address is masked

@@ -13,7 +13,7 @@ use super::{socket, Error};
 /// Why an address or prefix cannot be a ban.
 #[derive(Debug)]
 pub enum KeyError {
-    V4Prefix,
+    V4Prefix(u8),
     /// IPv6 bans are per address or per `ipv6-prefix`.
     V6Prefix(u8),
 }
@@ -21,7 +21,10 @@ pub enum KeyError {
 impl std::fmt::Display for KeyError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            KeyError::V4Prefix => f.write_str("IPv4 bans are per address (no prefix)"),
+            KeyError::V4Prefix(p) => write!(
+                f,
+                "IPv4 bans are per address, or per /{p} (prefix-v4) for a whole prefix"
+            ),
             KeyError::V6Prefix(p) => write!(
                 f,
                 "IPv6 bans are per /{p} (ipv6-prefix); give an address or a /{p} prefix"
@@ -32,8 +35,17 @@ impl std::fmt::Display for KeyError {
 
 fn key_of(s: &Settings, target: settings::Cidr) -> Result<SourceKey, KeyError> {
     let full = if target.addr.is_ipv4() { 32 } else { 128 };
+    // A whole prefix, as the distributed-scan tier bans it.
+    let whole = if target.addr.is_ipv4() {
+        s.prefix_v4
+    } else {
+        s.prefix_v6
+    };
+    if target.len == whole && target.len != full {
+        return Ok(SourceKey::aggregate(target.addr, s.prefix_v4, s.prefix_v6));
+    }
     if target.addr.is_ipv4() && target.len != 32 {
-        return Err(KeyError::V4Prefix);
+        return Err(KeyError::V4Prefix(s.prefix_v4));
     }
     if target.addr.is_ipv6() && target.len != full && target.len != s.ipv6_prefix {
         return Err(KeyError::V6Prefix(s.ipv6_prefix));
@@ -114,7 +126,7 @@ pub fn ban(s: &Settings, target: cli::BanTarget, duration: Option<Duration>) -> 
             Vec::new()
         } else {
             let wanted: std::collections::HashSet<SourceKey> = keys.iter().copied().collect();
-            bans::list(&mut sock, s.ipv6_prefix)
+            bans::list(&mut sock, s)
                 .unwrap_or_default()
                 .into_iter()
                 .map(|l| l.key)
@@ -201,7 +213,7 @@ fn unban_all(s: &Settings) -> Result<(), Error> {
 
 pub fn list(s: &Settings, json: bool) -> Result<(), Error> {
     let mut sock = socket()?;
-    let all = bans::list(&mut sock, s.ipv6_prefix).map_err(no_table)?;
+    let all = bans::list(&mut sock, s).map_err(no_table)?;
     if json {
         println!(
             "{}",

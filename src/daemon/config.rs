@@ -38,6 +38,13 @@ pub fn detector_config(s: &Settings, shards: usize) -> detector::Config {
         // One budget, shared by every shard (`Detector::share_limiter`).
         ban_rate: s.ban_rate,
         ban_burst: detector::Config::burst_for(s.ban_rate),
+        slow_threshold: s.slow_threshold,
+        slow_leak_every_ms: s.slow_leak_every.as_millis() as u64,
+        prefix_threshold: s.prefix_threshold,
+        prefix_leak_every_ms: s.prefix_leak_every.as_millis() as u64,
+        prefix_v4: s.prefix_v4,
+        prefix_v6: s.prefix_v6,
+        prefix_capacity: detector::Config::prefix_capacity_for((s.capacity / shards) as usize),
     }
 }
 
@@ -82,6 +89,9 @@ pub fn apply_reload(shared: &Shared, old: &Settings, mut new: Settings) -> Setti
     keep!(capacity, "capacity");
     keep!(set_size, "set-size");
     keep!(ipv6_prefix, "ipv6-prefix");
+    // The prefix ban rules mask sources at these lengths, and the shards own whole prefixes.
+    keep!(prefix_v4, "prefix-v4");
+    keep!(prefix_v6, "prefix-v6");
     keep!(stats_file, "stats-file");
     // The sensor's form (socket expression or port sets) and whether the ban sets exist are
     // set up at start; a repair must rebuild the same ruleset.

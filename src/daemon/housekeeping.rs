@@ -205,7 +205,7 @@ pub fn read_sessions(shared: &Shared) {
 /// bans the sets hold.
 fn reconcile(sock: &mut NlSocket, s: &Settings, shared: &Shared) -> Option<u64> {
     let began = Instant::now();
-    let listed = bans::list(sock, s.ipv6_prefix).ok()?;
+    let listed = bans::list(sock, s).ok()?;
     let lifted = shared
         .book
         .lock()
@@ -221,7 +221,7 @@ fn reconcile(sock: &mut NlSocket, s: &Settings, shared: &Shared) -> Option<u64> 
 /// The kernel's bans into the state file (`--state-file`), for the next start.
 pub fn save_state(sock: &mut NlSocket, s: &Settings) {
     let Some(path) = &s.state_file else { return };
-    match bans::list(sock, s.ipv6_prefix) {
+    match bans::list(sock, s) {
         Ok(all) => match crate::state::save_if_changed(path, &all, s.ipv6_prefix) {
             Ok(true) => debug!("saved {} ban(s) to {}", all.len(), path.display()),
             Ok(false) => {}

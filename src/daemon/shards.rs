@@ -1,6 +1,7 @@
 //! `Shards`: the detectors, one per shard of the source space, each behind its own lock so
 //! queue threads rarely wait on each other. Every key of one source (a narrowed /128 and its
-//! prefix alike) belongs to one shard, whichever queue carried its probes.
+//! prefix alike) belongs to one shard, whichever queue carried its probes; so does every source
+//! of one `prefix-v4`/`prefix-v6` prefix, which the distributed-scan tier counts together.
 
 use std::sync::Mutex;
 
@@ -9,6 +10,9 @@ use detector::{Allowlist, Detector, SourceKey};
 pub struct Shards {
     detectors: Vec<Mutex<Detector>>,
     ipv6_prefix: u8,
+    /// The distributed-scan tier's prefix lengths: a shard owns whole prefixes.
+    prefix_v4: u8,
+    prefix_v6: u8,
 }
 
 impl Shards {
@@ -34,12 +38,15 @@ impl Shards {
         Shards {
             detectors,
             ipv6_prefix: config.ipv6_prefix,
+            prefix_v4: config.prefix_v4,
+            prefix_v6: config.prefix_v6,
         }
     }
 
     /// The detector that owns `key`.
     pub fn owner(&self, key: &SourceKey) -> &Mutex<Detector> {
-        &self.detectors[key.widen(self.ipv6_prefix).shard(Self::COUNT)]
+        let whole = key.aggregate_key(self.prefix_v4, self.prefix_v6);
+        &self.detectors[whole.shard(Self::COUNT)]
     }
 
     /// The detector that counts what has no source (a packet that does not parse).
@@ -101,5 +108,17 @@ mod tests {
             })
             .collect();
         assert!(owners.len() > 1);
+        // Every source of one /24 (and its prefix ban) has one owner.
+        let v4 = |i: u8| SourceKey::V4(std::net::Ipv4Addr::new(203, 0, 113, i));
+        for i in 1..=255 {
+            assert!(std::ptr::eq(shards.owner(&v4(i)), shards.owner(&v4(0))));
+        }
+        let net = SourceKey::aggregate(IpAddr::V4(std::net::Ipv4Addr::new(203, 0, 113, 9)), 24, 48);
+        assert!(std::ptr::eq(shards.owner(&net), shards.owner(&v4(0))));
+        let in_48 = SourceKey::new(
+            IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 0xff, 0, 0, 0, 1)),
+            64,
+        );
+        assert!(std::ptr::eq(shards.owner(&in_48), shards.owner(&prefix)));
     }
 }

@@ -76,7 +76,7 @@ pub fn prepare_table(
         Some(path) if !settings.dry_run => restore(sock, path, settings, allow),
         _ => {}
     }
-    Ok(bans::list(sock, settings.ipv6_prefix).map_or(0, |b| b.len()))
+    Ok(bans::list(sock, settings).map_or(0, |b| b.len()))
 }
 
 /// Puts the bans of the state file back, except those that would cover a protected address

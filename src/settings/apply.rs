@@ -150,6 +150,12 @@ impl Settings {
                 self.user = Some(name.to_string());
             }
             "verbose" => self.verbose = true,
+            "slow-threshold" => self.slow_threshold = num(0, 1_000_000)?,
+            "slow-leak-every" => self.slow_leak_every = dur(Duration::from_secs(1))?,
+            "prefix-threshold" => self.prefix_threshold = num(0, 1_000_000)?,
+            "prefix-leak-every" => self.prefix_leak_every = dur(Duration::from_millis(10))?,
+            "prefix-v4" => self.prefix_v4 = num(8, 31)? as u8,
+            "prefix-v6" => self.prefix_v6 = num(16, 127)? as u8,
             _ => return Err(fail("unknown setting".into())),
         }
         Ok(())
@@ -170,6 +176,15 @@ impl Settings {
                     "{} is shorter than ban-time {}",
                     duration::Human(self.ban_max),
                     duration::Human(self.ban_time)
+                ),
+            );
+        }
+        if self.prefix_threshold != 0 && self.prefix_v6 >= self.ipv6_prefix {
+            return fail(
+                "prefix-v6",
+                format!(
+                    "/{} is no wider than ipv6-prefix /{}: the prefix tier counts many sources together",
+                    self.prefix_v6, self.ipv6_prefix
                 ),
             );
         }

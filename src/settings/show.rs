@@ -77,6 +77,12 @@ impl Settings {
             "stats-file" => Some(self.stats_file.display().to_string()),
             "metrics-file" => path(&self.metrics_file),
             "user" => self.user.clone(),
+            "slow-threshold" => n(self.slow_threshold),
+            "slow-leak-every" => d(self.slow_leak_every),
+            "prefix-threshold" => n(self.prefix_threshold),
+            "prefix-leak-every" => d(self.prefix_leak_every),
+            "prefix-v4" => n(u32::from(self.prefix_v4)),
+            "prefix-v6" => n(u32::from(self.prefix_v6)),
             _ => None,
         }
     }

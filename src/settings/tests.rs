@@ -17,6 +17,7 @@ fn every_documented_option_is_accepted_and_every_accepted_option_documented() {
             Some("DURATION") => Some("2h"),
             Some("CIDR") => Some("192.0.2.0/24"),
             Some("PATH") | Some("PATH|-") => Some("/tmp/x"),
+            Some("LEN") if o.name == "prefix-v4" => Some("20"),
             Some("LEN") => Some("56"),
             Some("PERCENT") => Some("10"),
             Some("PORT,...|none") => Some("none"),
