@@ -119,19 +119,6 @@ impl SourceKey {
         }
     }
 
-    /// The key as one integer to hash (SipHash over one u128 costs less than over the enum's
-    /// fields one write at a time). Keys that fold alike differ in length or variant, so a
-    /// key shares its fold with a handful of others at most: the index compares whole keys,
-    /// and no one can make a long chain of them.
-    pub fn fold(&self) -> u128 {
-        match *self {
-            SourceKey::V4(a) => u128::from(u32::from(a)) | 1 << 32,
-            SourceKey::V4Net(a, len) => u128::from(u32::from(a)) | u128::from(len) << 40 | 2 << 32,
-            SourceKey::V6(a, len) => u128::from(a) ^ u128::from(len) << 8,
-            SourceKey::V6Net(a, len) => u128::from(a) ^ (u128::from(len) << 8 | 0x80),
-        }
-    }
-
     pub fn is_ipv4(&self) -> bool {
         matches!(self, SourceKey::V4(_) | SourceKey::V4Net(..))
     }

@@ -150,7 +150,7 @@ impl Index {
     }
 
     fn home(&self, key: &SourceKey) -> usize {
-        (self.hasher.hash_one(key.fold()) as usize) & (self.buckets.len() - 1)
+        (self.hasher.hash_one(key) as usize) & (self.buckets.len() - 1)
     }
 
     /// The bucket holding `key`, if present.
