@@ -275,7 +275,7 @@ pub const OPTIONS: &[OptionDoc] = &[
     opt("weight-ack", "N", "score of an ACK, Window or FIN+ACK (Maimon) probe to a closed port; low because a late ACK or FIN of an expired connection looks the same (default {default})"),
     opt("weight-sctp", "N", "score of an SCTP INIT or COOKIE ECHO to a distinct closed port (default {default})"),
     opt("weight-protocol", "N", "score of a distinct IP protocol the host does not serve (nmap -sO; ICMP never counts) (default {default})"),
-    opt("slow-threshold", "SCORE", "long-horizon score at which a source is banned: the same weights, leaking far slower, catch scans slower than leak-every (nmap -T1 within 40 probes, -T0 within 4h); 0 turns it off (default {default})"),
+    opt("slow-threshold", "SCORE", "long-horizon score at which a source is banned: the same weights, leaking far slower, catch scans slower than leak-every (nmap -T1 within 40 probes, -T0 within 4h); never below threshold; 0 turns it off (default {default})"),
     opt("slow-leak-every", "DURATION", "the long-horizon score drops by one point per DURATION (default {default})"),
     opt("prefix-threshold", "SCORE", "score of a whole prefix (ports distinct across its addresses, from at least 4 of them) at which the prefix is banned: a scan spread over many addresses; never a prefix holding an allowed or own address; 0 turns it off (default {default})"),
     opt("prefix-leak-every", "DURATION", "a prefix's score drops by one point per DURATION (default {default})"),

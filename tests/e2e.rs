@@ -1455,7 +1455,14 @@ fn fragmented_probes_count_once() {
     .unwrap_or_else(|| panic!("{}\n{}", d.log(), d.fresh_stats()));
     let stats = d.fresh_stats();
     assert!(stats.contains("\nignored 0\n"), "{stats}");
-    assert_eq!(d.stat("probes"), 14, "7 ports each: {stats}");
+    // Counted per fragment, nmap -f's three fragments per SYN would make every packet three;
+    // counted once, each family stops at its ban: 7 ports (weight 3), or 8 when the score
+    // leaked a little between probes, never more than the 10 sent.
+    // Probes that arrive after the ban and before the kernel set has it are dropped as
+    // `already_banned`, not scored.
+    let (packets, probes) = (d.stat("packets"), d.stat("probes"));
+    assert_eq!(packets, probes + d.stat("already_banned"), "{stats}");
+    assert!((14..=16).contains(&probes), "{stats}");
 }
 
 #[test]

@@ -299,10 +299,13 @@ impl Detector {
         let kind = probe.evidence_bit();
         let (fast_unit, slow_unit) = (c.leak_every_ms.max(1), c.slow_leak_every_ms.max(1));
         let fast_bar = u64::from(c.threshold) * fast_unit;
+        // The slow score leaks slower than the fast one under the same weights, so it is never
+        // below it: a slow bar under `threshold` would ban what an admin raised `threshold` to
+        // let through.
         let slow_bar = if c.slow_threshold == 0 {
             u64::MAX
         } else {
-            u64::from(c.slow_threshold) * slow_unit
+            u64::from(c.slow_threshold.max(c.threshold)) * slow_unit
         };
         let track = self.table.touch(slot);
         track.leak(now_ms);

@@ -321,3 +321,30 @@ fn bytes_per_tracked_source_and_prefix() {
     assert_eq!(std::mem::size_of::<detector::table::Track>(), 160);
     assert_eq!(detector::table::Table::bytes_per_source(), 180);
 }
+
+/// The slow bar is never below `threshold`: an admin who raises the threshold to let a noisy
+/// source through is not overruled by the long-horizon tier's own, lower default.
+#[test]
+fn a_raised_threshold_also_raises_the_slow_bar() {
+    let mut d = Detector::new(
+        Config {
+            threshold: 1000,
+            ..Config::default()
+        },
+        1,
+    );
+    let src = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7));
+    for (i, port) in (1..=30u16).enumerate() {
+        d.observe(i as u64 * 10, &probe(src, port));
+    }
+    assert_eq!(bans(&mut d), vec![], "30 privileged ports score 90 < 1000");
+    let mut d = Detector::new(Config::default(), 1);
+    for (i, port) in (1..=30u16).enumerate() {
+        d.observe(i as u64 * 10, &probe(src, port));
+    }
+    assert_eq!(
+        bans(&mut d).len(),
+        1,
+        "the default threshold bans the same scan"
+    );
+}
