@@ -27,15 +27,11 @@ declare -A EXPECT=(
   [sS]=banned [sT]=banned [sU]=banned [sN]=banned [sF]=banned [sX]=banned
   [sA]=banned [sW]=banned [sM]=banned [sY]=banned [sZ]=banned [sO]=banned
   [frag]=banned [v6]=banned [decoy]=banned [sport53]=banned
-  [T5]=banned [T4]=banned [T3]=banned [T2]=banned [T1]=not [T0]=not
-  [pktgen]=banned [dist24]=not [dist48]=not [forward]=not [ext6]=banned
+  [T5]=banned [T4]=banned [T3]=banned [T2]=banned [T1]=banned [T0]=banned
+  [pktgen]=banned [dist24]=banned [dist48]=banned [forward]=not [ext6]=banned
 )
 # Why a row is not banned on the tree of today (printed only for rows that are not banned).
 declare -A WHY=(
-  [T1]="one probe every 15 s: the score leaks away between probes (no long-horizon score)"
-  [T0]="one probe every 5 min: the score leaks away between probes (no long-horizon score)"
-  [dist24]="each address stays under the threshold: no score per /24"
-  [dist48]="each /64 stays under the threshold: no score per /48"
   [forward]="the sensor sits on input only: probes forwarded to hosts behind the router are not seen"
 )
 declare -A NAME=(

@@ -230,7 +230,11 @@ pub fn run(file: &[u8], config: &Config, local: &[IpAddr]) -> Result<Report, Pca
         let Some(key) = det.key_for(&obs.src) else {
             continue;
         };
-        if banned_until.get(&key).is_some_and(|&until| now < until) {
+        // Dropped in prerouting by its own ban or by a ban of a prefix holding it.
+        let dropped = banned_until
+            .iter()
+            .any(|(k, &until)| now < until && (*k == key || k.contains(&obs.src)));
+        if dropped {
             continue; // dropped in prerouting
         }
         report.queued += 1;
@@ -246,9 +250,19 @@ pub fn run(file: &[u8], config: &Config, local: &[IpAddr]) -> Result<Report, Pca
             {
                 banned.insert(key);
                 banned_until.insert(key, now.saturating_add(duration_ms));
+                // A prefix ban comes after the probes of all its sources.
+                let after_probes = if key.is_aggregate() {
+                    probes
+                        .iter()
+                        .filter(|(k, _)| key.contains(&k.block().0))
+                        .map(|(_, n)| *n)
+                        .sum()
+                } else {
+                    count
+                };
                 report.bans.push(BanRecord {
                     key,
-                    after_probes: count,
+                    after_probes,
                     at_ms: now,
                     duration_ms,
                     evidence,
