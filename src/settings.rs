@@ -266,7 +266,7 @@ pub const OPTIONS: &[OptionDoc] = &[
     opt("metrics-file", "PATH", "the same counters in Prometheus text format"),
     opt("user", "NAME", "after setup, run as this user with CAP_NET_ADMIN only (default: stay root, still with CAP_NET_ADMIN only); the directories of the files it writes are given to it if they are its own (named scanban)"),
     switch("verbose", "debug logging"),
-    opt("slow-threshold", "SCORE", "long-horizon score at which a source is banned: the same weights, leaking far slower, catch scans slower than leak-every (nmap -T1 within 40 probes, -T0 within 4h); 0 turns it off (default {default})"),
+    opt("slow-threshold", "SCORE", "long-horizon score at which a source is banned: the same weights, leaking far slower, catch scans slower than leak-every (nmap -T1 within 40 probes, -T0 within 4h); never below threshold; 0 turns it off (default {default})"),
     opt("slow-leak-every", "DURATION", "the long-horizon score drops by one point per DURATION (default {default})"),
     opt("prefix-threshold", "SCORE", "score of a whole prefix (ports distinct across its addresses, from at least 4 of them) at which the prefix is banned: a scan spread over many addresses; never a prefix holding an allowed or own address; 0 turns it off (default {default})"),
     opt("prefix-leak-every", "DURATION", "a prefix's score drops by one point per DURATION (default {default})"),

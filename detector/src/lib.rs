@@ -305,7 +305,9 @@ impl Detector {
         let slow_bar = if c.slow_threshold == 0 {
             u64::MAX
         } else {
-            u64::from(c.slow_threshold) * slow_unit
+            // The slow score is never below the fast one (same points, slower leak): a slow
+            // threshold under `threshold` would lower it for fast scans too.
+            u64::from(c.slow_threshold.max(c.threshold)) * slow_unit
         };
         let track = self.table.touch(slot);
         track.leak(now_ms);

@@ -321,3 +321,24 @@ fn bytes_per_tracked_source_and_prefix() {
     assert_eq!(std::mem::size_of::<detector::table::Track>(), 160);
     assert_eq!(detector::table::Table::bytes_per_source(), 180);
 }
+
+#[test]
+fn a_raised_threshold_is_not_undercut_by_the_slow_tier() {
+    // The slow score is never below the fast one: with `threshold` above `slow-threshold`, a
+    // fast scan must reach `threshold` (what an admin who raised it expects).
+    let c = Config {
+        threshold: 100,
+        ..Config::default()
+    };
+    let mut d = Detector::new(c, 5);
+    let src = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 9));
+    for port in 1..=33u16 {
+        let o = d.observe(u64::from(port), &probe(src, port));
+        assert!(matches!(o, Outcome::Counted { .. }), "port {port}: {o:?}");
+    }
+    assert_eq!(
+        d.observe(34, &probe(src, 34)),
+        Outcome::Banned,
+        "102 points"
+    );
+}
