@@ -47,7 +47,8 @@ pub struct Config {
     pub ban_rate: u32,
     /// Bans that may be issued at once before the rate applies.
     pub ban_burst: u32,
-    /// Long-horizon (slow-scan) score at which a source is banned; 0 turns the tier off.
+    /// Long-horizon (slow-scan) score at which a source is banned (never below `threshold`);
+    /// 0 turns the tier off.
     pub slow_threshold: u32,
     /// One point of the long-horizon score leaks away per this many milliseconds.
     pub slow_leak_every_ms: u64,
