@@ -41,6 +41,7 @@ declare -A NAME=(
   [sport53]="SYN from source port 53" [T5]="-T5" [T4]="-T4" [T3]="-T3" [T2]="-T2" [T1]="-T1"
   [T0]="-T0" [pktgen]="100,000 SYN/s" [dist24]="distributed over a /24"
   [dist48]="distributed over a /48" [forward]="router: LAN host behind it"
+  [ext6]="IPv6 extension headers"
 )
 
 if [ "$(id -u)" -ne 0 ]; then
