@@ -258,7 +258,7 @@ echo "== every setting of scanban --help maps from UCI"
       DURATION) v=2h ;;
       CIDR) echo "	list $opt '198.51.100.0/24'"; echo "	list $opt '2001:db8::/32'"; continue ;;
       PATH|PATH\|-) v=$tmp/files/$name ;;
-      LEN) v=56 ;;
+      LEN) case $name in prefix-v4) v=24 ;; prefix-v6) v=48 ;; *) v=56 ;; esac ;;
       PERCENT) v=10 ;;
       PORT,...\|none) v=22,2222 ;;
       NAME) v=nobody ;;
