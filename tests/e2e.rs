@@ -1229,53 +1229,16 @@ fn spoofed_probes_from_the_upstream_resolver_ban_nothing() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// ACK (-sA), Window (-sW) and Maimon (-sM) scans: ACK-family probes to closed ports, which
-/// conntrack calls `new` (ACK: loose pickup) or `invalid` (FIN+ACK), each banned.
-#[test]
-fn ack_window_and_maimon_scans_are_banned() {
-    let Some(tb) = Testbed::new("e2eack") else {
+/// Runs each `(nmap arguments, source address, text of its ban line)` from its own attacker
+/// address against the zero-config daemon: each source banned, its log line naming the kind.
+fn each_scan_is_banned(name: &str, scans: [(&str, &str, &str); 3]) {
+    let Some(tb) = Testbed::new(name) else {
         return;
     };
     tb.add_attacker_addr("192.0.2.3/24").unwrap();
     tb.add_attacker_addr("192.0.2.4/24").unwrap();
     let d = Daemon::start(&tb, &[]);
-    for (scan, src, kind) in [
-        ("-sA", ATTACKER_V4, "ACK"),
-        ("-sW", "192.0.2.3", "ACK"),
-        ("-sM", "192.0.2.4", "FIN+ACK"),
-    ] {
-        nmap(
-            &tb,
-            &format!("{scan} -S {src} -e veth0 --top-ports 100 {SERVER_V4}"),
-        );
-        assert!(banned(&tb, "banned4", src), "{scan}: {}", d.log());
-        let line = d
-            .log()
-            .lines()
-            .find(|l| l.contains(&format!("ban {src} for")))
-            .map(str::to_string)
-            .unwrap_or_default();
-        assert!(line.contains(kind), "{scan}: {line}");
-    }
-}
-
-/// SCTP INIT (-sY) and COOKIE ECHO (-sZ) scans, and an IP-protocol scan (-sO), each banned.
-/// This kernel has no SCTP stack (CONFIG_IP_SCTP unset: every SCTP port is closed) but tracks
-/// SCTP in conntrack (INIT is `new`, COOKIE ECHO `invalid`); the nft `socket` expression knows
-/// no SCTP sockets on any kernel.
-#[test]
-fn sctp_and_ip_protocol_scans_are_banned() {
-    let Some(tb) = Testbed::new("e2esctp") else {
-        return;
-    };
-    tb.add_attacker_addr("192.0.2.3/24").unwrap();
-    tb.add_attacker_addr("192.0.2.4/24").unwrap();
-    let d = Daemon::start(&tb, &[]);
-    for (scan, src, shown) in [
-        ("-sY --top-ports 50", ATTACKER_V4, "sctp/"),
-        ("-sZ --top-ports 50", "192.0.2.3", "sctp/"),
-        ("-sO", "192.0.2.4", "ip/"),
-    ] {
+    for (scan, src, shown) in scans {
         nmap(&tb, &format!("{scan} -S {src} -e veth0 {SERVER_V4}"));
         assert!(banned(&tb, "banned4", src), "{scan}: {}", d.log());
         let line = d
@@ -1286,6 +1249,36 @@ fn sctp_and_ip_protocol_scans_are_banned() {
             .unwrap_or_default();
         assert!(line.contains(shown), "{scan}: {line}");
     }
+}
+
+/// ACK (-sA), Window (-sW) and Maimon (-sM) scans: ACK-family probes to closed ports, which
+/// conntrack calls `new` (ACK: loose pickup) or `invalid` (FIN+ACK), each banned.
+#[test]
+fn ack_window_and_maimon_scans_are_banned() {
+    each_scan_is_banned(
+        "e2eack",
+        [
+            ("-sA --top-ports 100", ATTACKER_V4, "ACK"),
+            ("-sW --top-ports 100", "192.0.2.3", "ACK"),
+            ("-sM --top-ports 100", "192.0.2.4", "FIN+ACK"),
+        ],
+    );
+}
+
+/// SCTP INIT (-sY) and COOKIE ECHO (-sZ) scans, and an IP-protocol scan (-sO), each banned.
+/// This kernel has no SCTP stack (CONFIG_IP_SCTP unset: every SCTP port is closed) but tracks
+/// SCTP in conntrack (INIT is `new`, COOKIE ECHO `invalid`); the nft `socket` expression knows
+/// no SCTP sockets on any kernel.
+#[test]
+fn sctp_and_ip_protocol_scans_are_banned() {
+    each_scan_is_banned(
+        "e2esctp",
+        [
+            ("-sY --top-ports 50", ATTACKER_V4, "sctp/"),
+            ("-sZ --top-ports 50", "192.0.2.3", "sctp/"),
+            ("-sO", "192.0.2.4", "ip/"),
+        ],
+    );
 }
 
 /// A connection that ended, then a stray ACK to its port from the same client (its state gone
