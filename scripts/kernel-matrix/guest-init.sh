@@ -87,8 +87,9 @@ modprobe nft_socket 2>/dev/null
 # the policy, answers; a scan from behind the policy is banned.
 in_srv scanban unban 192.0.2.2 >/dev/null 2>&1
 in_srv scanban ruleset --mode tail >/tmp/ruleset 2>&1
-rule=$(sed -n 's/^#   \(meta l4proto .*\)$/\1/p' /tmp/ruleset)
+rule=$(sed -n 's/^#   \(.* queue num [0-9]*\)$/\1/p' /tmp/ruleset | head -1)
 sed 's/^/KM: tail ruleset: /' /tmp/ruleset | head -4
+check "tail: the ruleset prints the nft rule" [ -n "$rule" ]
 check "tail: the documented nft rule loads" sh -c "/usr/bin/ip netns exec srv nft -f - <<EOF
 table inet adm {
   chain in {
