@@ -9,6 +9,7 @@ mod cli;
 mod commands;
 mod daemon;
 mod duration;
+mod fleet;
 mod hostinfo;
 mod json;
 mod latency;

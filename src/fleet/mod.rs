@@ -1,0 +1,39 @@
+//! The fleet: bans shared with other hosts through CrowdSec's Local API (LAPI). `lapi/` speaks
+//! the protocol (HTTP, JSON, login, alerts pushed as a machine, the decision stream pulled as a
+//! bouncer); `remote` applies the decisions to scanban's own kernel sets. They meet only in the
+//! types below, so the protocol side never touches the kernel and the kernel side never parses
+//! a byte of HTTP.
+
+#![allow(dead_code)]
+
+use std::net::IpAddr;
+
+/// What a decision covers: one address (LAPI scope `Ip`, `prefix_len` 32 or 128) or a CIDR
+/// range (scope `Range`). `addr` has its host bits cleared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Target {
+    pub addr: IpAddr,
+    pub prefix_len: u8,
+}
+
+/// One `ban` decision from the LAPI decision stream. Decisions of other types (captcha,
+/// throttle) and other scopes (Country, AS) are dropped by the protocol side, which counts them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// LAPI's decision id: a `deleted` entry names the decision it lifts by id and value.
+    pub id: u64,
+    pub target: Target,
+    /// What is left of the ban when the stream delivered it.
+    pub duration_ms: u64,
+    /// Who decided: `cscli`, `crowdsec`, `CAPI`, `lists`, or another machine's scenario origin.
+    pub origin: String,
+    pub scenario: String,
+}
+
+/// One answer of `GET /v1/decisions/stream`: decisions to apply and decisions to lift. The
+/// first answer (`startup=true`) carries every active decision in `new`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delta {
+    pub new: Vec<Decision>,
+    pub deleted: Vec<Decision>,
+}
