@@ -37,3 +37,23 @@ pub struct Delta {
     pub new: Vec<Decision>,
     pub deleted: Vec<Decision>,
 }
+
+/// Where the bouncer's poll loop (protocol side) hands each stream answer: the kernel side
+/// (`remote::RemoteBans`) applies it to scanban's remote-ban sets, refusing what the allowlist
+/// protects. Returns how the delta went, for the loop's log line and counters.
+pub trait DecisionSink: Send {
+    fn apply(&mut self, delta: &Delta) -> Applied;
+}
+
+/// What one `DecisionSink::apply` did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Decisions now in the kernel (new, or renewed with a new duration).
+    pub added: u64,
+    /// Decisions lifted.
+    pub lifted: u64,
+    /// Decisions refused: the target covers an allowlisted or auto-allowlisted address.
+    pub refused: u64,
+    /// Decisions the kernel write failed for (they are tried again by the sink).
+    pub failed: u64,
+}
