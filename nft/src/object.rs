@@ -366,6 +366,9 @@ pub struct Element {
     /// Time left, in milliseconds: in dumps; on input, must not exceed the timeout.
     pub expiration_ms: Option<u64>,
     pub comment: Option<String>,
+    /// `NFT_SET_ELEM_*` flags: `elem::F_INTERVAL_END` marks the (exclusive) end of an interval
+    /// in a set with `F_INTERVAL` (docs/WIRE-NOTES.md#interval-sets).
+    pub flags: u32,
 }
 
 impl Element {
@@ -376,9 +379,55 @@ impl Element {
         }
     }
 
+    /// The elements of the CIDR block `key`/`prefix_len` in an interval set: its first address,
+    /// and the address after its last flagged `F_INTERVAL_END`, absent when the block reaches the
+    /// top of the address space (docs/WIRE-NOTES.md#interval-sets). Host bits of `key` are
+    /// cleared; a `prefix_len` beyond the key's bits is taken as the whole key.
+    pub fn prefix_interval(key: &[u8], prefix_len: u32) -> (Element, Option<Element>) {
+        let bits = key.len() as u32 * 8;
+        let len = prefix_len.min(bits);
+        let mut start = key.to_vec();
+        for (i, byte) in start.iter_mut().enumerate() {
+            let first_bit = i as u32 * 8;
+            if first_bit + 8 <= len {
+                continue;
+            }
+            let keep = len.saturating_sub(first_bit);
+            // keep < 8 here; a shift by 8 on u8 would overflow.
+            *byte &= !(0xffu8.checked_shr(keep).unwrap_or(0));
+        }
+        // start + 2^(bits - len), carried from the last prefix bit up.
+        let mut end = start.clone();
+        let mut carry = true;
+        if len > 0 {
+            let bit = len - 1;
+            let (i, shift) = ((bit / 8) as usize, 7 - bit % 8);
+            let (sum, over) = end[i].overflowing_add(1 << shift);
+            end[i] = sum;
+            carry = over;
+            for b in end[..i].iter_mut().rev() {
+                if !carry {
+                    break;
+                }
+                let (sum, over) = b.overflowing_add(1);
+                *b = sum;
+                carry = over;
+            }
+        }
+        let end = (!carry).then(|| Element {
+            key: end,
+            flags: elem::F_INTERVAL_END,
+            ..Default::default()
+        });
+        (Element::new(&start), end)
+    }
+
     pub(crate) fn encode(&self, m: &mut MessageBuilder<'_>) {
-        // Attribute order as nft sends it: timeout, expiration, key, userdata.
+        // Attribute order as nft sends it: flags, timeout, expiration, key, userdata.
         m.nest(LIST_ELEM, |m| {
+            if self.flags != 0 {
+                m.be32(elem::FLAGS, self.flags);
+            }
             if let Some(t) = self.timeout_ms {
                 m.be64(elem::TIMEOUT, t);
             }
@@ -399,6 +448,7 @@ impl Element {
     /// Bytes `encode` appends, so batches can split element lists under the 64 KiB nest limit.
     pub(crate) fn encoded_len(&self) -> usize {
         let mut n = 4 + 4 + 4 + align4(self.key.len());
+        n += if self.flags != 0 { 8 } else { 0 };
         n += self.timeout_ms.map_or(0, |_| 12);
         n += self.expiration_ms.map_or(0, |_| 12);
         n += self.comment.as_ref().map_or(0, |c| {
@@ -420,6 +470,7 @@ impl Element {
                         }
                     }
                 }
+                elem::FLAGS => e.flags = f.be32("NFTA_SET_ELEM_FLAGS")?,
                 elem::TIMEOUT => e.timeout_ms = Some(f.be64("NFTA_SET_ELEM_TIMEOUT")?),
                 elem::EXPIRATION => e.expiration_ms = Some(f.be64("NFTA_SET_ELEM_EXPIRATION")?),
                 elem::USERDATA => {
@@ -515,10 +566,78 @@ mod tests {
             timeout_ms: Some(5000),
             expiration_ms: Some(4000),
             comment: Some("c".into()),
+            flags: 0,
         };
         let bytes = attrs(|m| e.encode(m));
         let elem = AttrIter::new(&bytes).next().unwrap().unwrap();
         assert_eq!(Element::parse(&elem).unwrap(), e);
         assert_eq!(e.encoded_len(), bytes.len());
+
+        let end = Element {
+            flags: elem::F_INTERVAL_END,
+            ..Element::new(&[192, 0, 3, 0])
+        };
+        let bytes = attrs(|m| end.encode(m));
+        let back = AttrIter::new(&bytes).next().unwrap().unwrap();
+        assert_eq!(Element::parse(&back).unwrap(), end);
+        assert_eq!(end.encoded_len(), bytes.len());
+    }
+
+    fn interval(key: &[u8], len: u32) -> (Vec<u8>, Option<Vec<u8>>) {
+        let (start, end) = Element::prefix_interval(key, len);
+        assert_eq!(start.flags, 0);
+        if let Some(e) = &end {
+            assert_eq!(e.flags, elem::F_INTERVAL_END);
+        }
+        (start.key, end.map(|e| e.key))
+    }
+
+    #[test]
+    fn prefix_intervals_end_one_past_the_block() {
+        assert_eq!(
+            interval(&[192, 0, 2, 77], 24),
+            (vec![192, 0, 2, 0], Some(vec![192, 0, 3, 0]))
+        );
+        assert_eq!(
+            interval(&[198, 51, 100, 7], 32),
+            (vec![198, 51, 100, 7], Some(vec![198, 51, 100, 8]))
+        );
+        assert_eq!(
+            interval(&[198, 51, 100, 255], 32),
+            (vec![198, 51, 100, 255], Some(vec![198, 51, 101, 0]))
+        );
+        assert_eq!(
+            interval(&[10, 255, 255, 255], 8),
+            (vec![10, 0, 0, 0], Some(vec![11, 0, 0, 0]))
+        );
+        assert_eq!(
+            interval(&[198, 51, 100, 200], 25),
+            (vec![198, 51, 100, 128], Some(vec![198, 51, 101, 0]))
+        );
+        // A block at the top of the address space has no end element.
+        assert_eq!(
+            interval(&[255, 255, 255, 9], 24),
+            (vec![255, 255, 255, 0], None)
+        );
+        assert_eq!(interval(&[255, 255, 255, 255], 32), (vec![255; 4], None));
+        assert_eq!(interval(&[1, 2, 3, 4], 0), (vec![0; 4], None));
+        let mut v6 = [0u8; 16];
+        v6[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        v6[5] = 0x01;
+        v6[15] = 0x99;
+        let mut end = [0u8; 16];
+        end[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        end[5] = 0x02;
+        let mut start = v6;
+        start[15] = 0;
+        assert_eq!(interval(&v6, 48), (start.to_vec(), Some(end.to_vec())));
+        let mut last = v6;
+        last[15] = 0x9a;
+        assert_eq!(interval(&v6, 128), (v6.to_vec(), Some(last.to_vec())));
+        let mut next = [0u8; 16];
+        next[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb9]);
+        start = [0u8; 16];
+        start[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        assert_eq!(interval(&v6, 32), (start.to_vec(), Some(next.to_vec())));
     }
 }

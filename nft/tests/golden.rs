@@ -261,3 +261,127 @@ fn queue_rule_matches_nft() {
     let ours = ours(&b);
     assert_eq!(tree(&ours[1].1), tree(&rule.1));
 }
+
+/// Element-list nests renumbered as ours (libnftnl numbers them 1, 2, 3...; the kernel reads
+/// any type), and what nft adds for its own listing dropped: the `F_INTERVAL_END` element at
+/// address zero it puts before the first interval (the kernel needs none: a lookup below the
+/// first start finds nothing either way) and element userdata (`NFTNL_UDATA_SET_ELEM_FLAGS`
+/// with `INTERVAL_OPEN` on a block that reaches the top of the address space, so nft prints it
+/// as a prefix).
+fn interval_elements_as_ours(nodes: Vec<Node>) -> Vec<Node> {
+    let is_zero_end = |e: &[Node]| {
+        let flags = e.iter().any(|n| {
+            matches!(n, Node::Leaf(k, v) if *k == nft::uapi::elem::FLAGS
+                && v.as_slice() == nft::uapi::elem::F_INTERVAL_END.to_be_bytes())
+        });
+        let zero_key = e.iter().any(|n| match n {
+            Node::Nest(k, key) if *k & 0x7fff == nft::uapi::elem::KEY => key
+                .iter()
+                .all(|d| matches!(d, Node::Leaf(_, v) if v.iter().all(|b| *b == 0))),
+            _ => false,
+        });
+        flags && zero_key
+    };
+    without(nodes, nft::uapi::elem::LIST_SET_ID)
+        .into_iter()
+        .map(|n| match n {
+            Node::Nest(k, list) if k & 0x7fff == nft::uapi::elem::LIST_ELEMENTS => Node::Nest(
+                k,
+                list.into_iter()
+                    .filter_map(|e| match e {
+                        Node::Nest(_, e) if is_zero_end(&e) => None,
+                        Node::Nest(_, e) => Some(Node::Nest(
+                            nft::uapi::LIST_ELEM,
+                            without(e, nft::uapi::elem::USERDATA),
+                        )),
+                        other => Some(other),
+                    })
+                    .collect(),
+            ),
+            other => other,
+        })
+        .collect()
+}
+
+fn elements_listed(nodes: &[Node]) -> usize {
+    nodes
+        .iter()
+        .map(|n| match n {
+            Node::Nest(k, list) if k & 0x7fff == nft::uapi::elem::LIST_ELEMENTS => list.len(),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// fixtures/nft/intervals.nft: interval sets with timeouts (the remote-ban sets) and CIDR blocks
+/// as start and `F_INTERVAL_END` elements (docs/WIRE-NOTES.md#interval-sets).
+#[test]
+fn interval_sets_and_blocks_match_nft() {
+    use nft::uapi::{elem, set};
+    let theirs = mnl_messages(include_str!("../../fixtures/nft/intervals.mnl.txt"));
+    let t = "scanban";
+    let mut b = Batch::new();
+    let remote = |name: &str, key| Set {
+        family: Family::Inet,
+        table: t.into(),
+        name: name.into(),
+        key,
+        flags: set::F_INTERVAL | set::F_TIMEOUT,
+        size: Some(65536),
+        timeout_ms: None,
+        comment: Some("remote bans".into()),
+        raw_key: None,
+    };
+    let sets = [
+        remote("remote4_net", KeyType::Ipv4Addr),
+        remote("remote6_net", KeyType::Ipv6Addr),
+    ];
+    for s in &sets {
+        b.add_set(s);
+    }
+    let block = |key: &[u8], len: u32, timeout_ms: u64| {
+        let (mut start, end) = Element::prefix_interval(key, len);
+        start.timeout_ms = Some(timeout_ms);
+        std::iter::once(start).chain(end).collect::<Vec<_>>()
+    };
+    let mut v4 = block(&[192, 0, 2, 0], 24, 3_600_000);
+    v4.extend(block(&[198, 51, 100, 128], 25, 600_000));
+    v4.extend(block(&[255, 255, 255, 0], 24, 60_000));
+    assert_eq!(v4.len(), 5, "the top block has no end element");
+    assert_eq!(v4[1].flags, elem::F_INTERVAL_END);
+    b.add_elements(Family::Inet, t, "remote4_net", &v4);
+    let v6: [u8; 16] = "2001:db8:1::"
+        .parse::<std::net::Ipv6Addr>()
+        .unwrap()
+        .octets();
+    b.add_elements(Family::Inet, t, "remote6_net", &block(&v6, 48, 7_200_000));
+    let ours = ours(&b);
+
+    let newsets: Vec<_> = theirs.iter().filter(|(t, _)| t & 0xff == 9).collect();
+    assert_eq!(newsets.len(), 2);
+    for (i, (_, theirs)) in newsets.iter().enumerate() {
+        assert_eq!(
+            without(tree(&ours[1 + i].1), set::ID),
+            without(tree(theirs), set::ID),
+            "NEWSET {}",
+            sets[i].name
+        );
+    }
+    // nft 1.0.6 sends the blocks of a set it creates in the same file twice: with the set,
+    // then for the `add element` command; the kernel keeps one copy. We send them once.
+    let theirs: Vec<Vec<Node>> = theirs
+        .iter()
+        .filter(|(t, _)| t & 0xff == 12)
+        .map(|(_, a)| interval_elements_as_ours(tree(a)))
+        .filter(|m| elements_listed(m) > 0)
+        .collect();
+    assert_eq!(theirs.len(), 4);
+    assert_eq!(theirs[..2], theirs[2..]);
+    let theirs = &theirs[2..];
+    let ours: Vec<Vec<Node>> = ours
+        .iter()
+        .filter(|(t, _)| t & 0xff == 12)
+        .map(|(_, a)| tree(a))
+        .collect();
+    assert_eq!(ours, theirs);
+}
