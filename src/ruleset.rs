@@ -5,9 +5,13 @@
 //!   and `banned6_host` (single IPv6 addresses: sources whose prefix holds a protected address,
 //!   and on-link neighbours), with timeouts, an explicit size and a comment; `banned4_net` and
 //!   `banned6_net` (whole prefixes of a distributed scan, keys masked to `prefix-v4`/`prefix-v6`);
+//! - the remote-ban sets, filled only by the fleet's decisions (`fleet::remote`), never by local
+//!   bans: `remote4`/`remote6` (single addresses, timeouts) and `remote4_net`/`remote6_net`
+//!   (CIDR ranges of any length, interval sets with timeouts; only ranges no other range
+//!   contains are written, because the kernel refuses overlapping intervals);
 //! - chain `prerouting`, hook prerouting priority -450 (before defragmentation and conntrack):
 //!   loopback traffic returns at once (a ban never cuts the host off from itself), banned
-//!   sources are counted and dropped;
+//!   sources are counted and dropped, local bans first, then remote ones;
 //! - chain `sensor`, hook input priority -10 (before the filter priority, so after an accept
 //!   verdict the admin's own firewall still decides): loopback, non-unicast and established
 //!   traffic return at once; so does anything a local socket will receive; what is left goes to
@@ -25,7 +29,7 @@ use detector::inet::ipproto;
 use detector::packet::{field, sensor_mark, sensor_mark::kind as mark};
 use nft::probe::Features;
 use nft::rule::{ct_state, tcp_flag};
-use nft::uapi::set::F_TIMEOUT;
+use nft::uapi::set::{F_INTERVAL, F_TIMEOUT};
 use nft::{BaseChain, Chain, Family, Hook, KeyType, Rule, Set, Table, Verdict};
 
 use crate::settings::{Mode, OpenPorts, Settings, MAX_QUEUES};
@@ -40,6 +44,14 @@ pub const SET6_HOST: &str = "banned6_host";
 /// address (see `detector::Allowlist::may_ban_prefix`).
 pub const SET4_NET: &str = "banned4_net";
 pub const SET6_NET: &str = "banned6_net";
+/// Remote bans (fleet decisions): single addresses, and CIDR ranges (interval sets).
+pub const REMOTE4: &str = "remote4";
+pub const REMOTE6: &str = "remote6";
+pub const REMOTE4_NET: &str = "remote4_net";
+pub const REMOTE6_NET: &str = "remote6_net";
+/// Elements each remote set may hold: a community blocklist and a fleet's own decisions fit
+/// many times over (a range takes two elements).
+pub const REMOTE_SET_SIZE: u32 = 1 << 20;
 /// Listening ports, kept by the daemon where the nft `socket` expression is missing.
 pub const OPEN_TCP: &str = "open_tcp";
 pub const OPEN_UDP: &str = "open_udp";
@@ -84,6 +96,21 @@ pub fn ban_set(name: &str, key: KeyType, settings: &Settings) -> Set {
         size: Some(settings.set_size),
         timeout_ms: None,
         comment: Some("scanban bans: they expire on their own".into()),
+        raw_key: None,
+    }
+}
+
+/// A remote-ban set: `interval` for CIDR ranges.
+pub fn remote_set(name: &str, key: KeyType, interval: bool) -> Set {
+    Set {
+        family: Family::Inet,
+        table: TABLE.into(),
+        name: name.into(),
+        key,
+        flags: F_TIMEOUT | if interval { F_INTERVAL } else { 0 },
+        size: Some(REMOTE_SET_SIZE),
+        timeout_ms: None,
+        comment: Some("scanban remote bans (fleet decisions): they expire on their own".into()),
         raw_key: None,
     }
 }
@@ -196,6 +223,25 @@ pub fn build(settings: &Settings, features: &Features, parts: Parts) -> Ruleset 
                 .counter()
                 .drop(),
         );
+        // The fleet's decisions, after every local ban: a source banned both ways is counted
+        // as a local drop.
+        sets.push(remote_set(REMOTE4, KeyType::Ipv4Addr, false));
+        sets.push(remote_set(REMOTE6, KeyType::Ipv6Addr, false));
+        sets.push(remote_set(REMOTE4_NET, KeyType::Ipv4Addr, true));
+        sets.push(remote_set(REMOTE6_NET, KeyType::Ipv6Addr, true));
+        for (v6, set) in [
+            (false, REMOTE4),
+            (true, REMOTE6),
+            (false, REMOTE4_NET),
+            (true, REMOTE6_NET),
+        ] {
+            let rule = if v6 {
+                r("prerouting").ip6_saddr_prefix_in(128, set)
+            } else {
+                r("prerouting").ip_saddr_in(set)
+            };
+            rules.push(rule.counter().drop());
+        }
     }
     if parts.sensor {
         chains.push(base("sensor", Hook::Input, SENSOR_PRIORITY));
@@ -302,8 +348,11 @@ impl Ruleset {
             if let Some(size) = s.size {
                 out.push_str(&format!("\t\tsize {size}\n"));
             }
-            if s.flags & F_TIMEOUT != 0 {
-                out.push_str("\t\tflags timeout\n");
+            match (s.flags & F_INTERVAL != 0, s.flags & F_TIMEOUT != 0) {
+                (true, true) => out.push_str("\t\tflags interval,timeout\n"),
+                (false, true) => out.push_str("\t\tflags timeout\n"),
+                (true, false) => out.push_str("\t\tflags interval\n"),
+                (false, false) => {}
             }
             out.push_str(&format!(
                 "\t\tcomment \"{}\"\n\t}}\n\n",

@@ -15,6 +15,9 @@ pub enum Mode {
     Managed,
     /// The admin's ruleset queues the packets; scanban only binds and bans.
     Tail,
+    /// Only enforces the fleet's decisions (and bans by hand): the ban sets and their drop
+    /// rules, no queue, no sensor chain, no detection.
+    Bouncer,
 }
 
 /// What happens to a queued probe after scanban has looked at it.
@@ -238,7 +241,7 @@ const fn switch(name: &'static str, help: &'static str) -> OptionDoc {
 }
 
 pub const OPTIONS: &[OptionDoc] = &[
-    opt("mode", "managed|tail", "managed: install table inet scanban with its sensor (default); tail: only bind the queue(s) your own ruleset feeds (`scanban ruleset --mode tail` prints the rule)"),
+    opt("mode", "managed|tail|bouncer", "managed: install table inet scanban with its sensor (default); tail: only bind the queue(s) your own ruleset feeds (`scanban ruleset --mode tail` prints the rule); bouncer: no queue and no sensor, only the ban sets that enforce the fleet's decisions"),
     opt("queue", "N|N-M", "queue number(s) to read, one thread each (default {default})"),
     opt("verdict", "accept|drop", "what queued probes get: accept lets the host answer as before (default), drop makes closed ports silent"),
     opt("open-ports", "auto|socket|proc", "how the sensor skips open ports: the nft socket expression, or sets of listening ports read from /proc (auto: socket where the kernel has it)"),

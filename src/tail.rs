@@ -36,6 +36,8 @@ impl Pass {
         match s.mode {
             Mode::Managed => Pass::Accept,
             Mode::Tail => Pass::Repeat { bit: s.tail_mark },
+            // No queue: nothing passes through scanban.
+            Mode::Bouncer => Pass::Accept,
         }
     }
 

@@ -5,7 +5,7 @@ use std::path::Path;
 use detector::replay::HostSource;
 use nfnl::NlSocket;
 
-use crate::settings::Settings;
+use crate::settings::{Mode, Settings};
 use crate::{daemon, ruleset, tail};
 
 use super::{socket, Error};
@@ -18,20 +18,21 @@ pub fn ruleset_text(s: &Settings) -> Result<String, Error> {
     let mut out = format!(
         "# scanban {} ruleset ({}{}){}\n",
         env!("CARGO_PKG_VERSION"),
-        if parts.sensor {
-            "managed mode"
-        } else {
-            "tail mode: no sensor"
+        match s.mode {
+            Mode::Managed => "managed mode",
+            Mode::Tail => "tail mode: no sensor",
+            Mode::Bouncer => "bouncer mode: no queue, no sensor",
         },
         if parts.bans { "" } else { ", dry run: no bans" },
         match (f.native_queue, parts.sensor) {
             (true, _) => "",
             (false, true) => "; queue rules use the xt NFQUEUE target through nft_compat",
-            (false, false) =>
+            (false, false) if s.mode == Mode::Tail =>
                 "; this kernel has no nft queue expression: use the iptables-nft form",
+            (false, false) => "",
         }
     );
-    if !parts.sensor {
+    if s.mode == Mode::Tail {
         out.push_str(&tail::ruleset_comment(s));
     }
     out.push_str(&ruleset::build(s, &f, parts).to_nft());

@@ -40,6 +40,8 @@ use log::{debug, error, info};
 use nfnl::NlSocket;
 use nft::{Batch, Family};
 
+use crate::fleet::remote::RemoteBans;
+use crate::fleet::DecisionSink;
 use crate::ruleset::{self, TABLE};
 use crate::settings::{Mode, OnExit, SettingError, Settings};
 use crate::signals::Signals;
@@ -128,7 +130,12 @@ pub fn run(
     if let Some(o) = &mut open_ports {
         o.refresh(&mut sock);
     }
-    let queues = startup::bind_queues(&settings)?;
+    // A bouncer only enforces: no queue, so no reader thread and no detection.
+    let queues = if settings.mode == Mode::Bouncer {
+        Vec::new()
+    } else {
+        startup::bind_queues(&settings)?
+    };
     startup::announce(&settings, kept);
     let mut signals = Signals::install().map_err(Error::Signals)?;
     // Everything that needed more than CAP_NET_ADMIN is done; no thread exists yet.
@@ -173,6 +180,23 @@ pub fn run(
     main.run(&mut signals, reload);
     shutdown(main, readers, follow_up, features.destroy);
     Ok(())
+}
+
+/// The sink the fleet's decision stream (the LAPI poll loop of `fleet::lapi`) writes through:
+/// the remote-ban sets of the table `run` installed, refusing what `allow` protects. Its own
+/// netlink socket, so it may live in its own thread. Built before privileges are dropped or
+/// after (CAP_NET_ADMIN is kept).
+#[allow(dead_code)] // the poll loop's thread is started by the fleet glue
+pub fn remote_sink(
+    allow: &detector::Allowlist,
+    features: &nft::probe::Features,
+) -> Result<Box<dyn DecisionSink>, Error> {
+    let sock = NlSocket::open().map_err(Error::Socket)?;
+    Ok(Box::new(RemoteBans::new(
+        sock,
+        allow.clone(),
+        features.destroy,
+    )))
 }
 
 /// After SIGTERM: the bans saved, the readers' queues released, the follow-up thread drained,

@@ -129,6 +129,7 @@ pub fn announce(settings: &Settings, kept: usize) {
         match settings.mode {
             Mode::Managed => "managed",
             Mode::Tail => "tail",
+            Mode::Bouncer => "bouncer",
         },
         settings.queue,
         settings.verdict,

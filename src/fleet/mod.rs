@@ -6,6 +6,9 @@
 
 #![allow(dead_code)]
 
+pub mod book;
+pub mod remote;
+
 use std::net::IpAddr;
 
 /// What a decision covers: one address (LAPI scope `Ip`, `prefix_len` 32 or 128) or a CIDR

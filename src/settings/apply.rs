@@ -60,7 +60,10 @@ impl Settings {
                 self.mode = match v()? {
                     "managed" => Mode::Managed,
                     "tail" => Mode::Tail,
-                    other => return Err(fail(format!("`{other}` is not managed or tail"))),
+                    "bouncer" => Mode::Bouncer,
+                    other => {
+                        return Err(fail(format!("`{other}` is not managed, tail or bouncer")))
+                    }
                 }
             }
             "queue" => {

@@ -27,6 +27,7 @@ impl Settings {
             "mode" => Some(match self.mode {
                 Mode::Managed => "managed".into(),
                 Mode::Tail => "tail".into(),
+                Mode::Bouncer => "bouncer".into(),
             }),
             "queue" => Some(self.queue.to_string()),
             "verdict" => Some(match self.verdict {

@@ -9,7 +9,7 @@ fn every_documented_option_is_accepted_and_every_accepted_option_documented() {
         let mut s = Settings::default();
         let sample = match o.value {
             None => None,
-            Some("managed|tail") => Some("tail"),
+            Some("managed|tail|bouncer") => Some("tail"),
             Some("N|N-M") => Some("0-3"),
             Some("accept|drop") => Some("drop"),
             Some("auto|socket|proc") => Some("proc"),

@@ -1,0 +1,281 @@
+//! What the fleet's decisions ask of the kernel, without the kernel: the decisions in force per
+//! target, and which of them the remote-ban sets must hold.
+//!
+//! - One address (`Ip` scope, or a `Range` of one address) is one element of `remote4` or
+//!   `remote6`, with the longest time any of its decisions has left; when that decision goes,
+//!   the element is written again with the next longest (or lifted).
+//! - The kernel refuses overlapping intervals, while LAPI decisions overlap (a /16 over a /24, the
+//!   same range twice). Two CIDR blocks are either disjoint or nested, so the union of the ranges
+//!   in force is exactly the ranges no other range in force contains: only those are written, and
+//!   when one of them ends, what it covered is written in its place.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use detector::inet::prefix_mask_v4;
+
+use crate::fleet::Target;
+
+/// One decision in force, in the book: `expires_ms` on the sink's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    pub id: u64,
+    pub expires_ms: u64,
+    /// Interned origin and scenario (`Names`).
+    pub origin: u16,
+    pub scenario: u16,
+}
+
+/// Strings that repeat across many decisions (origins, scenarios), stored once.
+#[derive(Debug, Default)]
+pub struct Names {
+    all: Vec<String>,
+    index: HashMap<String, u16>,
+}
+
+impl Names {
+    pub fn intern(&mut self, s: &str) -> u16 {
+        if let Some(i) = self.index.get(s) {
+            return *i;
+        }
+        // A LAPI with more than 65,535 distinct origins or scenarios shares the last slot.
+        let Ok(i) = u16::try_from(self.all.len()) else {
+            return u16::MAX;
+        };
+        self.all.push(s.to_string());
+        self.index.insert(s.to_string(), i);
+        i
+    }
+
+    pub fn get(&self, i: u16) -> &str {
+        self.all.get(usize::from(i)).map_or("?", |s| s.as_str())
+    }
+}
+
+/// Every address's bits: 32 or 128.
+pub fn full_len(addr: &IpAddr) -> u8 {
+    if addr.is_ipv4() {
+        32
+    } else {
+        128
+    }
+}
+
+/// `addr` with the bits past `len` cleared.
+pub fn masked(addr: IpAddr, len: u8) -> IpAddr {
+    match addr {
+        IpAddr::V4(a) => IpAddr::V4((u32::from(a) & prefix_mask_v4(len.min(32))).into()),
+        IpAddr::V6(a) => IpAddr::V6(detector::inet::mask_v6(a, len.min(128))),
+    }
+}
+
+pub fn is_host(t: &Target) -> bool {
+    t.prefix_len >= full_len(&t.addr)
+}
+
+/// The decisions in force, by target.
+#[derive(Debug, Default)]
+pub struct Book {
+    /// Single addresses: the decision that lives longest (what the kernel element carries).
+    hosts: HashMap<Target, Held>,
+    /// CIDR ranges, likewise.
+    ranges: HashMap<Target, Held>,
+    /// Further decisions on a target already held: rare (the same address from CAPI and from a
+    /// machine of the fleet), so kept apart to keep the common entry small.
+    more: HashMap<Target, Vec<Held>>,
+}
+
+impl Book {
+    fn map(&mut self, t: &Target) -> &mut HashMap<Target, Held> {
+        if is_host(t) {
+            &mut self.hosts
+        } else {
+            &mut self.ranges
+        }
+    }
+
+    /// The decision whose time the kernel element of `t` carries.
+    pub fn primary(&self, t: &Target) -> Option<Held> {
+        if is_host(t) {
+            self.hosts.get(t).copied()
+        } else {
+            self.ranges.get(t).copied()
+        }
+    }
+
+    /// Adds a decision, or renews it (same id).
+    pub fn insert(&mut self, t: Target, h: Held) {
+        let mut all = self.take(&t);
+        all.retain(|x| x.id != h.id);
+        all.push(h);
+        self.put(t, all);
+    }
+
+    /// Removes decision `id` from `t`; whether it was there.
+    pub fn remove(&mut self, t: &Target, id: u64) -> bool {
+        let mut all = self.take(t);
+        let before = all.len();
+        all.retain(|x| x.id != id);
+        let found = all.len() != before;
+        self.put(*t, all);
+        found
+    }
+
+    /// Drops decisions that ran out by `now_ms`, in the ranges only (`all`: the addresses too).
+    pub fn expire(&mut self, now_ms: u64, all: bool) {
+        self.ranges.retain(|_, h| h.expires_ms > now_ms);
+        if all {
+            self.hosts.retain(|_, h| h.expires_ms > now_ms);
+        }
+        let (hosts, ranges) = (&self.hosts, &self.ranges);
+        self.more.retain(|t, v| {
+            v.retain(|h| h.expires_ms > now_ms);
+            !v.is_empty() && (hosts.contains_key(t) || ranges.contains_key(t))
+        });
+    }
+
+    fn take(&mut self, t: &Target) -> Vec<Held> {
+        let mut all = self.more.remove(t).unwrap_or_default();
+        if let Some(p) = self.map(t).remove(t) {
+            all.push(p);
+        }
+        all
+    }
+
+    /// Stores the decisions of `t`: the longest-lived as primary, the rest in `more`.
+    fn put(&mut self, t: Target, mut all: Vec<Held>) {
+        let Some(best) = all
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, h)| (h.expires_ms, h.id))
+            .map(|(i, _)| i)
+        else {
+            return;
+        };
+        let primary = all.swap_remove(best);
+        self.map(&t).insert(t, primary);
+        if !all.is_empty() {
+            self.more.insert(t, all);
+        }
+    }
+
+    pub fn hosts(&self) -> impl Iterator<Item = (&Target, &Held)> {
+        self.hosts.iter()
+    }
+
+    /// Decisions in force.
+    pub fn len(&self) -> usize {
+        self.hosts.len() + self.ranges.len() + self.more.values().map(Vec::len).sum::<usize>()
+    }
+
+    /// The ranges in force (at `now_ms`) that no other range in force contains: the union of all
+    /// ranges, as the interval sets hold it.
+    pub fn outermost_ranges(&self, now_ms: u64) -> Vec<(Target, Held)> {
+        let live = |t: &Target| self.ranges.get(t).is_some_and(|h| h.expires_ms > now_ms);
+        self.ranges
+            .iter()
+            .filter(|(_, h)| h.expires_ms > now_ms)
+            .filter(|(t, _)| {
+                !(0..t.prefix_len).any(|len| {
+                    live(&Target {
+                        addr: masked(t.addr, len),
+                        prefix_len: len,
+                    })
+                })
+            })
+            .map(|(t, h)| (*t, *h))
+            .collect()
+    }
+
+    /// The soonest end of a range decision: when the outermost ranges may change on their own.
+    pub fn next_range_expiry(&self) -> Option<u64> {
+        self.ranges.values().map(|h| h.expires_ms).min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Target {
+        let c: detector::Cidr = s.parse().unwrap();
+        Target {
+            addr: c.addr,
+            prefix_len: c.len,
+        }
+    }
+
+    fn held(id: u64, expires_ms: u64) -> Held {
+        Held {
+            id,
+            expires_ms,
+            origin: 0,
+            scenario: 0,
+        }
+    }
+
+    #[test]
+    fn the_longest_decision_on_an_address_is_the_one_written() {
+        let mut b = Book::default();
+        let a = t("192.0.2.7");
+        b.insert(a, held(1, 5_000));
+        b.insert(a, held(2, 9_000));
+        b.insert(a, held(3, 7_000));
+        assert_eq!(b.primary(&a), Some(held(2, 9_000)));
+        assert_eq!(b.len(), 3);
+        // The longest goes: the next longest takes its place.
+        assert!(b.remove(&a, 2));
+        assert_eq!(b.primary(&a), Some(held(3, 7_000)));
+        // A renewal (same id) replaces, never duplicates.
+        b.insert(a, held(1, 20_000));
+        assert_eq!(b.primary(&a), Some(held(1, 20_000)));
+        assert_eq!(b.len(), 2);
+        assert!(b.remove(&a, 1) && b.remove(&a, 3));
+        assert!(!b.remove(&a, 3));
+        assert_eq!(b.primary(&a), None);
+        assert_eq!(b.len(), 0);
+    }
+
+    #[test]
+    fn only_ranges_no_other_range_contains_are_written() {
+        let mut b = Book::default();
+        b.insert(t("198.51.100.0/24"), held(1, 10_000));
+        b.insert(t("198.51.100.128/25"), held(2, 30_000));
+        b.insert(t("198.51.0.0/16"), held(3, 5_000));
+        b.insert(t("192.0.2.0/24"), held(4, 10_000));
+        b.insert(t("2001:db8::/32"), held(5, 10_000));
+        b.insert(t("2001:db8:1::/48"), held(6, 10_000));
+        let top = |now| {
+            let mut v: Vec<String> = b
+                .outermost_ranges(now)
+                .iter()
+                .map(|(t, _)| format!("{}/{}", t.addr, t.prefix_len))
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(
+            top(0),
+            ["192.0.2.0/24", "198.51.0.0/16", "2001:db8::/32"].map(String::from)
+        );
+        // The /16 ends: the /24 under it is written; then the /24 ends: its /25 is.
+        assert_eq!(
+            top(5_000),
+            ["192.0.2.0/24", "198.51.100.0/24", "2001:db8::/32"].map(String::from)
+        );
+        assert_eq!(top(10_000), ["198.51.100.128/25"].map(String::from));
+        assert_eq!(b.next_range_expiry(), Some(5_000));
+        b.expire(10_000, false);
+        assert_eq!(b.len(), 1);
+    }
+
+    #[test]
+    fn masks_clear_host_bits() {
+        let a: IpAddr = "198.51.100.77".parse().unwrap();
+        assert_eq!(masked(a, 24), "198.51.100.0".parse::<IpAddr>().unwrap());
+        assert_eq!(masked(a, 0), "0.0.0.0".parse::<IpAddr>().unwrap());
+        assert_eq!(masked(a, 32), a);
+        let b: IpAddr = "2001:db8:1:2::9".parse().unwrap();
+        assert_eq!(masked(b, 48), "2001:db8:1::".parse::<IpAddr>().unwrap());
+    }
+}

@@ -1,0 +1,356 @@
+//! `RemoteBans`: the fleet's decisions in scanban's remote-ban sets (`remote4`, `remote6`,
+//! `remote4_net`, `remote6_net`; see `ruleset`), apart from the local bans, which it never
+//! touches.
+//!
+//! Each `apply` is one nf_tables transaction: single addresses are written or lifted one by
+//! one; when the ranges change, both interval sets are flushed and the outermost ranges written
+//! again in the same transaction (the kernel refuses overlapping intervals, and a flush cannot
+//! fail on an element that expired meanwhile: see `book`). Every element carries the time its
+//! decision has left, so the kernel lifts it on its own when LAPI's duration runs out, and the
+//! comment `remote:ORIGIN SCENARIO` that `scanban list` shows.
+//!
+//! A decision whose target holds an allowlisted or auto-allowlisted address is refused and
+//! logged once. A write that fails is not lost: the next `apply` (an empty delta is enough)
+//! writes every set afresh, as the first one after `new` does, so a daemon restart drops what
+//! LAPI deleted meanwhile and keeps nothing stale.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::time::Instant;
+
+use detector::{Allowlist, SourceKey};
+use log::{debug, error, warn};
+use nfnl::NlSocket;
+use nft::{Batch, Element, Family};
+
+use crate::bans::COMMENT_MAX;
+use crate::fleet::book::{full_len, is_host, masked, Book, Held, Names};
+use crate::fleet::{Applied, Decision, DecisionSink, Delta, Target};
+use crate::ruleset::{REMOTE4, REMOTE4_NET, REMOTE6, REMOTE6_NET, TABLE};
+
+/// Expired addresses are dropped from the book this often (the kernel lifted them already).
+const SWEEP_EVERY_MS: u64 = 60_000;
+
+/// Totals since the sink was made, for the daemon's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub added: u64,
+    pub lifted: u64,
+    pub refused: u64,
+    pub failed: u64,
+    /// Transactions sent, and those the kernel refused.
+    pub writes: u64,
+    pub write_errors: u64,
+}
+
+pub struct RemoteBans {
+    sock: NlSocket,
+    allow: Allowlist,
+    /// DESTROYSETELEM (kernel ≥ 6.3): lifting an element the kernel already expired is no error.
+    destroy: bool,
+    epoch: Instant,
+    book: Book,
+    names: Names,
+    /// The outermost ranges the interval sets hold, with their expiry.
+    ranges_written: HashMap<Target, u64>,
+    /// Decisions refused, so each is logged once.
+    refused: HashSet<u64>,
+    /// Every set is written afresh at the next apply: at the start, and after a failed write.
+    rewrite_all: bool,
+    last_sweep_ms: u64,
+    totals: Totals,
+}
+
+impl RemoteBans {
+    /// A sink writing to the remote-ban sets of `table inet scanban` through `sock` (the ruleset
+    /// must be installed: `ruleset::build` with `Parts::bans`). `allow` is the daemon's allowlist
+    /// (`daemon::config::allowlist`: configured plus own addresses, gateways, resolvers, on-link
+    /// prefixes); `destroy` is `nft::probe::Features::destroy`. The first `apply` replaces
+    /// whatever the remote sets held (a startup answer carries every decision in force).
+    pub fn new(sock: NlSocket, allow: Allowlist, destroy: bool) -> RemoteBans {
+        RemoteBans {
+            sock,
+            allow,
+            destroy,
+            epoch: Instant::now(),
+            book: Book::default(),
+            names: Names::default(),
+            ranges_written: HashMap::new(),
+            refused: HashSet::new(),
+            rewrite_all: true,
+            last_sweep_ms: 0,
+            totals: Totals::default(),
+        }
+    }
+
+    /// The allowlist read again (SIGHUP, address changes). Decisions already applied stay.
+    pub fn set_allowlist(&mut self, allow: Allowlist) {
+        self.allow = allow;
+    }
+
+    /// Writes every set afresh at the next `apply`: after the watchdog rebuilt the table.
+    pub fn resync(&mut self) {
+        self.rewrite_all = true;
+    }
+
+    pub fn totals(&self) -> Totals {
+        self.totals
+    }
+
+    /// Decisions in force in the book.
+    pub fn len(&self) -> usize {
+        self.book.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Why a decision may not be applied, if it may not.
+    fn refusal(&self, t: &Target) -> Option<&'static str> {
+        if t.prefix_len > full_len(&t.addr) {
+            return Some("its prefix length is longer than the address");
+        }
+        let addr = masked(t.addr, t.prefix_len);
+        let protected = match (addr, is_host(t)) {
+            (IpAddr::V4(a), true) => self.allow.covers_protected(&SourceKey::V4(a)),
+            (IpAddr::V6(a), true) => self.allow.covers_protected(&SourceKey::V6(a, 128)),
+            (IpAddr::V4(a), false) => !self
+                .allow
+                .may_ban_prefix(&SourceKey::V4Net(a, t.prefix_len)),
+            (IpAddr::V6(a), false) => !self
+                .allow
+                .may_ban_prefix(&SourceKey::V6Net(a, t.prefix_len)),
+        };
+        protected.then_some("it covers an allowlisted or own address (or an on-link prefix)")
+    }
+
+    fn comment(&self, h: &Held) -> String {
+        let mut c = format!(
+            "remote:{} {}",
+            self.names.get(h.origin),
+            self.names.get(h.scenario)
+        );
+        if c.len() > COMMENT_MAX {
+            let mut cut = COMMENT_MAX;
+            while !c.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            c.truncate(cut);
+        }
+        c
+    }
+
+    fn host_element(&self, t: &Target, h: &Held, now: u64) -> Element {
+        let mut e = Element::new(&key_bytes(t.addr));
+        e.timeout_ms = Some(h.expires_ms.saturating_sub(now).max(1));
+        e.comment = Some(self.comment(h));
+        e
+    }
+
+    /// Lifts `t` in its host set (DESTROY where the kernel has it).
+    fn lift_host(&self, batch: &mut Batch, t: &Target) {
+        let set = host_set(t);
+        let e = [Element::new(&key_bytes(t.addr))];
+        if self.destroy {
+            batch.destroy_elements(Family::Inet, TABLE, set, &e);
+        } else {
+            batch.delete_elements(Family::Inet, TABLE, set, &e);
+        }
+    }
+
+    /// The outermost ranges in both interval sets, which are flushed first.
+    fn write_ranges(&mut self, batch: &mut Batch, now: u64) {
+        let top = self.book.outermost_ranges(now);
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        for (t, h) in &top {
+            let (mut start, end) =
+                Element::prefix_interval(&key_bytes(t.addr), u32::from(t.prefix_len));
+            start.timeout_ms = Some(h.expires_ms.saturating_sub(now).max(1));
+            start.comment = Some(self.comment(h));
+            let out = if t.addr.is_ipv4() { &mut v4 } else { &mut v6 };
+            out.push(start);
+            out.extend(end);
+        }
+        for (set, elements) in [(REMOTE4_NET, v4), (REMOTE6_NET, v6)] {
+            batch.flush_set(Family::Inet, TABLE, set);
+            if !elements.is_empty() {
+                batch.add_elements(Family::Inet, TABLE, set, &elements);
+            }
+        }
+        self.ranges_written = top.into_iter().map(|(t, h)| (t, h.expires_ms)).collect();
+    }
+
+    /// Every set written afresh: flushed and filled in one transaction.
+    fn write_all(&mut self, batch: &mut Batch, now: u64) {
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        for (t, h) in self.book.hosts().filter(|(_, h)| h.expires_ms > now) {
+            let e = self.host_element(t, h, now);
+            if t.addr.is_ipv4() {
+                v4.push(e);
+            } else {
+                v6.push(e);
+            }
+        }
+        for (set, elements) in [(REMOTE4, v4), (REMOTE6, v6)] {
+            batch.flush_set(Family::Inet, TABLE, set);
+            if !elements.is_empty() {
+                batch.add_elements(Family::Inet, TABLE, set, &elements);
+            }
+        }
+        self.write_ranges(batch, now);
+    }
+}
+
+fn key_bytes(a: IpAddr) -> Vec<u8> {
+    match a {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
+}
+
+fn host_set(t: &Target) -> &'static str {
+    if t.addr.is_ipv4() {
+        REMOTE4
+    } else {
+        REMOTE6
+    }
+}
+
+/// `d`'s target with its host bits cleared (LAPI sends them cleared; a hand-made one may not).
+fn target_of(d: &Decision) -> Target {
+    Target {
+        addr: masked(d.target.addr, d.target.prefix_len),
+        prefix_len: d.target.prefix_len,
+    }
+}
+
+impl DecisionSink for RemoteBans {
+    fn apply(&mut self, delta: &Delta) -> Applied {
+        let now = self.now_ms();
+        let mut applied = Applied::default();
+        // Host targets touched, with the expiry their element had before (`None`: no element).
+        let mut touched: HashMap<Target, Option<u64>> = HashMap::new();
+        let mut ranges_changed = false;
+        let remember = |book: &Book, touched: &mut HashMap<Target, Option<u64>>, t: Target| {
+            touched
+                .entry(t)
+                .or_insert_with(|| book.primary(&t).map(|h| h.expires_ms).filter(|e| *e > now));
+        };
+        for d in &delta.deleted {
+            self.refused.remove(&d.id);
+            let t = target_of(d);
+            if is_host(&t) {
+                remember(&self.book, &mut touched, t);
+            }
+            if self.book.remove(&t, d.id) {
+                applied.lifted += 1;
+                ranges_changed |= !is_host(&t);
+            }
+        }
+        for d in &delta.new {
+            let t = target_of(d);
+            if let Some(why) = self.refusal(&t) {
+                applied.refused += 1;
+                if self.refused.insert(d.id) {
+                    warn!(
+                        "refusing remote decision {} (origin {}, {}): {}/{}: {why}",
+                        d.id, d.origin, d.scenario, t.addr, t.prefix_len
+                    );
+                }
+                continue;
+            }
+            if d.duration_ms == 0 {
+                continue;
+            }
+            let held = Held {
+                id: d.id,
+                expires_ms: now.saturating_add(d.duration_ms),
+                origin: self.names.intern(&d.origin),
+                scenario: self.names.intern(&d.scenario),
+            };
+            if is_host(&t) {
+                remember(&self.book, &mut touched, t);
+            } else {
+                ranges_changed = true;
+            }
+            self.book.insert(t, held);
+            applied.added += 1;
+        }
+        // A range that ran out uncovers what it contained.
+        ranges_changed |= self.ranges_written.values().any(|expires| *expires <= now);
+        if now.saturating_sub(self.last_sweep_ms) >= SWEEP_EVERY_MS {
+            self.book.expire(now, true);
+            self.last_sweep_ms = now;
+        } else if ranges_changed {
+            self.book.expire(now, false);
+        }
+
+        let mut batch = Batch::new();
+        if self.rewrite_all {
+            self.write_all(&mut batch, now);
+        } else {
+            let mut adds: [Vec<Element>; 2] = Default::default();
+            for (t, before) in &touched {
+                let after = self.book.primary(t).filter(|h| h.expires_ms > now);
+                if after.map(|h| h.expires_ms) == *before {
+                    continue;
+                }
+                // Kernels before 6.12 keep an element's old timeout when it is added again: a
+                // renewal is a lift and an add, in the same transaction.
+                if before.is_some() {
+                    self.lift_host(&mut batch, t);
+                }
+                if let Some(h) = after {
+                    adds[usize::from(t.addr.is_ipv6())].push(self.host_element(t, &h, now));
+                }
+            }
+            for (set, elements) in [REMOTE4, REMOTE6].iter().zip(&adds) {
+                if !elements.is_empty() {
+                    batch.add_elements(Family::Inet, TABLE, set, elements);
+                }
+            }
+            if ranges_changed {
+                self.write_ranges(&mut batch, now);
+            }
+        }
+        if batch.is_empty() {
+            self.totals.added += applied.added;
+            self.totals.lifted += applied.lifted;
+            self.totals.refused += applied.refused;
+            return applied;
+        }
+        self.totals.writes += 1;
+        match batch.send(&mut self.sock) {
+            Ok(()) => {
+                if self.rewrite_all {
+                    debug!(
+                        "remote bans: all {} decision(s) in force written",
+                        self.book.len()
+                    );
+                }
+                self.rewrite_all = false;
+            }
+            Err(e) => {
+                error!("writing remote bans: {e}; every remote set is written again next time");
+                self.totals.write_errors += 1;
+                self.rewrite_all = true;
+                applied.failed = applied.added + applied.lifted;
+                applied.added = 0;
+                applied.lifted = 0;
+            }
+        }
+        self.totals.added += applied.added;
+        self.totals.lifted += applied.lifted;
+        self.totals.refused += applied.refused;
+        self.totals.failed += applied.failed;
+        applied
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,352 @@
+//! `RemoteBans` against the kernel, in a testbed's server namespace, with `nft` as the oracle and
+//! connections from the attacker namespace as the proof that packets are dropped: a connect to
+//! a closed port is refused (RST) when the packet gets through and times out when it is dropped.
+
+use std::time::Duration;
+
+use detector::{Allowlist, Cidr, SourceKey};
+use nfnl::NlSocket;
+use testbed::{wait_for, Testbed, ATTACKER_V4, SERVER_V4, SERVER_V6};
+
+use super::RemoteBans;
+use crate::fleet::{Applied, Decision, DecisionSink, Delta, Target};
+use crate::ruleset::{self, Parts};
+use crate::settings::Settings;
+
+/// Sources on the attacker side beyond the testbed's own: routed back through it.
+const SOURCES: [&str; 6] = [
+    "198.51.100.7",
+    "198.51.100.70",
+    "198.51.100.200",
+    "2001:db8:1::7",
+    "2001:db8:1::8",
+    "2001:db8:2::9",
+];
+
+/// A testbed with the table installed (bans part) and the extra sources, and a sink made in its
+/// server namespace with `allow` as its allowlist.
+fn setup(tag: &str, allow: &[&str]) -> Option<(Testbed, RemoteBans)> {
+    let tb = Testbed::new(tag)?;
+    for s in SOURCES {
+        let len = if s.contains(':') { 64 } else { 24 };
+        tb.add_attacker_addr(&format!("{s}/{len}")).unwrap();
+    }
+    tb.sh(
+        &tb.server,
+        "ip route add 198.51.100.0/24 via 192.0.2.2 && \
+         ip -6 route add 2001:db8:1::/64 via 2001:db8::2 && \
+         ip -6 route add 2001:db8:2::/64 via 2001:db8::2",
+    )
+    .unwrap();
+    // Neighbour discovery may go out from a banned source, which the server then drops: the
+    // neighbours are fixed, so only the connections under test depend on the bans.
+    let mac = |ns: &str| tb.sh(ns, "cat /sys/class/net/veth0/address").unwrap();
+    let (srv_mac, atk_mac) = (mac(&tb.server), mac(&tb.attacker));
+    tb.sh(
+        &tb.attacker,
+        &format!(
+            "ip -6 neigh replace {SERVER_V6} lladdr {} dev veth0 nud permanent",
+            srv_mac.trim()
+        ),
+    )
+    .unwrap();
+    tb.sh(
+        &tb.server,
+        &format!(
+            "ip -6 neigh replace 2001:db8::2 lladdr {} dev veth0 nud permanent",
+            atk_mac.trim()
+        ),
+    )
+    .unwrap();
+    let mut allow: Vec<Cidr> = allow.iter().map(|c| c.parse().unwrap()).collect();
+    allow.push(Cidr::host(SERVER_V4.parse().unwrap()));
+    allow.push(Cidr::host(SERVER_V6.parse().unwrap()));
+    let sink = tb.in_server(|| {
+        let mut sock = NlSocket::open().unwrap();
+        let f = nft::probe::probe(&mut sock).unwrap();
+        let parts = Parts {
+            bans: true,
+            sensor: false,
+        };
+        let mut b = nft::Batch::new();
+        ruleset::build(&Settings::default(), &f, parts).install(&mut b);
+        b.send(&mut sock).unwrap();
+        RemoteBans::new(sock, Allowlist::new(allow), f.destroy)
+    });
+    Some((tb, sink))
+}
+
+fn decision(id: u64, target: &str, secs: u64) -> Decision {
+    let c: Cidr = target.parse().unwrap();
+    Decision {
+        id,
+        target: Target {
+            addr: c.addr,
+            prefix_len: c.len,
+        },
+        duration_ms: secs * 1000,
+        origin: "cscli".into(),
+        scenario: "manual 'ban' from 'test'".into(),
+    }
+}
+
+fn new(decisions: Vec<Decision>) -> Delta {
+    Delta {
+        new: decisions,
+        deleted: Vec::new(),
+    }
+}
+
+fn deleted(decisions: Vec<Decision>) -> Delta {
+    Delta {
+        new: Vec::new(),
+        deleted: decisions,
+    }
+}
+
+fn set(tb: &Testbed, name: &str) -> String {
+    tb.sh(&tb.server, &format!("nft list set inet scanban {name}"))
+        .unwrap()
+}
+
+/// What a TCP connect from `src` to a closed port of the server gets: "refused" or "timeout".
+fn connect_from(tb: &Testbed, src: &str) -> String {
+    let (family, dst) = if src.contains(':') {
+        ("AF_INET6", SERVER_V6)
+    } else {
+        ("AF_INET", SERVER_V4)
+    };
+    tb.sh(
+        &tb.attacker,
+        &format!(
+            "timeout 5 python3 -c '\
+import socket\n\
+s=socket.socket(socket.{family});s.settimeout(1);s.bind((\"{src}\",0))\n\
+try:\n s.connect((\"{dst}\",9));print(\"connected\")\n\
+except ConnectionRefusedError:\n print(\"refused\")\n\
+except (socket.timeout, TimeoutError):\n print(\"timeout\")'"
+        ),
+    )
+    .unwrap()
+    .trim()
+    .to_string()
+}
+
+#[test]
+fn addresses_and_ranges_of_both_families_land_drop_and_lift() {
+    let Some((tb, mut sink)) = setup("remote-land", &[]) else {
+        return;
+    };
+    let all = vec![
+        decision(1, "198.51.100.7", 3600),
+        decision(2, "198.51.100.64/26", 3600),
+        decision(3, "2001:db8:1::7", 3600),
+        decision(4, "2001:db8:2::/48", 3600),
+    ];
+    let got = sink.apply(&new(all.clone()));
+    assert_eq!(
+        got,
+        Applied {
+            added: 4,
+            ..Default::default()
+        }
+    );
+    let v4 = set(&tb, "remote4");
+    assert!(v4.contains("198.51.100.7 timeout 1h"), "{v4}");
+    assert!(
+        v4.contains("comment \"remote:cscli manual 'ban' from 'test'\""),
+        "{v4}"
+    );
+    assert!(set(&tb, "remote4_net").contains("198.51.100.64/26"));
+    assert!(set(&tb, "remote6").contains("2001:db8:1::7"));
+    assert!(set(&tb, "remote6_net").contains("2001:db8:2::/48"));
+    for (src, expected) in [
+        ("198.51.100.7", "timeout"),
+        ("198.51.100.70", "timeout"),
+        ("198.51.100.200", "refused"),
+        ("2001:db8:1::7", "timeout"),
+        ("2001:db8:2::9", "timeout"),
+        ("2001:db8:1::8", "refused"),
+        (ATTACKER_V4, "refused"),
+    ] {
+        assert_eq!(connect_from(&tb, src), expected, "from {src}");
+    }
+    // The remote rules counted what they dropped.
+    let chain = tb
+        .sh(&tb.server, "nft list chain inet scanban prerouting")
+        .unwrap();
+    let rule = chain.lines().find(|l| l.contains("@remote4_net")).unwrap();
+    assert!(!rule.contains("packets 0 "), "{chain}");
+
+    let got = sink.apply(&deleted(all));
+    assert_eq!(got.lifted, 4);
+    for name in ["remote4", "remote6", "remote4_net", "remote6_net"] {
+        assert!(!set(&tb, name).contains("elements"), "{}", set(&tb, name));
+    }
+    for src in [
+        "198.51.100.7",
+        "198.51.100.70",
+        "2001:db8:1::7",
+        "2001:db8:2::9",
+    ] {
+        assert_eq!(connect_from(&tb, src), "refused", "from {src}");
+    }
+    assert!(sink.is_empty());
+}
+
+#[test]
+fn decisions_over_protected_addresses_are_refused() {
+    let Some((tb, mut sink)) = setup("remote-allow", &["198.51.100.9"]) else {
+        return;
+    };
+    let protected = vec![
+        decision(1, "198.51.100.9", 3600),
+        decision(2, "198.51.100.0/24", 3600),
+        decision(3, "192.0.2.0/24", 3600),
+        decision(4, SERVER_V6, 3600),
+        decision(5, "2001:db8::/32", 3600),
+        decision(6, "0.0.0.0/0", 3600),
+        decision(7, "127.0.0.1", 3600),
+    ];
+    let mut delta = new(protected.clone());
+    delta.new.push(decision(8, "198.51.100.7", 3600));
+    let got = sink.apply(&delta);
+    assert_eq!((got.added, got.refused), (1, 7));
+    // Refused again in a later answer: counted again, applied never.
+    assert_eq!(sink.apply(&new(protected)).refused, 7);
+    assert_eq!(sink.totals().refused, 14);
+    let v4 = set(&tb, "remote4");
+    assert!(
+        v4.contains("198.51.100.7") && !v4.contains("198.51.100.9"),
+        "{v4}"
+    );
+    for name in ["remote6", "remote4_net", "remote6_net"] {
+        assert!(!set(&tb, name).contains("elements"), "{}", set(&tb, name));
+    }
+}
+
+#[test]
+fn overlapping_decisions_are_written_as_their_union() {
+    let Some((tb, mut sink)) = setup("remote-overlap", &[]) else {
+        return;
+    };
+    let wide = decision(1, "198.51.0.0/16", 2);
+    let mid_a = decision(2, "198.51.100.0/24", 3600);
+    let mid_b = decision(3, "198.51.100.0/24", 7200);
+    let inner = decision(4, "198.51.100.64/26", 3600);
+    let host = decision(5, "198.51.100.70", 3600);
+    let adjacent = [
+        decision(6, "203.0.113.0/25", 3600),
+        decision(7, "203.0.113.128/25", 3600),
+    ];
+    let mut all = vec![wide, mid_a.clone(), mid_b.clone(), inner, host.clone()];
+    all.extend(adjacent);
+    let got = sink.apply(&new(all));
+    assert_eq!((got.added, got.failed), (7, 0));
+    let net = set(&tb, "remote4_net");
+    assert!(net.contains("198.51.0.0/16"), "{net}");
+    assert!(!net.contains("198.51.100.0/24"), "{net}");
+    assert!(
+        net.contains("203.0.113.0/25") && net.contains("203.0.113.128/25"),
+        "{net}"
+    );
+    assert!(set(&tb, "remote4").contains("198.51.100.70"));
+    // The /16 runs out in the kernel; the next apply writes the /24 it covered, with the
+    // longest of its two decisions.
+    wait_for(Duration::from_secs(10), || {
+        sink.apply(&Delta::default());
+        set(&tb, "remote4_net")
+            .contains("198.51.100.0/24 timeout 1h59m")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("{}", set(&tb, "remote4_net")));
+    assert_eq!(connect_from(&tb, "198.51.100.200"), "timeout");
+    // The longer decision lifted: the other keeps the /24, with its own time.
+    assert_eq!(sink.apply(&deleted(vec![mid_b])).lifted, 1);
+    let net = set(&tb, "remote4_net");
+    assert!(net.contains("198.51.100.0/24 timeout 59m"), "{net}");
+    // Both lifted: the /26 inside it is what remains, and the address keeps its own element.
+    sink.apply(&deleted(vec![mid_a]));
+    let net = set(&tb, "remote4_net");
+    assert!(
+        net.contains("198.51.100.64/26") && !net.contains("/24"),
+        "{net}"
+    );
+    assert_eq!(connect_from(&tb, "198.51.100.200"), "refused");
+    assert_eq!(connect_from(&tb, "198.51.100.70"), "timeout");
+    sink.apply(&deleted(vec![decision(4, "198.51.100.64/26", 0)]));
+    assert_eq!(
+        connect_from(&tb, "198.51.100.70"),
+        "timeout",
+        "the address ban"
+    );
+    sink.apply(&deleted(vec![host]));
+    assert_eq!(connect_from(&tb, "198.51.100.70"), "refused");
+}
+
+#[test]
+fn local_and_remote_bans_of_one_address_are_independent() {
+    let Some((tb, mut sink)) = setup("remote-local", &[]) else {
+        return;
+    };
+    let local = crate::bans::Ban {
+        key: SourceKey::V4("198.51.100.7".parse().unwrap()),
+        duration_ms: 3_600_000,
+        comment: "banned by hand for 1h".into(),
+    };
+    let write_local = || {
+        tb.in_server(|| {
+            let mut sock = NlSocket::open().unwrap();
+            crate::bans::add(&mut sock, std::slice::from_ref(&local)).unwrap();
+        })
+    };
+    let lift_local = || {
+        tb.in_server(|| {
+            let mut sock = NlSocket::open().unwrap();
+            assert!(crate::bans::remove(&mut sock, &local.key).unwrap());
+        })
+    };
+    let remote = decision(1, "198.51.100.7", 3600);
+    // Remote lifted, local kept.
+    write_local();
+    sink.apply(&new(vec![remote.clone()]));
+    sink.apply(&deleted(vec![remote.clone()]));
+    assert!(set(&tb, "banned4").contains("198.51.100.7"));
+    assert!(!set(&tb, "remote4").contains("198.51.100.7"));
+    assert_eq!(connect_from(&tb, "198.51.100.7"), "timeout");
+    // Local lifted, remote kept.
+    sink.apply(&new(vec![remote]));
+    lift_local();
+    assert!(set(&tb, "remote4").contains("198.51.100.7"));
+    assert_eq!(connect_from(&tb, "198.51.100.7"), "timeout");
+    // The local listing never shows the remote ban.
+    let listed = tb.in_server(|| {
+        let mut sock = NlSocket::open().unwrap();
+        crate::bans::list(&mut sock, &Settings::default()).unwrap()
+    });
+    assert!(listed.is_empty(), "{listed:?}");
+}
+
+#[test]
+fn the_first_answer_replaces_what_the_remote_sets_held() {
+    let Some((tb, mut sink)) = setup("remote-restart", &[]) else {
+        return;
+    };
+    // Left by an earlier run: a decision LAPI deleted while scanban was down.
+    tb.sh(
+        &tb.server,
+        "nft add element inet scanban remote4 '{ 198.51.100.200 timeout 1h }' && \
+         nft add element inet scanban remote6_net '{ 2001:db8:2::/48 timeout 1h }'",
+    )
+    .unwrap();
+    let got = sink.apply(&new(vec![decision(9, "2001:db8:1::/64", 600)]));
+    assert_eq!(got.added, 1);
+    assert!(!set(&tb, "remote4").contains("198.51.100.200"));
+    let net = set(&tb, "remote6_net");
+    assert!(
+        net.contains("2001:db8:1::/64") && !net.contains("2001:db8:2::"),
+        "{net}"
+    );
+    assert_eq!(connect_from(&tb, "198.51.100.200"), "refused");
+    assert_eq!(connect_from(&tb, "2001:db8:1::8"), "timeout");
+}
