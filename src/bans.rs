@@ -7,7 +7,9 @@ use detector::SourceKey;
 use nfnl::{Error, NlSocket};
 use nft::{dump, Batch, Element, Family};
 
-use crate::ruleset::{SET4, SET4_NET, SET6, SET6_HOST, SET6_NET, TABLE};
+use crate::ruleset::{
+    REMOTE4, REMOTE4_NET, REMOTE6, REMOTE6_NET, SET4, SET4_NET, SET6, SET6_HOST, SET6_NET, TABLE,
+};
 use crate::settings::Settings;
 
 /// Set-element comments are stored by nft's rules in at most 128 bytes with the NUL.
@@ -191,4 +193,162 @@ pub fn list(sock: &mut NlSocket, s: &Settings) -> Result<Vec<Listed>, Error> {
         }
     }
     Ok(out)
+}
+
+/// A remote ban (a fleet decision, `fleet::remote`) as the kernel holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteListed {
+    /// An address, or a CIDR range (`ADDR/LEN`; `START-END` for an interval that is none).
+    pub target: String,
+    pub timeout_ms: Option<u64>,
+    pub expires_ms: Option<u64>,
+    /// `remote:ORIGIN` (e.g. `remote:cscli`, `remote:CAPI`).
+    pub origin: String,
+    pub reason: String,
+}
+
+/// Every remote ban: the addresses, then the ranges (interval sets, read back from their start
+/// and end elements). A table made by a version without remote sets has none.
+pub fn list_remote(sock: &mut NlSocket) -> Result<Vec<RemoteListed>, Error> {
+    let mut out = Vec::new();
+    for set in [REMOTE4, REMOTE6, REMOTE4_NET, REMOTE6_NET] {
+        let elements = match dump::list_elements(sock, Family::Inet, TABLE, set) {
+            Err(e) if e.is_not_found() => continue,
+            other => other?,
+        };
+        let interval = set == REMOTE4_NET || set == REMOTE6_NET;
+        for (target, e) in remote_targets(elements, interval) {
+            let comment = e.comment.unwrap_or_default();
+            let (origin, reason) = match comment.split_once(' ') {
+                Some((o, r)) if o.starts_with("remote:") => (o.to_string(), r.to_string()),
+                _ if comment.starts_with("remote:") => (comment, String::new()),
+                _ => ("remote".to_string(), comment),
+            };
+            out.push(RemoteListed {
+                target,
+                timeout_ms: e.timeout_ms,
+                expires_ms: e.expiration_ms,
+                origin,
+                reason,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The targets of a remote set's elements: each address, or in an interval set each start
+/// element with the end element after it (docs/WIRE-NOTES.md#interval-sets).
+fn remote_targets(mut elements: Vec<Element>, interval: bool) -> Vec<(String, Element)> {
+    let value = |k: &[u8]| k.iter().fold(0u128, |acc, b| (acc << 8) | u128::from(*b));
+    let show = |k: &[u8]| match k.len() {
+        4 => <[u8; 4]>::try_from(k)
+            .map(|a| Ipv4Addr::from(a).to_string())
+            .ok(),
+        16 => <[u8; 16]>::try_from(k)
+            .map(|a| Ipv6Addr::from(a).to_string())
+            .ok(),
+        _ => None,
+    };
+    let end_flag = nft::uapi::elem::F_INTERVAL_END;
+    if !interval {
+        return elements
+            .into_iter()
+            .filter_map(|e| show(&e.key).map(|t| (t, e)))
+            .collect();
+    }
+    // In key order an end sorts before a start of the same key (adjacent ranges).
+    elements.sort_by(|a, b| {
+        (value(&a.key), a.flags & end_flag == 0).cmp(&(value(&b.key), b.flags & end_flag == 0))
+    });
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < elements.len() {
+        let e = &elements[i];
+        i += 1;
+        if e.flags & end_flag != 0 {
+            continue;
+        }
+        let Some(start) = show(&e.key) else { continue };
+        let bits = e.key.len() as u32 * 8;
+        let first = value(&e.key);
+        // The block's size: up to the end element, or to the top of the address space.
+        let size = match elements.get(i).filter(|n| n.flags & end_flag != 0) {
+            Some(end) => {
+                i += 1;
+                Some(value(&end.key).wrapping_sub(first))
+            }
+            // 2^128 - first; the whole space (first 0) is too big for a u128.
+            None if bits == 128 => (first != 0).then(|| first.wrapping_neg()),
+            None => Some((1u128 << bits) - first),
+        };
+        let target = match size {
+            Some(n) if n.is_power_of_two() && first % n == 0 => {
+                format!("{start}/{}", bits - n.trailing_zeros())
+            }
+            // The whole IPv6 space (size 2^128 does not fit) or a range no prefix names.
+            None => format!("{start}/0"),
+            Some(n) => {
+                let last = first.wrapping_add(n - 1).to_be_bytes();
+                let last = &last[16 - e.key.len()..];
+                format!("{start}-{}", show(last).unwrap_or_default())
+            }
+        };
+        out.push((target, e.clone()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod remote_tests {
+    use super::*;
+
+    fn el(key: &[u8], end: bool) -> Element {
+        Element {
+            flags: if end {
+                nft::uapi::elem::F_INTERVAL_END
+            } else {
+                0
+            },
+            ..Element::new(key)
+        }
+    }
+
+    #[test]
+    fn interval_elements_read_back_as_the_blocks_written() {
+        let mut elements = Vec::new();
+        for (key, len) in [
+            (&[203, 0, 113, 128][..], 25),
+            (&[203, 0, 113, 0][..], 25),
+            (&[198, 51, 0, 0][..], 16),
+            (&[255, 255, 255, 0][..], 24),
+        ] {
+            let (s, e) = Element::prefix_interval(key, len);
+            elements.push(s);
+            elements.extend(e);
+        }
+        // The kernel dumps in its own order.
+        elements.reverse();
+        let got: Vec<String> = remote_targets(elements, true)
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "198.51.0.0/16",
+                "203.0.113.0/25",
+                "203.0.113.128/25",
+                "255.255.255.0/24"
+            ]
+        );
+        let odd = vec![el(&[192, 0, 2, 1], false), el(&[192, 0, 2, 4], true)];
+        assert_eq!(remote_targets(odd, true)[0].0, "192.0.2.1-192.0.2.3");
+        let v6 = Element::prefix_interval(
+            &[0x20, 1, 0xd, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            48,
+        );
+        let v6 = std::iter::once(v6.0).chain(v6.1).collect();
+        assert_eq!(remote_targets(v6, true)[0].0, "2001:db8:1::/48");
+        assert_eq!(remote_targets(vec![el(&[0; 16], false)], true)[0].0, "::/0");
+    }
 }

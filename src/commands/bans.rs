@@ -160,14 +160,24 @@ pub fn unban(s: &Settings, target: Option<settings::Cidr>) -> Result<(), Error> 
     let Some(target) = target else {
         return unban_all(s);
     };
-    let key = key_of(s, target).map_err(Error::Key)?;
+    let mut sock = socket()?;
+    let remote = remote_bans_covering(&mut sock, target);
+    let key = match key_of(s, target) {
+        Ok(key) => key,
+        Err(_) if !remote.is_empty() => {
+            return Err(Error::RemoteBan {
+                target: target.to_string(),
+                by: remote,
+            })
+        }
+        Err(e) => return Err(Error::Key(e)),
+    };
     let mut keys = vec![key];
     if let (std::net::IpAddr::V6(a), 128) = (target.addr, target.len) {
         if s.ipv6_prefix < 128 {
             keys.insert(0, SourceKey::V6(a, 128));
         }
     }
-    let mut sock = socket()?;
     let mut lifted = Vec::new();
     for k in &keys {
         if bans::remove(&mut sock, k)? {
@@ -188,13 +198,39 @@ pub fn unban(s: &Settings, target: Option<settings::Cidr>) -> Result<(), Error> 
             }
         }
     }
+    if lifted.is_empty() && !remote.is_empty() {
+        return Err(Error::RemoteBan {
+            target: target.to_string(),
+            by: remote,
+        });
+    }
     if lifted.is_empty() {
         return Err(Error::NotBanned(key));
     }
     for k in lifted {
         println!("unbanned {k}");
     }
+    if !remote.is_empty() {
+        println!(
+            "{target} stays banned by the fleet: {} (lift it on the LAPI)",
+            remote.join(", ")
+        );
+    }
     Ok(())
+}
+
+/// The remote bans (fleet decisions) that cover `target`, as `BLOCK (remote:ORIGIN)`.
+fn remote_bans_covering(sock: &mut nfnl::NlSocket, target: settings::Cidr) -> Vec<String> {
+    bans::list_remote(sock)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| {
+            r.target
+                .parse::<settings::Cidr>()
+                .is_ok_and(|c| c.len <= target.len && c.contains(&target.addr))
+        })
+        .map(|r| format!("{} ({})", r.target, r.origin))
+        .collect()
 }
 
 /// `unban --all`: every ban lifted, in the kernel and in the state file.
@@ -211,32 +247,57 @@ fn unban_all(s: &Settings) -> Result<(), Error> {
     Ok(())
 }
 
+/// One row of `list`: a local ban (origin `local`) or a remote one (`remote:ORIGIN`).
+struct Row {
+    source: String,
+    expires_ms: Option<u64>,
+    timeout_ms: Option<u64>,
+    origin: String,
+    reason: String,
+}
+
+/// Every ban in the kernel, local ones first, each with its origin.
 pub fn list(s: &Settings, json: bool) -> Result<(), Error> {
     let mut sock = socket()?;
-    let all = bans::list(&mut sock, s).map_err(no_table)?;
+    let local = bans::list(&mut sock, s).map_err(no_table)?;
+    let remote = bans::list_remote(&mut sock).map_err(no_table)?;
+    let all: Vec<Row> = local
+        .into_iter()
+        .map(|b| Row {
+            source: b.key.to_string(),
+            expires_ms: b.expires_ms,
+            timeout_ms: b.timeout_ms,
+            origin: "local".into(),
+            reason: b.comment.unwrap_or_default(),
+        })
+        .chain(remote.into_iter().map(|b| Row {
+            source: b.target,
+            expires_ms: b.expires_ms,
+            timeout_ms: b.timeout_ms,
+            origin: b.origin,
+            reason: b.reason,
+        }))
+        .collect();
     if json {
         println!(
             "{}",
             json::array(all.iter().map(|b| {
                 json::Object::new()
-                    .str("source", b.key)
+                    .str("source", &b.source)
                     .num("expires_s", b.expires_ms.unwrap_or(0) / 1000)
                     .num("timeout_s", b.timeout_ms.unwrap_or(0) / 1000)
-                    .str("reason", b.comment.as_deref().unwrap_or(""))
+                    .str("origin", &b.origin)
+                    .str("reason", &b.reason)
                     .finish()
             }))
         );
         return Ok(());
     }
-    let width = all
-        .iter()
-        .map(|b| b.key.to_string().len())
-        .max()
-        .unwrap_or(6)
-        .max(6);
+    let width = all.iter().map(|b| b.source.len()).max().unwrap_or(6).max(6);
+    let origin_width = all.iter().map(|b| b.origin.len()).max().unwrap_or(6).max(6);
     println!(
-        "{:<width$}  {:>10}  {:>10}  REASON",
-        "SOURCE", "EXPIRES IN", "BANNED FOR"
+        "{:<width$}  {:>10}  {:>10}  {:<origin_width$}  REASON",
+        "SOURCE", "EXPIRES IN", "BANNED FOR", "ORIGIN"
     );
     for b in &all {
         let h = |ms: Option<u64>| {
@@ -245,11 +306,12 @@ pub fn list(s: &Settings, json: bool) -> Result<(), Error> {
             })
         };
         println!(
-            "{:<width$}  {:>10}  {:>10}  {}",
-            b.key.to_string(),
+            "{:<width$}  {:>10}  {:>10}  {:<origin_width$}  {}",
+            b.source,
             h(b.expires_ms),
             h(b.timeout_ms),
-            b.comment.as_deref().unwrap_or("")
+            b.origin,
+            b.reason
         );
     }
     println!("{} ban(s)", all.len());

@@ -48,6 +48,13 @@ pub enum Error {
     Key(bans::KeyError),
     NoTable,
     NotBanned(SourceKey),
+    /// Banned by the fleet only: `unban` never lifts a remote ban (the fleet would not know,
+    /// and every other host keeps it); it says where to lift it.
+    RemoteBan {
+        target: String,
+        /// `BLOCK (remote:ORIGIN)` for each remote ban that covers the target.
+        by: Vec<String>,
+    },
     /// A capture that could not be read.
     Capture {
         path: PathBuf,
@@ -103,6 +110,12 @@ impl fmt::Display for Error {
             Error::Key(e) => e.fmt(f),
             Error::NoTable => f.write_str("no bans: table inet scanban does not exist"),
             Error::NotBanned(key) => write!(f, "{key} is not banned"),
+            Error::RemoteBan { target, by } => write!(
+                f,
+                "{target} is banned by the fleet, not by this host: {}; lift it where it was \
+                 decided (e.g. `cscli decisions delete --ip ADDR` or `--range CIDR` on the LAPI)",
+                by.join(", ")
+            ),
             Error::Capture { path, source } => write!(f, "{}: {source}", path.display()),
             Error::DoctorFoundProblems => f.write_str("doctor found problems"),
         }

@@ -155,6 +155,9 @@ pub fn run(
     );
     housekeeping::read_sessions(&shared);
 
+    // The fleet (#17): the LAPI poll loop gets its sink from `remote_sink(&allow, &features)`
+    // and runs in a thread of its own, started here with the readers.
+
     let (tx, rx) = mpsc::sync_channel::<Report>(BAN_BATCH_MAX);
     let readers: Vec<JoinHandle<()>> = queues
         .into_iter()

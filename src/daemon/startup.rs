@@ -124,6 +124,17 @@ pub fn bind_queues(settings: &Settings) -> Result<Vec<(QueueSocket, NlSocket)>, 
 
 /// The line that says the daemon is ready, and how.
 pub fn announce(settings: &Settings, kept: usize) {
+    if settings.mode == Mode::Bouncer {
+        return info!(
+            "bouncer mode (no queue, no sensor){}; table inet {TABLE} ready with {kept} existing \
+             ban(s)",
+            if settings.dry_run {
+                ", DRY RUN: nothing will be banned"
+            } else {
+                ""
+            },
+        );
+    }
     info!(
         "{} mode, queue {}, verdict {:?}{}; table inet {TABLE} ready with {kept} existing ban(s)",
         match settings.mode {
