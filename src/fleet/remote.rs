@@ -31,6 +31,9 @@ use crate::ruleset::{REMOTE4, REMOTE4_NET, REMOTE6, REMOTE6_NET, TABLE};
 /// Expired addresses are dropped from the book this often (the kernel lifted them already).
 const SWEEP_EVERY_MS: u64 = 60_000;
 
+/// Elements built at a time before they are encoded into the batch (about 500 per message).
+const CHUNK: usize = 2048;
+
 /// Totals since the sink was made, for the daemon's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Totals {
@@ -185,21 +188,26 @@ impl RemoteBans {
         self.ranges_written = top.into_iter().map(|(t, h)| (t, h.expires_ms)).collect();
     }
 
-    /// Every set written afresh: flushed and filled in one transaction.
+    /// Every set written afresh: flushed and filled in one transaction. Elements are encoded a
+    /// chunk at a time, so a startup answer of 100,000 decisions costs the batch's bytes and
+    /// no more.
     fn write_all(&mut self, batch: &mut Batch, now: u64) {
-        let (mut v4, mut v6) = (Vec::new(), Vec::new());
-        for (t, h) in self.book.hosts().filter(|(_, h)| h.expires_ms > now) {
-            let e = self.host_element(t, h, now);
-            if t.addr.is_ipv4() {
-                v4.push(e);
-            } else {
-                v6.push(e);
-            }
-        }
-        for (set, elements) in [(REMOTE4, v4), (REMOTE6, v6)] {
+        for (set, v6) in [(REMOTE4, false), (REMOTE6, true)] {
             batch.flush_set(Family::Inet, TABLE, set);
-            if !elements.is_empty() {
-                batch.add_elements(Family::Inet, TABLE, set, &elements);
+            let mut chunk = Vec::with_capacity(CHUNK);
+            let live = self
+                .book
+                .hosts()
+                .filter(|(t, h)| h.expires_ms > now && t.addr.is_ipv6() == v6);
+            for (t, h) in live {
+                chunk.push(self.host_element(t, h, now));
+                if chunk.len() == CHUNK {
+                    batch.add_elements(Family::Inet, TABLE, set, &chunk);
+                    chunk.clear();
+                }
+            }
+            if !chunk.is_empty() {
+                batch.add_elements(Family::Inet, TABLE, set, &chunk);
             }
         }
         self.write_ranges(batch, now);

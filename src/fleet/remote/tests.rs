@@ -2,6 +2,7 @@
 //! connections from the attacker namespace as the proof that packets are dropped: a connect to
 //! a closed port is refused (RST) when the packet gets through and times out when it is dropped.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use detector::{Allowlist, Cidr, SourceKey};
@@ -349,4 +350,122 @@ fn the_first_answer_replaces_what_the_remote_sets_held() {
     );
     assert_eq!(connect_from(&tb, "198.51.100.200"), "refused");
     assert_eq!(connect_from(&tb, "2001:db8:1::8"), "timeout");
+}
+
+/// VmRSS of this process, kB.
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// 100,000 decisions as a LAPI startup answer might carry them: random addresses of both
+/// families and some ranges (/8../32, /16../128), deterministic (xorshift).
+fn startup_answer() -> Vec<Decision> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let origins = ["CAPI", "crowdsec", "cscli", "lists"];
+    (0..100_000u64)
+        .map(|id| {
+            let r = next();
+            let (addr, len): (IpAddr, u8) = match id % 100 {
+                0..=84 => (std::net::Ipv4Addr::from(r as u32).into(), 32),
+                85..=94 => (
+                    std::net::Ipv6Addr::from(u128::from(r) << 64 | 7).into(),
+                    128,
+                ),
+                95..=98 => (
+                    std::net::Ipv4Addr::from(r as u32).into(),
+                    8 + (r >> 40) as u8 % 25,
+                ),
+                _ => (
+                    std::net::Ipv6Addr::from(u128::from(r) << 64).into(),
+                    16 + (r >> 40) as u8 % 113,
+                ),
+            };
+            Decision {
+                id,
+                target: Target {
+                    addr: crate::fleet::book::masked(addr, len),
+                    prefix_len: len,
+                },
+                duration_ms: 3_600_000 + (r >> 48) * 1000,
+                origin: origins[(id % 4) as usize].into(),
+                scenario: "crowdsecurity/ssh-bf".into(),
+            }
+        })
+        .collect()
+}
+
+/// The benchmark behind docs/BENCHMARKS.md §8, run by bench/remote-load.sh (never by CI): a
+/// startup answer of 100,000 decisions through `RemoteBans::apply` (one transaction), timed,
+/// with the RSS it adds; then the elements the kernel holds written as an nft file for the
+/// script to load with `nft -f` into the same sets. Asserts only what it loaded.
+#[test]
+#[ignore = "benchmark: bench/remote-load.sh runs it in release mode"]
+fn bench_startup_load_of_100k_decisions() {
+    use std::fmt::Write as _;
+    let Some((tb, mut sink)) = setup("remote-bench", &[]) else {
+        return;
+    };
+    let delta = new(startup_answer());
+    let before = rss_kb();
+    let t0 = std::time::Instant::now();
+    let got = sink.apply(&delta);
+    let took = t0.elapsed();
+    let after = rss_kb();
+    assert_eq!(got.failed, 0);
+    assert_eq!(got.added + got.refused, 100_000);
+    println!(
+        "RemoteBans::apply, startup answer of 100000 decisions: {} us ({} added, {} refused)",
+        took.as_micros(),
+        got.added,
+        got.refused
+    );
+    println!(
+        "VmRSS before {before} kB, after {after} kB: the book adds {} kB",
+        after.saturating_sub(before)
+    );
+    // The kernel's elements, as an nft file of the same sets' contents.
+    let mut file = String::new();
+    let mut held = 0;
+    for name in ["remote4", "remote6", "remote4_net", "remote6_net"] {
+        let listing = set(&tb, name);
+        let Some(start) = listing.find("elements = {") else {
+            continue;
+        };
+        let body = &listing[start + "elements = {".len()..];
+        let body = &body[..body.find('}').unwrap()];
+        let elements: Vec<&str> = body
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .collect();
+        held += elements.len();
+        writeln!(file, "add element inet scanban {name} {{").unwrap();
+        for e in elements {
+            // `expires` is a dump-only field.
+            let e = match (e.find(" expires "), e.find(" comment ")) {
+                (Some(x), Some(c)) => format!("{}{}", &e[..x], &e[c..]),
+                (Some(x), None) => e[..x].to_string(),
+                _ => e.to_string(),
+            };
+            writeln!(file, "  {e},").unwrap();
+        }
+        writeln!(file, "}}").unwrap();
+    }
+    assert!(held >= got.added as usize * 9 / 10, "{held} elements held");
+    println!("kernel holds {held} elements");
+    if let Some(path) = std::env::var_os("SCANBAN_BENCH_NFT_FILE") {
+        std::fs::write(path, file).unwrap();
+    }
+    drop(delta);
 }
