@@ -463,3 +463,70 @@ fn rules_go_where_they_are_told() {
     let names: Vec<String> = order(&mut sock).into_iter().map(|r| r.0).collect();
     assert_eq!(names, ["first", "A", "after A", "before B", "B"]);
 }
+
+/// Interval sets (docs/WIRE-NOTES.md#interval-sets): CIDR blocks as start and end elements land
+/// as nft reads them, adjacent blocks are accepted, an overlapping block is refused (the whole
+/// batch with it), and a flush and a re-add of the same blocks in one batch commit.
+#[test]
+fn cidr_blocks_in_an_interval_set() {
+    let Some(tb) = Testbed::new("nftintervals") else {
+        return;
+    };
+    let mut sock = socket(&tb);
+    let interval = Set {
+        flags: F_TIMEOUT | nft::uapi::set::F_INTERVAL,
+        ..set("r4", KeyType::Ipv4Addr, 1024)
+    };
+    let block = |key: &[u8], len: u32| {
+        let (mut start, end) = Element::prefix_interval(key, len);
+        start.timeout_ms = Some(3_600_000);
+        std::iter::once(start).chain(end).collect::<Vec<_>>()
+    };
+    let mut blocks = block(&[198, 51, 100, 0], 25);
+    blocks.extend(block(&[198, 51, 100, 128], 25));
+    blocks.extend(block(&[192, 0, 2, 7], 32));
+    blocks.extend(block(&[255, 255, 255, 0], 24));
+    let mut b = Batch::new();
+    b.add_table(&Table::new(Family::Inet, T));
+    b.add_set(&interval);
+    b.add_elements(Family::Inet, T, "r4", &blocks);
+    b.send(&mut sock).unwrap();
+    let listed = tb.sh(&tb.server, "nft list set inet scanban r4").unwrap();
+    for b in [
+        "198.51.100.0/25",
+        "198.51.100.128/25",
+        "192.0.2.7 ",
+        "255.255.255.0/24",
+    ] {
+        assert!(listed.contains(b), "{b}: {listed}");
+    }
+    let has = |a: &str| nft_status(&tb, &format!("nft get element inet scanban r4 {{ {a} }}"));
+    assert!(has("198.51.100.200") && has("192.0.2.7") && has("255.255.255.255"));
+    assert!(!has("192.0.2.8") && !has("198.51.101.0"));
+
+    // A /24 over the /25s, or an address inside one: refused, and nothing of the batch lands.
+    for (key, len) in [(&[198, 51, 100, 0][..], 24), (&[198, 51, 100, 9][..], 32)] {
+        let mut b = Batch::new();
+        b.add_elements(Family::Inet, T, "r4", &block(&[203, 0, 113, 0], 24));
+        b.add_elements(Family::Inet, T, "r4", &block(key, len));
+        let e = b.send(&mut sock).unwrap_err();
+        // EEXIST, the extended ACK pointing at the overlapping element.
+        assert_eq!(e.errno(), Some(17), "{e}");
+        assert!(!has("203.0.113.1"));
+    }
+
+    // Flushed and written again in one transaction, as RemoteBans rewrites its ranges.
+    let mut b = Batch::new();
+    b.flush_set(Family::Inet, T, "r4");
+    b.add_elements(Family::Inet, T, "r4", &blocks);
+    b.send(&mut sock).unwrap();
+    assert!(has("198.51.100.200") && has("192.0.2.7"));
+    let dumped = tb
+        .in_server(|| dump::list_elements(&mut sock, Family::Inet, T, "r4"))
+        .unwrap();
+    let ends = dumped
+        .iter()
+        .filter(|e| e.flags & nft::uapi::elem::F_INTERVAL_END != 0)
+        .count();
+    assert_eq!((dumped.len(), ends), (7, 3), "{dumped:?}");
+}
