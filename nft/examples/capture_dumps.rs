@@ -9,7 +9,10 @@
 //! writer: the dumps do not depend on our encoder) plus a few elements with timeouts and
 //! comments, then one dump per object type through our socket, each reply datagram saved
 //! exactly as `recv` returned it: `tables-N.bin`, `chains-N.bin`, `sets-N.bin`,
-//! `elements-banned4-N.bin`, `elements-banned6-N.bin`, `rules-N.bin`.
+//! `elements-banned4-N.bin`, `elements-banned6-N.bin`, `rules-N.bin`, and
+//! `elements-remote4_net-N.bin`: an interval set with timeouts (the fleet's remote ranges) that
+//! nft fills with CIDR blocks (docs/WIRE-NOTES.md#interval-sets). That set is added after the
+//! other dumps are taken, so they read as before it existed.
 
 use std::path::{Path, PathBuf};
 
@@ -71,6 +74,41 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         save("elements-banned6", msg::GETSETELEM, Some("banned6"))?;
         Ok(n)
     })?;
+    tb.sh(
+        &tb.server,
+        "nft add set inet scanban remote4_net '{ type ipv4_addr; flags interval,timeout; }' && \
+         nft add element inet scanban remote4_net '{ 198.51.100.0/25 timeout 2h comment \"remote:cscli\", \
+         198.51.100.128/25 timeout 1h, 203.0.113.7 timeout 30m, 255.255.255.0/24 timeout 1h }'",
+    )?;
+    let saved = saved
+        + tb.in_server(|| -> Result<usize, Box<dyn std::error::Error>> {
+            let mut sock = NlSocket::open()?;
+            let seq = sock.next_seq();
+            let req = dump::request(seq, Some(Family::Inet), msg::GETSETELEM, |m| {
+                m.str(elem::LIST_TABLE, "scanban")
+                    .str(elem::LIST_SET, "remote4_net");
+            })?;
+            sock.send(&req)?;
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut n = 0;
+            loop {
+                if !sock.wait_readable(std::time::Duration::from_secs(2))? {
+                    return Err("elements-remote4_net: no reply".into());
+                }
+                let len = sock.recv(&mut buf)?;
+                std::fs::write(
+                    out.join(format!("elements-remote4_net-{n}.bin")),
+                    &buf[..len],
+                )?;
+                n += 1;
+                if Messages::new(&buf[..len])
+                    .flatten()
+                    .any(|m| m.msg_type == nfnl::message::NLMSG_DONE)
+                {
+                    return Ok(n);
+                }
+            }
+        })?;
     println!("{saved} datagrams written to {}", out.display());
     Ok(())
 }

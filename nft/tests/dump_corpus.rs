@@ -74,6 +74,57 @@ fn real_dumps_decode_to_the_ruleset_nft_wrote() {
     );
 }
 
+/// An interval set as the kernel dumps it (nft 1.0.6 wrote it: 198.51.100.0/25 for 2 h with a
+/// comment, 198.51.100.128/25 for 1 h, 203.0.113.7 for 30 min, 255.255.255.0/24 for 1 h): each
+/// block a start element with the timeout and comment, and an `F_INTERVAL_END` element one past
+/// its last address with neither; no end for the block at the top of the address space
+/// (docs/WIRE-NOTES.md#interval-sets).
+#[cfg(target_endian = "little")]
+#[test]
+fn a_real_interval_set_dump_decodes_to_start_and_end_elements() {
+    use nft::dump::Decoded;
+    use nft::uapi::elem::F_INTERVAL_END;
+    let mut elements = Vec::new();
+    for f in files(&root().join("../fixtures/nft/dumps")) {
+        if !f.to_string_lossy().contains("elements-remote4_net") {
+            continue;
+        }
+        let data = std::fs::read(&f).unwrap();
+        for m in Messages::new(&data) {
+            if let Decoded::Elements(e) = decode(&m.unwrap()).unwrap() {
+                elements.extend(e);
+            }
+        }
+    }
+    let find = |key: [u8; 4], end: bool| {
+        elements
+            .iter()
+            .find(|e| e.key == key && (e.flags & F_INTERVAL_END != 0) == end)
+            .unwrap_or_else(|| panic!("{key:?} end={end}: {elements:?}"))
+    };
+    let first = find([198, 51, 100, 0], false);
+    assert_eq!(first.timeout_ms, Some(2 * 3600 * 1000));
+    assert_eq!(first.comment.as_deref(), Some("remote:cscli"));
+    // Adjacent blocks: the first one's end and the second one's start share a key.
+    let end = find([198, 51, 100, 128], true);
+    assert_eq!((end.timeout_ms, end.comment.as_deref()), (None, None));
+    assert_eq!(
+        find([198, 51, 100, 128], false).timeout_ms,
+        Some(3600 * 1000)
+    );
+    find([198, 51, 101, 0], true);
+    assert_eq!(
+        find([203, 0, 113, 7], false).timeout_ms,
+        Some(30 * 60 * 1000)
+    );
+    find([203, 0, 113, 8], true);
+    find([255, 255, 255, 0], false);
+    let ends = elements.iter().filter(|e| e.flags & F_INTERVAL_END != 0);
+    // nft's own marker at zero (see tests/golden.rs) comes back too.
+    assert_eq!(ends.count(), 4, "{elements:?}");
+    assert_eq!(elements.len(), 8, "{elements:?}");
+}
+
 /// Every expression of every rule the kernel dumped decodes, re-encodes and decodes again to
 /// the same value: what scanban reads from the kernel it can write back unchanged.
 #[cfg(target_endian = "little")]
