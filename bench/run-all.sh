@@ -26,4 +26,6 @@ cargo build -q --release --target x86_64-unknown-linux-musl
 echo "static x86_64 musl binary: $(stat -c %s target/x86_64-unknown-linux-musl/release/scanban) bytes"
 section "7. what kernel receive timestamps cost"
 bash bench/timestamps.sh
+section "8. fleet: 100k decisions into the remote-ban sets vs nft -f, a bouncer's RSS"
+bash bench/remote-load.sh 5
 section "done"
