@@ -11,7 +11,7 @@ use nfnl::{Error, NlSocket};
 
 use crate::object::{Chain, Element, Family, Set, Table};
 use crate::rule::Rule;
-use crate::uapi::{chain, elem, gen, msg, rule, set};
+use crate::uapi::{chain, elem, gen, msg, rule, set, table};
 
 /// The NLM_F_DUMP request for `kind` (`msg::GET*`) in `family` (all families: `None`);
 /// `filter` adds attributes (e.g. the table and set of a GETSETELEM).
@@ -68,6 +68,33 @@ pub fn list_tables(sock: &mut NlSocket, family: Option<Family>) -> Result<Vec<Ta
         |_| {},
         |f, _, a| Ok(Some(Table::parse(f, a)?)),
     )
+}
+
+/// The handle of table `name` (`NFTA_TABLE_HANDLE`), `None` if there is no such table. A table
+/// deleted and created again has a new handle: how a writer notices that its sets were emptied
+/// by a rebuild.
+pub fn table_handle(sock: &mut NlSocket, family: Family, name: &str) -> Result<Option<u64>, Error> {
+    let label = format!("list tables of {family}");
+    let handles = dump(
+        sock,
+        Some(family),
+        msg::GETTABLE,
+        &label,
+        |_| {},
+        |_, _, attrs| {
+            let (mut found, mut handle) = (false, None);
+            for a in nfnl::attr::AttrIter::new(attrs) {
+                let a = a?;
+                match a.kind() {
+                    table::NAME => found = a.str("NFTA_TABLE_NAME")? == name,
+                    table::HANDLE => handle = Some(a.be64("NFTA_TABLE_HANDLE")?),
+                    _ => {}
+                }
+            }
+            Ok(found.then_some(handle).flatten())
+        },
+    )?;
+    Ok(handles.into_iter().next())
 }
 
 pub fn list_chains(sock: &mut NlSocket, family: Family, table: &str) -> Result<Vec<Chain>, Error> {

@@ -12,14 +12,16 @@
 //! A decision whose target holds an allowlisted or auto-allowlisted address is refused and
 //! logged once. A write that fails is not lost: the next `apply` (an empty delta is enough)
 //! writes every set afresh, as the first one after `new` does, so a daemon restart drops what
-//! LAPI deleted meanwhile and keeps nothing stale.
+//! LAPI deleted meanwhile and keeps nothing stale. So does a table that was deleted and built
+//! again (the watchdog's repair after a firewall reload): each `apply` compares the table's
+//! handle with the one it last wrote to.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::time::Instant;
 
 use detector::{Allowlist, SourceKey};
-use log::{debug, error, warn};
+use log::{debug, error, info, warn};
 use nfnl::NlSocket;
 use nft::{Batch, Element, Family};
 
@@ -60,6 +62,11 @@ pub struct RemoteBans {
     refused: HashSet<u64>,
     /// Every set is written afresh at the next apply: at the start, and after a failed write.
     rewrite_all: bool,
+    /// The handle of the table the sets were last written in: a new one means a rebuilt table.
+    table_handle: Option<u64>,
+    /// The last write error logged: the same error again (a table missing for a while) is
+    /// logged at debug level, not once a poll.
+    last_error: Option<String>,
     last_sweep_ms: u64,
     totals: Totals,
 }
@@ -81,6 +88,8 @@ impl RemoteBans {
             ranges_written: HashMap::new(),
             refused: HashSet::new(),
             rewrite_all: true,
+            table_handle: None,
+            last_error: None,
             last_sweep_ms: 0,
             totals: Totals::default(),
         }
@@ -298,6 +307,13 @@ impl DecisionSink for RemoteBans {
             self.book.expire(now, false);
         }
 
+        // One small dump per apply: a rebuilt table holds none of the remote bans.
+        let handle = nft::dump::table_handle(&mut self.sock, Family::Inet, TABLE)
+            .ok()
+            .flatten();
+        if handle.is_none() || handle != self.table_handle {
+            self.rewrite_all = true;
+        }
         let mut batch = Batch::new();
         if self.rewrite_all {
             self.write_all(&mut batch, now);
@@ -342,9 +358,19 @@ impl DecisionSink for RemoteBans {
                     );
                 }
                 self.rewrite_all = false;
+                self.table_handle = handle;
+                if self.last_error.take().is_some() {
+                    info!("remote bans written again");
+                }
             }
             Err(e) => {
-                error!("writing remote bans: {e}; every remote set is written again next time");
+                let e = e.to_string();
+                if self.last_error.as_ref() != Some(&e) {
+                    error!("writing remote bans: {e}; every remote set is written again next time");
+                } else {
+                    debug!("writing remote bans: {e}");
+                }
+                self.last_error = Some(e);
                 self.totals.write_errors += 1;
                 self.rewrite_all = true;
                 applied.failed = applied.added + applied.lifted;

@@ -469,3 +469,41 @@ fn bench_startup_load_of_100k_decisions() {
     }
     drop(delta);
 }
+
+#[test]
+fn a_failed_write_is_retried_and_a_rebuilt_table_refilled() {
+    let Some((tb, mut sink)) = setup("remote-retry", &[]) else {
+        return;
+    };
+    let install = || {
+        tb.in_server(|| {
+            let mut sock = NlSocket::open().unwrap();
+            let f = nft::probe::probe(&mut sock).unwrap();
+            let parts = Parts {
+                bans: true,
+                sensor: false,
+            };
+            let mut b = nft::Batch::new();
+            ruleset::build(&Settings::default(), &f, parts).install(&mut b);
+            b.send(&mut sock).unwrap();
+        })
+    };
+    sink.apply(&new(vec![decision(1, "198.51.100.7", 3600)]));
+    // The table is gone (a firewall reload): the write fails, and is counted.
+    tb.sh(&tb.server, "nft delete table inet scanban").unwrap();
+    let got = sink.apply(&new(vec![decision(2, "2001:db8:2::/48", 3600)]));
+    assert_eq!((got.added, got.failed), (0, 1));
+    assert_eq!(sink.totals().write_errors, 1);
+    // Rebuilt empty (the watchdog's repair): the next apply, with nothing new, writes it all.
+    install();
+    let got = sink.apply(&Delta::default());
+    assert_eq!(got, Applied::default());
+    assert!(set(&tb, "remote4").contains("198.51.100.7"));
+    assert!(set(&tb, "remote6_net").contains("2001:db8:2::/48"));
+    // Deleted and rebuilt between two applies, with no error to tell: the handle does.
+    tb.sh(&tb.server, "nft delete table inet scanban").unwrap();
+    install();
+    sink.apply(&Delta::default());
+    assert!(set(&tb, "remote4").contains("198.51.100.7"));
+    assert_eq!(connect_from(&tb, "2001:db8:2::9"), "timeout");
+}
