@@ -136,10 +136,11 @@ pub fn run(
     } else {
         startup::bind_queues(&settings)?
     };
-    startup::announce(&settings, kept);
     let mut signals = Signals::install().map_err(Error::Signals)?;
     // Everything that needed more than CAP_NET_ADMIN is done; no thread exists yet.
     startup::drop_privileges(&settings)?;
+    // After the drop: what "ready" announces runs with the privileges it will keep.
+    startup::announce(&settings, kept);
 
     let seed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
