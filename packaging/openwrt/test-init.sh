@@ -263,6 +263,8 @@ echo "== every setting of scanban --help maps from UCI"
       PORT,...\|none) v=22,2222 ;;
       NAME) v=nobody ;;
       BIT) v=0x4 ;;
+      auto\|input\|forward\|both) v=both ;;
+      IFNAME,...\|none) v=br-lan,wlan0 ;;
       BYTES|N|SCORE) v=100 ;;
       *) fail "no UCI sample for --$name $value: add one" ;;
     esac

@@ -15,23 +15,26 @@ pub fn ruleset_text(s: &Settings) -> Result<String, Error> {
     let mut sock = socket()?;
     let f = nft::probe::probe(&mut sock).map_err(Error::kernel("probing nf_tables"))?;
     let parts = ruleset::Parts::for_run(s);
+    let managed = s.mode == crate::settings::Mode::Managed;
     let mut out = format!(
         "# scanban {} ruleset ({}{}){}\n",
         env!("CARGO_PKG_VERSION"),
-        if parts.sensor {
+        if managed {
             "managed mode"
         } else {
             "tail mode: no sensor"
         },
         if parts.bans { "" } else { ", dry run: no bans" },
-        match (f.native_queue, parts.sensor) {
+        match (f.native_queue, managed) {
             (true, _) => "",
             (false, true) => "; queue rules use the xt NFQUEUE target through nft_compat",
             (false, false) =>
                 "; this kernel has no nft queue expression: use the iptables-nft form",
         }
     );
-    if !parts.sensor {
+    if managed {
+        out.push_str(&format!("# {}\n", crate::protect::sensed(s.protect).why));
+    } else {
         out.push_str(&tail::ruleset_comment(s));
     }
     out.push_str(&ruleset::build(s, &f, parts).to_nft());

@@ -23,6 +23,8 @@ pub struct Report {
     pub written: Vec<Ban>,
     pub evidence: Vec<Evidence>,
     pub spared: Vec<(SourceKey, Evidence, Aged)>,
+    /// Scanners on the LAN side (`lan-interfaces`), reported, not banned (`ban-lan` off).
+    pub lan_side: Vec<(SourceKey, Evidence)>,
     pub dry_run: bool,
 }
 
@@ -30,7 +32,7 @@ pub struct Report {
 /// rate fills the channel; the bans are in the kernel anyway, and a counter says how many went
 /// unlogged.
 pub fn hand_over(tx: &SyncSender<Report>, shared: &Shared, report: Report) {
-    let n = (report.written.len() + report.spared.len()) as u64;
+    let n = (report.written.len() + report.spared.len() + report.lan_side.len()) as u64;
     if n > 0 && tx.try_send(report).is_err() {
         shared.counts.unlogged.fetch_add(n, Ordering::Relaxed);
     }
@@ -54,6 +56,12 @@ fn report(shared: &Shared, r: Report) {
             aged.local_port,
             human_ms(now_ms.saturating_sub(aged.since_ms))
         );
+    }
+    for (key, e) in &r.lan_side {
+        info!("lan side {key}: scanning from a LAN interface, reported, not banned (ban-lan is off): {e}");
+        if let Some(path) = &events {
+            write_event(path, &lan_side_event(key, e));
+        }
     }
     let verb = if r.dry_run { "would ban" } else { "ban" };
     for (b, e) in r.written.iter().zip(&r.evidence) {
@@ -81,6 +89,27 @@ fn event(dry_run: bool, b: &Ban, e: &Evidence) -> String {
         .str("source", b.key)
         .num("duration_s", b.duration_ms / 1000)
         .num("offence", u64::from(e.offence))
+        .num("score", u64::from(e.score))
+        .num("distinct_ports", u64::from(e.distinct_ports))
+        .strs(
+            "ports",
+            e.ports().iter().map(|(p, n)| format!("{}/{n}", p.name())),
+        )
+        .str("evidence", e)
+        .finish();
+    line.push('\n');
+    line
+}
+
+/// One JSON line per LAN-side scanner reported and not banned.
+fn lan_side_event(key: &SourceKey, e: &Evidence) -> String {
+    let time = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut line = json::Object::new()
+        .num("time", time)
+        .str("event", "lan_side")
+        .str("source", key)
         .num("score", u64::from(e.score))
         .num("distinct_ports", u64::from(e.distinct_ports))
         .strs(

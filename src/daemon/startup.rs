@@ -138,6 +138,9 @@ pub fn announce(settings: &Settings, kept: usize) {
             ""
         },
     );
+    if settings.mode == Mode::Managed {
+        info!("{}", crate::protect::sensed(settings.protect).why);
+    }
     if let Some(line) = crate::tail::startup_line(settings) {
         info!("{line}");
     }
