@@ -16,9 +16,11 @@
 //!   as -sO probes count);
 //! - a host/address unreachable says the probed ADDRESS is unassigned, whatever the port: an
 //!   address sweep of one port hits one port on many addresses, so each distinct unassigned
-//!   address counts as a distinct "port" of the IP-protocol kind (`weight-protocol`), keyed
-//!   `ADDRESS_PORT | the address's low 15 bits` (a routed /24 or even /17 maps one-to-one;
-//!   never a protocol number, which stays below 256).
+//!   address counts as a distinct "port" (`ProbeKind::UnassignedAddress`, `weight-stealth`:
+//!   the router's ICMP rate limit lets six such answers per scanner through at once, so the
+//!   ban must come within six), keyed `ADDRESS_PORT | the address's low 15 bits` under
+//!   `Proto::Ip` (a routed /24 or even /17 maps one-to-one; never a protocol number, which
+//!   stays below 256); evidence shows it as `ip/32768` and up.
 //!
 //! Same contract as `parse`: never panics, never allocates, typed `Ignored` reasons.
 
@@ -244,16 +246,18 @@ mod tests {
         ports.sort_unstable();
         ports.dedup();
         assert_eq!(ports.len(), obs.len(), "one port per address");
-        // Through a detector with the default policy: seven distinct addresses (weight 3 each)
-        // reach the threshold of 21; the capture holds the router's first answers (its ICMP
-        // rate limit lets a burst of six through, then one a second).
-        let mut d = Detector::new(Config::default(), 1);
-        let outcomes: Vec<Outcome> = obs.iter().map(|o| d.observe(0, o)).collect();
+        // Through a detector with the default policy: the capture holds the router's first
+        // six answers (its ICMP rate limit lets a burst of six through, then one a second);
+        // three distinct unassigned addresses (`weight-stealth` 7 each) reach 21.
+        let c = Config::default();
+        assert_eq!(ProbeKind::of(&obs[0]), ProbeKind::UnassignedAddress);
         assert_eq!(
-            outcomes.contains(&Outcome::Banned),
-            obs.len() >= 7,
-            "{outcomes:?}"
+            ProbeKind::of(&obs[0]).weight(obs[0].dst_port, &c),
+            c.weight_stealth
         );
+        let mut d = Detector::new(c, 1);
+        let outcomes: Vec<Outcome> = obs.iter().map(|o| d.observe(0, o)).collect();
+        assert_eq!(outcomes[2], Outcome::Banned, "{outcomes:?}");
     }
 
     #[test]
