@@ -1717,6 +1717,7 @@ fn lan_scanner(ban_lan: bool) {
         let events = std::fs::read_to_string(d.dir.join("events")).unwrap_or_default();
         assert!(events.contains("\"event\": \"lan_side\""), "{events}");
         assert_eq!(events.lines().count(), 1, "reported once: {events}");
+        assert!(d.stat("lan_side") >= 1, "{}", d.fresh_stats());
     }
 }
 
