@@ -27,7 +27,8 @@
 //!   chain `output_sensor`, hook output priority -10, queues the router's own host/address
 //!   unreachables (an unassigned address of a routed prefix), never its answers for its own
 //!   closed ports (the input sensor counts those probes). `detector::packet::reply` reads an
-//!   answer into the probe it answers; every queued answer is accepted.
+//!   answer into the probe it answers; an answer is accepted unless its scanner was just banned
+//!   (`daemon::queue_reader`).
 
 use detector::inet::ipproto;
 use detector::packet::{field, sensor_mark, sensor_mark::kind as mark};

@@ -1621,11 +1621,22 @@ fn a_router_bans_a_syn_scan_of_the_host_behind_it() {
         "router, -sS of a host behind it: banned; nmap saw {} open port(s) {open:?}",
         open.len()
     );
-    // The answers were let through: the inside host still serves the outside.
     assert!(
         d.log().contains(&format!("ban {ATTACKER_V4}")),
         "{}",
         d.log()
+    );
+    // Another outside client is served through the router as before, and its RST from a
+    // closed inside port is let through.
+    tb.add_attacker_addr("192.0.2.3/24").unwrap();
+    let client = "192.0.2.3";
+    assert_eq!(
+        connect_from(&tb, client, testbed::INSIDE_V4, 8080),
+        "connected"
+    );
+    assert_eq!(
+        connect_from(&tb, client, testbed::INSIDE_V4, 9999),
+        "refused"
     );
 }
 

@@ -48,6 +48,11 @@ impl LanSide {
         self.ifindex.iter().any(|s| s.load(Ordering::Relaxed) == i)
     }
 
+    /// Whether a source reached over `ifindex` is LAN side and, `ban-lan` off, not banned.
+    pub fn spares(&self, ifindex: Option<u32>) -> bool {
+        !self.bans() && self.contains(ifindex)
+    }
+
     /// Whether LAN-side scanners are banned (`ban-lan`).
     pub fn bans(&self) -> bool {
         self.ban.load(Ordering::Relaxed)

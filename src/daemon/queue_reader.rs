@@ -73,14 +73,23 @@ pub fn read_queue(mut q: QueueSocket, mut pipeline: Pipeline) {
                 stamp: p.timestamp,
             };
             let mark = pass.sensor_mark(p.mark);
-            // Router mode's chains queue answers (hook forward or output, managed mode only):
-            // read into the probe they answer, always accepted (a reply of a host behind the
-            // router is never dropped here; the ban drops the scanner's next probes at
-            // prerouting). The interface toward the scanner is the answer's output one.
+            // Router mode's chains queue answers (hook forward or output, managed mode only),
+            // read into the probe they answer; the interface toward the scanner is the
+            // answer's output one. Accepted, but for a source just banned: the router holds
+            // no probe (they were forwarded at once), so until the ban is in the kernel set
+            // the scan's answers are all it would learn. Those are dropped, as its probes
+            // would be in input mode (docs/ARCHITECTURE.md, "Router mode"); a LAN-side
+            // source that is not banned (`ban-lan` off) keeps them.
             let v = if managed && matches!(p.hook, HOOK_FORWARD | HOOK_OUTPUT) {
                 let ifindex = p.out_ifindex;
-                pipeline.observe(now, probe, p.payload, ifindex, None, Queued::Answer);
-                Verdict::Accept
+                match pipeline.observe(now, probe, p.payload, ifindex, None, Queued::Answer) {
+                    Outcome::Banned | Outcome::AlreadyBanned
+                        if enforce && !pipeline.shared().lan.spares(ifindex) =>
+                    {
+                        Verdict::Drop
+                    }
+                    _ => Verdict::Accept,
+                }
             } else {
                 match pipeline.observe(now, probe, p.payload, p.in_ifindex, mark, Queued::Probe) {
                     Outcome::Banned | Outcome::AlreadyBanned if enforce => Verdict::Drop,
