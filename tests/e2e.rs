@@ -1741,3 +1741,51 @@ fn a_lan_side_scanner_is_reported_not_banned() {
 fn a_lan_side_scanner_is_banned_with_ban_lan() {
     lan_scanner(true);
 }
+
+#[test]
+fn protect_auto_follows_forwarding_on_reload() {
+    let Some(tb) = Testbed::new("e2eprotect") else {
+        return;
+    };
+    let _inside = tb.add_inside().unwrap();
+    let forwarding = |on: u8| {
+        tb.sh(
+            &tb.server,
+            &format!("sysctl -qw net.ipv4.ip_forward={on} net.ipv6.conf.all.forwarding={on}"),
+        )
+        .unwrap();
+    };
+    let chains = || tb.sh(&tb.server, "nft list table inet scanban").unwrap();
+    forwarding(0);
+    let d = Daemon::start(&tb, &[]);
+    assert!(
+        d.log()
+            .contains("protect auto: input (this host does not forward)"),
+        "{}",
+        d.log()
+    );
+    assert!(!chains().contains("forward_sensor"), "{}", chains());
+    let hup = |d: &Daemon| {
+        Command::new("kill")
+            .args(["-HUP", &d.pid().to_string()])
+            .status()
+            .unwrap();
+    };
+    forwarding(1);
+    hup(&d);
+    wait_for(Duration::from_secs(5), || {
+        let c = chains();
+        (c.contains("forward_sensor") && c.contains("output_sensor")).then_some(())
+    })
+    .unwrap_or_else(|| panic!("{}\n{}", chains(), d.log()));
+    // Scans of the host behind are now banned.
+    let out = nmap(&tb, &format!("-sS --top-ports 200 {}", testbed::INSIDE_V4));
+    assert!(banned(&tb, "banned4", ATTACKER_V4), "{}\n{out}", d.log());
+    forwarding(0);
+    hup(&d);
+    wait_for(Duration::from_secs(5), || {
+        (!chains().contains("forward_sensor")).then_some(())
+    })
+    .unwrap_or_else(|| panic!("{}\n{}", chains(), d.log()));
+    assert!(chains().contains("chain sensor"), "the input sensor stays");
+}
