@@ -28,12 +28,10 @@ declare -A EXPECT=(
   [sA]=banned [sW]=banned [sM]=banned [sY]=banned [sZ]=banned [sO]=banned
   [frag]=banned [v6]=banned [decoy]=banned [sport53]=banned
   [T5]=banned [T4]=banned [T3]=banned [T2]=banned [T1]=banned [T0]=banned
-  [pktgen]=banned [dist24]=banned [dist48]=banned [forward]=not [ext6]=banned
+  [pktgen]=banned [dist24]=banned [dist48]=banned [forward]=banned [ext6]=banned
 )
 # Why a row is not banned on the tree of today (printed only for rows that are not banned).
-declare -A WHY=(
-  [forward]="the sensor sits on input only: probes forwarded to hosts behind the router are not seen"
-)
+declare -A WHY=()
 declare -A NAME=(
   [sS]="SYN" [sT]="connect" [sU]="UDP" [sA]="ACK" [sW]="Window" [sM]="Maimon" [sN]="NULL"
   [sF]="FIN" [sX]="Xmas" [sY]="SCTP INIT" [sZ]="SCTP COOKIE-ECHO" [sO]="IP protocol"
@@ -295,7 +293,8 @@ skip dist24 || dist_row dist24 4
 skip dist48 || dist_row dist48 6
 
 # Forward: scanner 198.51.100.2 -> router (the daemon; 198.51.100.1, 192.0.2.254) -> LAN host
-# 192.0.2.1 with the same open ports.
+# 192.0.2.1 with the same open ports. The router forwards, so the zero-config daemon's
+# `protect auto` also senses the LAN host's answers (chain forward_sensor).
 if ! skip forward; then
   ip netns add "$srv"; ip netns add "$atk"; ip netns add "$lan"
   ip link add name wan netns "$srv" type veth peer name veth0 netns "$atk"
@@ -370,7 +369,10 @@ Notes on reading it:
   they send because the kernel rate-limits its ICMP errors.
 - The fragmented row has no threshold: replay does not reassemble fragments (the daemon sees
   them reassembled by conntrack, and bans).
-- The forward row's answers come from the LAN host, through the router.
+- The forward row's answers come from the LAN host, through the router; the router has no
+  socket for the LAN host's ports and counts its answers instead (RST of a closed port, ICMP
+  unreachable: `protect auto` is `both` on a host that forwards), then drops the scanner at
+  prerouting.
 - The Speed target of issue 16 is "answered ≤ threshold + 4, and no open port revealed past the
   threshold"; rows that are not banned miss it by construction.
 EOF

@@ -15,6 +15,7 @@ mod json;
 mod latency;
 mod panic_exit;
 mod privilege;
+mod protect;
 mod ruleset;
 mod sessions;
 mod settings;

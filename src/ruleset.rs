@@ -24,6 +24,15 @@
 //!   IPv6 probes with extension headers go through twin rules that also write the destination
 //!   port and the kind into the packet mark, so a transport header past the copy range still
 //!   counts (`detector::packet::sensor_mark`); this rewrites the mark of such packets only.
+//! - router mode (`protect` forward or both, `crate::protect`): chain `forward_sensor`, hook
+//!   forward priority -10, queues the ANSWERS of the hosts behind the router, which it has no
+//!   socket for: TCP RST in a connection's reply direction, and ICMP/ICMPv6 destination
+//!   unreachable (port, protocol, host/address, admin-prohibited) related to a connection;
+//!   chain `output_sensor`, hook output priority -10, queues the router's own host/address
+//!   unreachables (an unassigned address of a routed prefix), never its answers for its own
+//!   closed ports (the input sensor counts those probes). `detector::packet::reply` reads an
+//!   answer into the probe it answers; an answer is accepted unless its scanner was just banned
+//!   (`daemon::queue_reader`).
 
 use detector::inet::ipproto;
 use detector::packet::{field, sensor_mark, sensor_mark::kind as mark};
@@ -57,6 +66,11 @@ pub const OPEN_TCP: &str = "open_tcp";
 pub const OPEN_UDP: &str = "open_udp";
 pub const PREROUTING_PRIORITY: i32 = -450;
 pub const SENSOR_PRIORITY: i32 = -10;
+/// Router mode's chains (see the module doc).
+pub const FORWARD_SENSOR: &str = "forward_sensor";
+pub const OUTPUT_SENSOR: &str = "output_sensor";
+/// Every chain whose queue rules feed the daemon.
+pub const SENSOR_CHAINS: [&str; 3] = ["sensor", FORWARD_SENSOR, OUTPUT_SENSOR];
 
 /// Packets the queue rules of a dumped sensor chain have matched (their counters).
 pub fn queued_by_rules(rules: &[Rule]) -> u64 {
@@ -160,15 +174,20 @@ pub struct Parts {
     pub bans: bool,
     /// The sensor chain that queues probes (managed mode only).
     pub sensor: bool,
+    /// Router mode's chains that queue answers (managed mode, `protect` forward or both).
+    pub forward: bool,
 }
 
 impl Parts {
     /// What `run` installs with these settings: a dry run installs the sensor alone, tail mode
     /// the bans alone.
     pub fn for_run(s: &Settings) -> Parts {
+        let sensed = crate::protect::sensed(s.protect);
+        let managed = s.mode == Mode::Managed;
         Parts {
             bans: !s.dry_run,
-            sensor: s.mode == Mode::Managed,
+            sensor: managed && sensed.input,
+            forward: managed && sensed.forward,
         }
     }
 }
@@ -316,11 +335,68 @@ pub fn build(settings: &Settings, features: &Features, parts: Parts) -> Ruleset 
         rules.push(r("sensor").l4proto_icmp(true).ret());
         rules.push(queue(r("sensor")).with_comment("probes: IP protocols (nmap -sO)"));
     }
+    if parts.forward {
+        forward_sensor(&mut chains, &mut rules, &queue);
+    }
     Ruleset {
         table: Table::new(Family::Inet, TABLE),
         sets,
         chains,
         rules,
+    }
+}
+
+/// Router mode's chains (see the module doc): the answers of the hosts behind the router, and
+/// its own host/address unreachables, to the same queue(s) as the input sensor.
+fn forward_sensor(chains: &mut Vec<Chain>, rules: &mut Vec<Rule>, queue: &dyn Fn(Rule) -> Rule) {
+    use detector::packet::field::icmp;
+    let r = |chain: &str| Rule::new(Family::Inet, TABLE, chain);
+    chains.push(base(FORWARD_SENSOR, Hook::Forward, SENSOR_PRIORITY));
+    // A RST in the reply direction: the host behind has no socket on the probed port (RST+ACK
+    // answers SYN, bare RST an ACK-family probe). A RST in the original direction is no answer
+    // of a host behind (often a forged one): never queued.
+    rules.push(
+        queue(
+            r(FORWARD_SENSOR)
+                .ct_direction_reply()
+                .tcp_flags(tcp_flag::RST, tcp_flag::RST),
+        )
+        .with_comment("answers: RST of a closed port behind the router"),
+    );
+    let unreachable = [
+        (false, icmp::V4_PORT, "port-unreachable"),
+        (false, icmp::V4_PROTOCOL, "prot-unreachable"),
+        (false, icmp::V4_HOST, "host-unreachable"),
+        (false, icmp::V4_ADMIN, "admin-prohibited"),
+        (true, icmp::V6_PORT, "port-unreachable"),
+        (true, icmp::V6_ADDRESS, "addr-unreachable"),
+        (true, icmp::V6_ADMIN, "admin-prohibited"),
+    ];
+    for (v6, code, name) in unreachable {
+        rules.push(
+            queue(
+                r(FORWARD_SENSOR)
+                    .ct_state_in(ct_state::RELATED)
+                    .icmp_unreachable(v6, code, name),
+            )
+            .with_comment("answers: unreachable behind the router"),
+        );
+    }
+    chains.push(base(OUTPUT_SENSOR, Hook::Output, SENSOR_PRIORITY));
+    // An error about the host's own traffic goes to itself over loopback.
+    rules.push(r(OUTPUT_SENSOR).oif_loopback().ret());
+    for (v6, code, name) in [
+        (false, icmp::V4_HOST, "host-unreachable"),
+        (true, icmp::V6_ADDRESS, "addr-unreachable"),
+    ] {
+        rules.push(
+            queue(
+                r(OUTPUT_SENSOR)
+                    .ct_state_in(ct_state::RELATED)
+                    .icmp_unreachable(v6, code, name),
+            )
+            .with_comment("answers: unassigned address of a routed prefix"),
+        );
     }
 }
 

@@ -49,6 +49,16 @@ pub enum OnExit {
     Remove,
 }
 
+/// Which traffic the sensor watches: probes of this host (input), answers of the hosts behind
+/// it (forward: a router), or both; `Auto` is both where the host forwards (see `crate::protect`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protect {
+    Auto,
+    Input,
+    Forward,
+    Both,
+}
+
 pub use detector::Cidr;
 
 /// The default `tail-mark`: one bit of the packet mark, high enough to stay clear of the bits
@@ -161,6 +171,11 @@ pub struct Settings {
     pub prefix_leak_every: Duration,
     pub prefix_v4: u8,
     pub prefix_v6: u8,
+    // Router mode.
+    pub protect: Protect,
+    /// Interfaces on the LAN side: a scanner behind them is reported, banned only with `ban_lan`.
+    pub lan_interfaces: Vec<String>,
+    pub ban_lan: bool,
 }
 
 impl Default for Settings {
@@ -212,6 +227,9 @@ impl Default for Settings {
             prefix_leak_every: Duration::from_millis(d.prefix_leak_every_ms),
             prefix_v4: d.prefix_v4,
             prefix_v6: d.prefix_v6,
+            protect: Protect::Auto,
+            lan_interfaces: Vec::new(),
+            ban_lan: false,
         }
     }
 }
@@ -284,6 +302,9 @@ pub const OPTIONS: &[OptionDoc] = &[
     opt("prefix-leak-every", "DURATION", "a prefix's score drops by one point per DURATION (default {default})"),
     opt("prefix-v4", "LEN", "IPv4 sources are also counted together by this prefix (default {default})"),
     opt("prefix-v6", "LEN", "IPv6 sources are also counted together by this prefix (default {default})"),
+    opt("protect", "auto|input|forward|both", "what the sensor watches: probes of this host (input), the answers of the hosts it routes to (forward: closed ports and unassigned addresses behind a router), or both; auto is both where the host forwards IPv4 or IPv6, else input (default {default})"),
+    opt("lan-interfaces", "IFNAME,...|none", "interfaces on the LAN side: a source scanning from behind them (an infected device) is reported as \"lan side\" and banned only with ban-lan (default: none)"),
+    switch("ban-lan", "ban LAN-side scanners too (see lan-interfaces)"),
 ];
 
 mod apply;

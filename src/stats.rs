@@ -119,6 +119,7 @@ pub struct Figures {
     pub bans_applied: u64,
     pub ban_errors: u64,
     pub spared: u64,
+    pub lan_side: u64,
     pub management_sessions_aged: u64,
     pub bans_retried: u64,
     pub bans_lost: u64,
@@ -182,6 +183,11 @@ impl Figures {
                 "spared",
                 "bans not written: the source had an aged session to a management port (spare-ports)",
                 self.spared,
+            ),
+            m(
+                "lan_side",
+                "bans not written: the source scanned from a LAN interface (lan-interfaces; ban-lan off)",
+                self.lan_side,
             ),
             g(
                 "management_sessions_aged",

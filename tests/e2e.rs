@@ -1533,3 +1533,259 @@ s.bind((\"198.51.100.%d\" % a, 0)); s.connect_ex((\"{SERVER_V4}\", 100 + i)); s.
         "connected"
     );
 }
+
+// Router mode: the server forwards between the attacker (outside) and an inside host.
+
+/// TCP listeners in the inside host on `ports` (every address), for `secs` seconds at most;
+/// returns once they listen.
+fn listen_inside(tb: &Testbed, inside: &testbed::Inside, ports: &[u16], secs: u32) {
+    let list = ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    tb.sh(
+        &inside.ns,
+        &format!(
+            "nohup timeout {secs} python3 -c '\
+import socket,select\n\
+ls=[]\n\
+for p in [{list}]:\n s=socket.socket(socket.AF_INET6);s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind((\"::\",p));s.listen(64);ls.append(s)\n\
+held=[]\n\
+while True:\n r,_,_=select.select(ls,[],[])\n for s in r: held.append(s.accept())' >/dev/null 2>&1 &"
+        ),
+    )
+    .unwrap();
+    wait_for(Duration::from_secs(5), || {
+        let out = tb.sh(&inside.ns, "ss -Hltn").ok()?;
+        (out.lines().count() >= ports.len()).then_some(())
+    })
+    .expect("inside listeners up");
+}
+
+/// The open ports nmap reported.
+fn open_ports_seen(nmap: &str) -> Vec<String> {
+    nmap.lines()
+        .filter(|l| l.contains("/tcp") && l.contains(" open "))
+        .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
+        .collect()
+}
+
+/// Packets the prerouting drop rules of the ban sets counted.
+fn prerouting_drops(tb: &Testbed) -> u64 {
+    let chain = tb
+        .sh(&tb.server, "nft list chain inet scanban prerouting")
+        .unwrap();
+    chain
+        .lines()
+        .filter(|l| l.contains("drop"))
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let i = w.iter().position(|x| *x == "packets")?;
+            w.get(i + 1)?.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+#[test]
+fn a_router_bans_a_syn_scan_of_the_host_behind_it() {
+    let Some(tb) = Testbed::new("e2erouter") else {
+        return;
+    };
+    let inside = tb.add_inside().unwrap();
+    listen_inside(&tb, &inside, &[80, 443, 8080], 120);
+    // Zero configuration: the router forwards, so `protect auto` watches both.
+    let d = Daemon::start(&tb, &[]);
+    assert!(
+        d.log().contains("protect auto: both (this host forwards"),
+        "{}",
+        d.log()
+    );
+    let text = scanban(&tb, "ruleset");
+    assert!(text.contains("chain forward_sensor"), "{text}");
+    let out = nmap(&tb, &format!("-sS --top-ports 1000 {}", testbed::INSIDE_V4));
+    assert!(
+        banned(&tb, "banned4", ATTACKER_V4),
+        "log:\n{}\nnmap:\n{out}",
+        d.log()
+    );
+    // The ban drops the rest of the scan at prerouting, before it is forwarded.
+    assert!(prerouting_drops(&tb) > 0, "{out}");
+    assert!(
+        out.contains("filtered"),
+        "the rest of the scan saw nothing: {out}"
+    );
+    let open = open_ports_seen(&out);
+    assert!(open.len() <= 3, "{open:?}");
+    eprintln!(
+        "router, -sS of a host behind it: banned; nmap saw {} open port(s) {open:?}",
+        open.len()
+    );
+    assert!(
+        d.log().contains(&format!("ban {ATTACKER_V4}")),
+        "{}",
+        d.log()
+    );
+    // Another outside client is served through the router as before, and its RST from a
+    // closed inside port is let through.
+    tb.add_attacker_addr("192.0.2.3/24").unwrap();
+    let client = "192.0.2.3";
+    assert_eq!(
+        connect_from(&tb, client, testbed::INSIDE_V4, 8080),
+        "connected"
+    );
+    assert_eq!(
+        connect_from(&tb, client, testbed::INSIDE_V4, 9999),
+        "refused"
+    );
+}
+
+#[test]
+fn a_router_bans_an_ipv6_scan_of_the_host_behind_it() {
+    let Some(tb) = Testbed::new("e2erouter6") else {
+        return;
+    };
+    let inside = tb.add_inside().unwrap();
+    listen_inside(&tb, &inside, &[8080], 120);
+    let d = Daemon::start(&tb, &[]);
+    // The new links settle (neighbour discovery) before a scan without retries.
+    wait_for(Duration::from_secs(10), || {
+        (connect_from(&tb, ATTACKER_V6, testbed::INSIDE_V6, 8080) == "connected").then_some(())
+    })
+    .expect("the inside host answers over IPv6");
+    let out = nmap(
+        &tb,
+        &format!("-6 -sS --top-ports 200 {}", testbed::INSIDE_V6),
+    );
+    assert!(
+        banned(&tb, "banned6", "2001:db8::/64") || banned(&tb, "banned6_host", ATTACKER_V6),
+        "log:\n{}\nnmap:\n{out}",
+        d.log()
+    );
+}
+
+#[test]
+fn a_router_bans_a_sweep_of_unassigned_addresses_on_one_port() {
+    let Some(tb) = Testbed::new("e2esweep") else {
+        return;
+    };
+    let _inside = tb.add_inside().unwrap();
+    let d = Daemon::start(&tb, &[]);
+    // One port, a hundred addresses of the routed /24 where only .1 and .10 exist: the
+    // router's own host unreachables (neighbour resolution failed, ~3 s each).
+    let out = nmap(&tb, "-sS -p 80 --max-rtt-timeout 4s 198.51.100.20-119");
+    let ok = wait_for(Duration::from_secs(20), || {
+        banned(&tb, "banned4", ATTACKER_V4).then_some(())
+    });
+    assert!(ok.is_some(), "log:\n{}\nnmap:\n{out}", d.log());
+    assert!(
+        d.log().contains("ports (ip/"),
+        "counted by address: {}",
+        d.log()
+    );
+}
+
+/// Clients of an inside host that connect to many ports of OUTSIDE hosts, which answer RST:
+/// `lan0` is the LAN side, so the inside host is reported; banned only with `ban-lan`.
+fn lan_scanner(ban_lan: bool) {
+    let Some(tb) = Testbed::new(if ban_lan { "e2elanban" } else { "e2elan" }) else {
+        return;
+    };
+    let inside = tb.add_inside().unwrap();
+    let mut args = vec!["--lan-interfaces", testbed::ROUTER_INSIDE_IFACE];
+    if ban_lan {
+        args.push("--ban-lan");
+    }
+    let d = Daemon::start(&tb, &args);
+    // A legitimate outside client retrying ONE closed inside port: never a scan.
+    for _ in 0..20 {
+        let r = connect_from(&tb, ATTACKER_V4, testbed::INSIDE_V4, 9999);
+        assert_eq!(r, "refused");
+    }
+    assert!(!banned(&tb, "banned4", ATTACKER_V4), "{}", d.log());
+    // The inside host scans the outside (the attacker namespace answers RST on closed ports).
+    let out = tb
+        .sh(
+            &inside.ns,
+            &format!("timeout 60 nmap -n -Pn -sS --max-retries 0 --max-rtt-timeout 100ms -p 1-200 {ATTACKER_V4} 2>&1; true"),
+        )
+        .unwrap();
+    let reported = wait_for(Duration::from_secs(10), || {
+        let log = d.log();
+        (log.contains(&format!("lan side {}", testbed::INSIDE_V4))
+            || log.contains(&format!("ban {}", testbed::INSIDE_V4)))
+        .then_some(log)
+    })
+    .unwrap_or_else(|| panic!("log:\n{}\nnmap:\n{out}", d.log()));
+    if ban_lan {
+        assert!(banned(&tb, "banned4", testbed::INSIDE_V4), "{reported}");
+    } else {
+        assert!(
+            reported.contains("not banned (ban-lan is off)"),
+            "{reported}"
+        );
+        assert!(!banned(&tb, "banned4", testbed::INSIDE_V4), "{reported}");
+        let events = std::fs::read_to_string(d.dir.join("events")).unwrap_or_default();
+        assert!(events.contains("\"event\": \"lan_side\""), "{events}");
+        assert_eq!(events.lines().count(), 1, "reported once: {events}");
+        assert!(d.stat("lan_side") >= 1, "{}", d.fresh_stats());
+    }
+}
+
+#[test]
+fn a_lan_side_scanner_is_reported_not_banned() {
+    lan_scanner(false);
+}
+
+#[test]
+fn a_lan_side_scanner_is_banned_with_ban_lan() {
+    lan_scanner(true);
+}
+
+#[test]
+fn protect_auto_follows_forwarding_on_reload() {
+    let Some(tb) = Testbed::new("e2eprotect") else {
+        return;
+    };
+    let _inside = tb.add_inside().unwrap();
+    let forwarding = |on: u8| {
+        tb.sh(
+            &tb.server,
+            &format!("sysctl -qw net.ipv4.ip_forward={on} net.ipv6.conf.all.forwarding={on}"),
+        )
+        .unwrap();
+    };
+    let chains = || tb.sh(&tb.server, "nft list table inet scanban").unwrap();
+    forwarding(0);
+    let d = Daemon::start(&tb, &[]);
+    assert!(
+        d.log()
+            .contains("protect auto: input (this host does not forward)"),
+        "{}",
+        d.log()
+    );
+    assert!(!chains().contains("forward_sensor"), "{}", chains());
+    let hup = |d: &Daemon| {
+        Command::new("kill")
+            .args(["-HUP", &d.pid().to_string()])
+            .status()
+            .unwrap();
+    };
+    forwarding(1);
+    hup(&d);
+    wait_for(Duration::from_secs(5), || {
+        let c = chains();
+        (c.contains("forward_sensor") && c.contains("output_sensor")).then_some(())
+    })
+    .unwrap_or_else(|| panic!("{}\n{}", chains(), d.log()));
+    // Scans of the host behind are now banned.
+    let out = nmap(&tb, &format!("-sS --top-ports 200 {}", testbed::INSIDE_V4));
+    assert!(banned(&tb, "banned4", ATTACKER_V4), "{}\n{out}", d.log());
+    forwarding(0);
+    hup(&d);
+    wait_for(Duration::from_secs(5), || {
+        (!chains().contains("forward_sensor")).then_some(())
+    })
+    .unwrap_or_else(|| panic!("{}\n{}", chains(), d.log()));
+    assert!(chains().contains("chain sensor"), "the input sensor stays");
+}

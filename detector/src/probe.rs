@@ -34,6 +34,12 @@ pub enum ProbeKind {
     Sctp,
     /// A packet of an IP protocol the host was asked whether it speaks (-sO).
     IpProtocol,
+    /// Router mode: a probe of an address of a routed prefix that no host holds (the router's
+    /// host/address unreachable, `packet::reply`): its "port" is the address
+    /// (`reply::address_port`). Weighs `weight_stealth`: no client tries several addresses
+    /// nobody holds, and the router's ICMP rate limit lets only a burst of six such answers
+    /// per scanner through (then one a second), so a fast sweep must be caught within six.
+    UnassignedAddress,
 }
 
 impl ProbeKind {
@@ -41,6 +47,9 @@ impl ProbeKind {
         match obs.proto {
             Proto::Udp => return ProbeKind::Udp,
             Proto::Sctp => return ProbeKind::Sctp,
+            Proto::Ip if obs.dst_port & crate::packet::reply::ADDRESS_PORT != 0 => {
+                return ProbeKind::UnassignedAddress
+            }
             Proto::Ip => return ProbeKind::IpProtocol,
             Proto::Tcp => {}
         }
@@ -84,7 +93,8 @@ impl ProbeKind {
             | ProbeKind::Fin
             | ProbeKind::Xmas
             | ProbeKind::SynFin
-            | ProbeKind::SynRst => c.weight_stealth,
+            | ProbeKind::SynRst
+            | ProbeKind::UnassignedAddress => c.weight_stealth,
             ProbeKind::Ack | ProbeKind::FinAck => c.weight_ack,
             ProbeKind::Sctp => c.weight_sctp,
             ProbeKind::IpProtocol => c.weight_protocol,

@@ -205,6 +205,53 @@ impl Rule {
         )
     }
 
+    /// `oif "lo"` by index (loopback is always ifindex 1).
+    pub fn oif_loopback(self) -> Self {
+        self.add(
+            "oif \"lo\"".into(),
+            [
+                Self::meta(meta::OIF),
+                Self::cmp(CmpOp::Eq, &1u32.to_ne_bytes()),
+            ],
+        )
+    }
+
+    /// `ct direction reply`: the packet travels against its connection's first packet (an
+    /// answer). Matches nothing without a conntrack entry.
+    pub fn ct_direction_reply(self) -> Self {
+        self.add(
+            "ct direction reply".into(),
+            [
+                Expr::Ct {
+                    key: ct::DIRECTION,
+                    dreg: REG_1,
+                },
+                Self::cmp(CmpOp::Eq, &[1]),
+            ],
+        )
+    }
+
+    /// `icmp type destination-unreachable icmp code <code>` (IPv4) or the `icmpv6` form, with
+    /// nft's implicit `meta nfproto` and `meta l4proto`; `code_name` as nft prints the code.
+    pub fn icmp_unreachable(self, v6: bool, code: u8, code_name: &str) -> Self {
+        use field::icmp;
+        let (family, proto, name, ty) = if v6 {
+            (nfproto::IPV6, ipproto::ICMPV6, "icmpv6", icmp::V6_UNREACH)
+        } else {
+            (nfproto::IPV4, ipproto::ICMP, "icmp", icmp::V4_UNREACH)
+        };
+        let mut e = Self::nfproto(family).to_vec();
+        e.extend(Self::l4proto(proto));
+        e.push(Self::payload(PayloadBase::Transport, icmp::TYPE));
+        e.push(Self::cmp(CmpOp::Eq, &[ty]));
+        e.push(Self::payload(PayloadBase::Transport, icmp::CODE));
+        e.push(Self::cmp(CmpOp::Eq, &[code]));
+        self.add(
+            format!("{name} type destination-unreachable {name} code {code_name}"),
+            e,
+        )
+    }
+
     /// `meta pkttype != host`: broadcast and multicast are not probes of this host.
     pub fn pkttype_not_host(self) -> Self {
         self.add(

@@ -213,6 +213,8 @@ pub mod ct {
     pub const DREG: u16 = 1;
     pub const KEY: u16 = 2;
     pub const STATE: u32 = 0;
+    /// `NFT_CT_DIRECTION`: one byte, `IP_CT_DIR_ORIGINAL` 0 or `IP_CT_DIR_REPLY` 1.
+    pub const DIRECTION: u32 = 1;
 }
 
 /// `enum nft_socket_attributes`: `NFTA_SOCKET_*`; keys are `enum nft_socket_keys`

@@ -64,6 +64,7 @@ network_get_gateway() { _netifd "$1" "$2" gw; }
 network_get_gateway6() { _netifd "$1" "$2" gw6; }
 network_get_subnets() { _netifd "$1" "$2" subnets; }
 network_get_subnets6() { _netifd "$1" "$2" subnets6; }
+network_get_device() { _netifd "$1" "$2" device; }
 EOF
 # /lib/functions/procd.sh: records the message the script builds; procd_close_service adds
 # the triggers (service_triggers) as procd.sh does and hands the message to the procd model.
@@ -132,6 +133,9 @@ netifd loopback subnets 127.0.0.1/8
 netifd lan subnets 192.168.1.1/24
 netifd lan subnets6 "fd12:3456:789a::1/64 2001:db8:1:10::1/64"
 netifd guest subnets 192.168.2.1/24
+netifd lan device br-lan
+netifd guest device br-guest
+netifd wan device eth1
 netifd wan gw 198.51.100.1
 netifd wan subnets 198.51.100.20/24
 netifd wan6 gw6 fe80::1
@@ -194,6 +198,7 @@ done
 hasnt "enabled 1"
 ! grep -q '^allow-lan' "$conf" || fail "allow_lan is the script's own option"
 has "user scanban"
+has "lan-interfaces br-guest,br-lan"
 accepts "$bin" --config "$conf"
 
 echo "== the state file: on flash in a directory of its own, written at most hourly"
@@ -263,6 +268,8 @@ echo "== every setting of scanban --help maps from UCI"
       PORT,...\|none) v=22,2222 ;;
       NAME) v=nobody ;;
       BIT) v=0x4 ;;
+      auto\|input\|forward\|both) v=both ;;
+      IFNAME,...\|none) v=br-lan,wlan0 ;;
       BYTES|N|SCORE) v=100 ;;
       *) fail "no UCI sample for --$name $value: add one" ;;
     esac
@@ -279,6 +286,9 @@ while read -r name value; do
   esac
 done < "$tmp/settings"
 grep -qx "reset" "$conf" || fail "reset is not mapped"
+# LAN interfaces the config names replace the ones read from netifd.
+has "lan-interfaces br-lan,wlan0"
+[ "$(grep -c '^lan-interfaces' "$conf")" -eq 1 ] || fail "lan-interfaces written twice"
 accepts "$bin" --config "$conf"
 cp "$conf" "$tmp/every.conf"
 # A switch set to 0 writes nothing; an option scanban does not know reaches it and is refused.

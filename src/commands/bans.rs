@@ -105,6 +105,7 @@ pub fn ban(s: &Settings, target: cli::BanTarget, duration: Option<Duration>) -> 
         let parts = ruleset::Parts {
             bans: true,
             sensor: false,
+            forward: false,
         };
         ruleset::build(s, &f, parts).install(&mut b);
         b.send(&mut sock)?;

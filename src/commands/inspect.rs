@@ -15,6 +15,7 @@ pub fn ruleset_text(s: &Settings) -> Result<String, Error> {
     let mut sock = socket()?;
     let f = nft::probe::probe(&mut sock).map_err(Error::kernel("probing nf_tables"))?;
     let parts = ruleset::Parts::for_run(s);
+    let managed = s.mode == Mode::Managed;
     let mut out = format!(
         "# scanban {} ruleset ({}{}){}\n",
         env!("CARGO_PKG_VERSION"),
@@ -24,7 +25,7 @@ pub fn ruleset_text(s: &Settings) -> Result<String, Error> {
             Mode::Bouncer => "bouncer mode: no queue, no sensor",
         },
         if parts.bans { "" } else { ", dry run: no bans" },
-        match (f.native_queue, parts.sensor) {
+        match (f.native_queue, managed) {
             (true, _) => "",
             (false, true) => "; queue rules use the xt NFQUEUE target through nft_compat",
             (false, false) if s.mode == Mode::Tail =>
@@ -32,7 +33,9 @@ pub fn ruleset_text(s: &Settings) -> Result<String, Error> {
             (false, false) => "",
         }
     );
-    if s.mode == Mode::Tail {
+    if managed {
+        out.push_str(&format!("# {}\n", crate::protect::sensed(s.protect).why));
+    } else if s.mode == Mode::Tail {
         out.push_str(&tail::ruleset_comment(s));
     }
     out.push_str(&ruleset::build(s, &f, parts).to_nft());

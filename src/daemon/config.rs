@@ -65,6 +65,8 @@ pub fn allowlist(s: &Settings) -> Allowlist {
 
 /// The allowlist read again (addresses and routes change).
 pub fn refresh_allowlist(shared: &Shared, s: &Settings) {
+    // LAN interfaces change with them (an interface that comes back has a new index).
+    shared.lan.update(&s.lan_interfaces, s.ban_lan);
     let allow = allowlist(s);
     shared.shards.each(|d| d.set_allowlist(allow.clone()));
 }
@@ -113,6 +115,7 @@ pub fn apply_reload(shared: &Shared, old: &Settings, mut new: Settings) -> Setti
     shared
         .drop_probes
         .store(new.verdict == ProbeVerdict::Drop, Ordering::Relaxed);
+    shared.lan.update(&new.lan_interfaces, new.ban_lan);
     if let Ok(mut s) = shared.settings.lock() {
         *s = new.clone();
     }

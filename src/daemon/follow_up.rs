@@ -1,11 +1,12 @@
 //! After the bans are in: one log line (and JSON event) per ban or spared source, and the ban
 //! book, on a thread of their own so none of it is in a ban's path.
 
+use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, SyncSender};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use detector::evidence::human_ms;
 use detector::{Evidence, SourceKey};
@@ -23,6 +24,8 @@ pub struct Report {
     pub written: Vec<Ban>,
     pub evidence: Vec<Evidence>,
     pub spared: Vec<(SourceKey, Evidence, Aged)>,
+    /// Scanners on the LAN side (`lan-interfaces`), reported, not banned (`ban-lan` off).
+    pub lan_side: Vec<(SourceKey, Evidence)>,
     pub dry_run: bool,
 }
 
@@ -30,7 +33,7 @@ pub struct Report {
 /// rate fills the channel; the bans are in the kernel anyway, and a counter says how many went
 /// unlogged.
 pub fn hand_over(tx: &SyncSender<Report>, shared: &Shared, report: Report) {
-    let n = (report.written.len() + report.spared.len()) as u64;
+    let n = (report.written.len() + report.spared.len() + report.lan_side.len()) as u64;
     if n > 0 && tx.try_send(report).is_err() {
         shared.counts.unlogged.fetch_add(n, Ordering::Relaxed);
     }
@@ -38,13 +41,46 @@ pub fn hand_over(tx: &SyncSender<Report>, shared: &Shared, report: Report) {
 
 /// The follow-up thread: until every sender is gone.
 pub fn follow_up_bans(rx: Receiver<Report>, shared: &Shared) {
+    let mut lan_said = LanSaid::default();
     while let Ok(r) = rx.recv() {
-        report(shared, r);
+        report(shared, r, &mut lan_said);
+    }
+}
+
+/// How often one LAN-side source is reported at most: a scanner that is not banned crosses
+/// the threshold again and again (every few ports of a fast scan).
+const LAN_SIDE_EVERY: Duration = Duration::from_secs(600);
+/// Sources remembered for that; past it the oldest reports are forgotten first.
+const LAN_SIDE_MAX: usize = 4096;
+
+/// LAN-side sources reported lately (`LAN_SIDE_EVERY`), on the follow-up thread only.
+#[derive(Default)]
+struct LanSaid {
+    when: HashMap<SourceKey, Instant>,
+}
+
+impl LanSaid {
+    /// Whether `key` is due a report now (and if so, it is noted as reported).
+    fn due(&mut self, key: &SourceKey, now: Instant) -> bool {
+        if self.when.len() >= LAN_SIDE_MAX {
+            self.when
+                .retain(|_, t| now.saturating_duration_since(*t) < LAN_SIDE_EVERY);
+            if self.when.len() >= LAN_SIDE_MAX {
+                self.when.clear();
+            }
+        }
+        match self.when.get(key) {
+            Some(t) if now.saturating_duration_since(*t) < LAN_SIDE_EVERY => false,
+            _ => {
+                self.when.insert(*key, now);
+                true
+            }
+        }
     }
 }
 
 /// Logs one batch's bans and records them in the book.
-fn report(shared: &Shared, r: Report) {
+fn report(shared: &Shared, r: Report, lan_said: &mut LanSaid) {
     let events = shared.settings.lock().ok().and_then(|s| s.events.clone());
     let now_ms = shared.now_ms();
     for (key, e, aged) in &r.spared {
@@ -54,6 +90,13 @@ fn report(shared: &Shared, r: Report) {
             aged.local_port,
             human_ms(now_ms.saturating_sub(aged.since_ms))
         );
+    }
+    let now = Instant::now();
+    for (key, e) in r.lan_side.iter().filter(|(k, _)| lan_said.due(k, now)) {
+        info!("lan side {key}: scanning from a LAN interface, reported, not banned (ban-lan is off): {e}");
+        if let Some(path) = &events {
+            write_event(path, &lan_side_event(key, e));
+        }
     }
     let verb = if r.dry_run { "would ban" } else { "ban" };
     for (b, e) in r.written.iter().zip(&r.evidence) {
@@ -81,6 +124,27 @@ fn event(dry_run: bool, b: &Ban, e: &Evidence) -> String {
         .str("source", b.key)
         .num("duration_s", b.duration_ms / 1000)
         .num("offence", u64::from(e.offence))
+        .num("score", u64::from(e.score))
+        .num("distinct_ports", u64::from(e.distinct_ports))
+        .strs(
+            "ports",
+            e.ports().iter().map(|(p, n)| format!("{}/{n}", p.name())),
+        )
+        .str("evidence", e)
+        .finish();
+    line.push('\n');
+    line
+}
+
+/// One JSON line per LAN-side scanner reported and not banned.
+fn lan_side_event(key: &SourceKey, e: &Evidence) -> String {
+    let time = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut line = json::Object::new()
+        .num("time", time)
+        .str("event", "lan_side")
+        .str("source", key)
         .num("score", u64::from(e.score))
         .num("distinct_ports", u64::from(e.distinct_ports))
         .strs(

@@ -119,7 +119,18 @@ impl Housekeeping {
             Ok(Some(SignalEvent::Reload)) => {
                 match reload() {
                     Ok(new) => {
+                        // `protect auto` follows the forwarding switches as they are now.
+                        let before = crate::protect::sensed(self.settings.protect);
+                        crate::protect::refresh();
                         self.settings = apply_reload(&self.shared, &self.settings, new);
+                        let after = crate::protect::sensed(self.settings.protect);
+                        if after != before {
+                            info!("SIGHUP: {}", after.why);
+                            let (sock, s, f) = (&mut self.sock, &self.settings, &self.features);
+                            if let Err(e) = super::watchdog::install(sock, s, f) {
+                                error!("SIGHUP: installing the sensor for {}: {e}", after.why);
+                            }
+                        }
                         self.save_due.set_period(self.settings.state_every);
                         info!("SIGHUP: configuration reloaded, tracking state kept");
                     }

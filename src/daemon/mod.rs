@@ -20,6 +20,7 @@
 mod config;
 mod follow_up;
 mod housekeeping;
+mod lan_side;
 mod open_ports;
 mod pipeline;
 mod queue_reader;

@@ -21,10 +21,20 @@ use super::shared::Shared;
 /// Most bans written in one transaction; more wait for the next one.
 pub const BAN_BATCH_MAX: usize = 4096;
 
-/// A ban decided by a detector, with its probe's times (batch received, kernel timestamp).
+/// A ban decided by a detector, with its probe's times (batch received, kernel timestamp), and
+/// whether that probe came from the LAN side (`lan-interfaces`).
 struct Decided {
     action: Action,
     seen: Probe,
+    lan: bool,
+}
+
+/// What a queued packet is: a probe of this host, or (router mode) an answer of a host behind
+/// it or of the router itself, read into the probe it answers (`detector::packet::reply`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queued {
+    Probe,
+    Answer,
 }
 
 /// One input's handle on the pipeline: its own nf_tables socket (a ban is written by the thread
@@ -57,6 +67,9 @@ impl Pipeline {
     /// `sensor_mark`: the packet's mark where scanban's own sensor may have written one
     /// (managed mode): a probe whose transport header the copy range cut is read from it
     /// (`detector::packet::sensor_mark`).
+    ///
+    /// `ifindex`: the interface toward the source (a probe's input interface, an answer's
+    /// output interface), for the observation and the LAN-side check.
     pub fn observe(
         &mut self,
         now_ms: u64,
@@ -64,15 +77,19 @@ impl Pipeline {
         payload: &[u8],
         ifindex: Option<u32>,
         sensor_mark: Option<u32>,
+        queued: Queued,
     ) -> Outcome {
         let shards = &self.shared.shards;
         // Parsed once here to pick the shard that owns the source; a packet that does not
         // parse is counted by the first shard.
-        let parsed = match (detector::packet::parse(payload), sensor_mark) {
-            (Err(Ignored::Truncated), Some(mark)) => {
-                sensor_mark::observation(payload, mark).ok_or(Ignored::Truncated)
-            }
-            (parsed, _) => parsed,
+        let parsed = match (queued, sensor_mark) {
+            (Queued::Answer, _) => detector::packet::reply::parse(payload),
+            (Queued::Probe, mark) => match (detector::packet::parse(payload), mark) {
+                (Err(Ignored::Truncated), Some(mark)) => {
+                    sensor_mark::observation(payload, mark).ok_or(Ignored::Truncated)
+                }
+                (parsed, _) => parsed,
+            },
         };
         let shard = match &parsed {
             Ok(o) => shards.owner(&SourceKey::new(o.src, shards.ipv6_prefix())),
@@ -86,13 +103,17 @@ impl Pipeline {
                 obs.ifindex = ifindex;
                 d.observe(now_ms, &obs)
             }
+            // The forward sensor queues only what `reply` reads, so an answer it cannot read
+            // is rare (cut short); a probe the detector reads again and counts by reason.
+            Err(e) if queued == Queued::Answer => Outcome::Ignored(e),
             Err(_) => d.observe_packet(now_ms, payload, ifindex),
         };
         while let Some(action) = d.poll_action() {
             // Bans are rate-limited upstream; past this many in one batch, the source is
             // banned again on its next new port.
             if self.decided.len() < BAN_BATCH_MAX {
-                self.decided.push(Decided { action, seen });
+                let lan = self.shared.lan.contains(ifindex);
+                self.decided.push(Decided { action, seen, lan });
             }
         }
         outcome
@@ -138,8 +159,10 @@ impl Pipeline {
             written: Vec::with_capacity(n),
             evidence: Vec::with_capacity(n),
             spared: Vec::new(),
+            lan_side: Vec::new(),
             dry_run: shared.dry_run,
         };
+        let ban_lan = shared.lan.bans();
         let mut seen = Vec::with_capacity(n);
         let now_ms = shared.now_ms();
         let sessions = shared.sessions.lock();
@@ -157,6 +180,10 @@ impl Pipeline {
                 report.spared.push((key, evidence, aged));
                 continue;
             }
+            if d.lan && !ban_lan {
+                report.lan_side.push((key, evidence));
+                continue;
+            }
             report.written.push(Ban {
                 key,
                 duration_ms,
@@ -166,11 +193,15 @@ impl Pipeline {
             seen.push(d.seen);
         }
         drop(sessions);
-        for (key, _, _) in &report.spared {
+        // Forgotten like a spared source: not banned, so its probes must not be dropped.
+        let not_banned = report.spared.iter().map(|(k, _, _)| k);
+        for key in not_banned.chain(report.lan_side.iter().map(|(k, _)| k)) {
             shared.shards.forget(key);
         }
         let spared = report.spared.len() as u64;
         shared.counts.spared.fetch_add(spared, Ordering::Relaxed);
+        let lan = report.lan_side.len() as u64;
+        shared.counts.lan_side.fetch_add(lan, Ordering::Relaxed);
         (report, seen)
     }
 }

@@ -12,7 +12,12 @@ use nfnl::queue::{QueueSocket, Verdict, VerdictBatcher};
 use crate::latency::Probe;
 use crate::tail::{CameBack, Pass};
 
-use super::pipeline::Pipeline;
+use super::pipeline::{Pipeline, Queued};
+use crate::settings::Mode;
+
+/// Netfilter hooks (`NF_INET_*`) of queued packets: router mode's answers.
+const HOOK_FORWARD: u8 = 2;
+const HOOK_OUTPUT: u8 = 3;
 
 /// Reads queue `q` into `pipeline` until the daemon stops, then lets pending packets go as if
 /// scanban had never seen them and unbinds.
@@ -23,6 +28,11 @@ pub fn read_queue(mut q: QueueSocket, mut pipeline: Pipeline) {
         Ok(s) => Pass::for_settings(&s),
         Err(poisoned) => Pass::for_settings(&poisoned.into_inner()),
     };
+    let managed = pipeline
+        .shared()
+        .settings
+        .lock()
+        .map_or(true, |s| s.mode == Mode::Managed);
     let mut came_back = CameBack::new(queue, pass);
     let mut batcher = VerdictBatcher::new(queue);
     while !pipeline.shared().stopping() {
@@ -63,9 +73,28 @@ pub fn read_queue(mut q: QueueSocket, mut pipeline: Pipeline) {
                 stamp: p.timestamp,
             };
             let mark = pass.sensor_mark(p.mark);
-            let v = match pipeline.observe(now, probe, p.payload, p.in_ifindex, mark) {
-                Outcome::Banned | Outcome::AlreadyBanned if enforce => Verdict::Drop,
-                _ => verdict,
+            // Router mode's chains queue answers (hook forward or output, managed mode only),
+            // read into the probe they answer; the interface toward the scanner is the
+            // answer's output one. Accepted, but for a source just banned: the router holds
+            // no probe (they were forwarded at once), so until the ban is in the kernel set
+            // the scan's answers are all it would learn. Those are dropped, as its probes
+            // would be in input mode (docs/ARCHITECTURE.md, "Router mode"); a LAN-side
+            // source that is not banned (`ban-lan` off) keeps them.
+            let v = if managed && matches!(p.hook, HOOK_FORWARD | HOOK_OUTPUT) {
+                let ifindex = p.out_ifindex;
+                match pipeline.observe(now, probe, p.payload, ifindex, None, Queued::Answer) {
+                    Outcome::Banned | Outcome::AlreadyBanned
+                        if enforce && !pipeline.shared().lan.spares(ifindex) =>
+                    {
+                        Verdict::Drop
+                    }
+                    _ => Verdict::Accept,
+                }
+            } else {
+                match pipeline.observe(now, probe, p.payload, p.in_ifindex, mark, Queued::Probe) {
+                    Outcome::Banned | Outcome::AlreadyBanned if enforce => Verdict::Drop,
+                    _ => verdict,
+                }
             };
             if pass.came_back(p.mark) {
                 came_back.note();

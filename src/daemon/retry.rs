@@ -118,6 +118,7 @@ pub fn retry_bans(sock: &mut NlSocket, shared: &Shared, follow_up: &SyncSender<R
         evidence: written.iter().map(|f| f.evidence).collect(),
         written: written.into_iter().map(|f| f.ban).collect(),
         spared: Vec::new(),
+        lan_side: Vec::new(),
         dry_run: false,
     };
     follow_up::hand_over(follow_up, shared, report);

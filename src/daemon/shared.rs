@@ -10,6 +10,7 @@ use crate::latency::BanLatencies;
 use crate::sessions::Sessions;
 use crate::settings::{ProbeVerdict, Settings};
 
+use super::lan_side::LanSide;
 use super::retry::Failed;
 use super::shards::Shards;
 use super::timer::Every;
@@ -25,6 +26,8 @@ pub struct Counts {
     pub bans_retried: AtomicU64,
     pub bans_lost: AtomicU64,
     pub spared: AtomicU64,
+    /// LAN-side scanners reported and not banned (`ban-lan` off).
+    pub lan_side: AtomicU64,
     pub set_full: AtomicU64,
     pub unlogged: AtomicU64,
     pub ruleset_repairs: AtomicU64,
@@ -50,6 +53,8 @@ pub struct Shared {
     pub dry_run: bool,
     /// A full set fails every ban until elements expire: said once a minute.
     pub set_full_said: Mutex<Every>,
+    /// LAN interfaces (`lan-interfaces`, `ban-lan`), kept by the main thread.
+    pub lan: LanSide,
 }
 
 impl Shared {
@@ -70,6 +75,11 @@ impl Shared {
             retry: Mutex::new(Vec::new()),
             dry_run: settings.dry_run,
             set_full_said: Mutex::new(Every::now_due(Duration::from_secs(60))),
+            lan: {
+                let lan = LanSide::default();
+                lan.update(&settings.lan_interfaces, settings.ban_lan);
+                lan
+            },
         }
     }
 

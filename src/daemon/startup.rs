@@ -150,6 +150,17 @@ pub fn announce(settings: &Settings, kept: usize) {
             ""
         },
     );
+    if settings.mode == Mode::Managed {
+        let sensed = crate::protect::sensed(settings.protect);
+        info!("{}", sensed.why);
+        if sensed.forward && settings.lan_interfaces.is_empty() {
+            // A LAN device's own outgoing connections to closed ports (a P2P client) answer
+            // like a scan of it; only `lan-interfaces` tells the router which side it is on.
+            info!(
+                "lan-interfaces is not set: a source scanning from any interface is banned;                  name the LAN side to have its devices reported instead (ban-lan bans them too)"
+            );
+        }
+    }
     if let Some(line) = crate::tail::startup_line(settings) {
         info!("{line}");
     }

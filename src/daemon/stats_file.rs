@@ -43,6 +43,7 @@ pub fn write_stats(shared: &Shared, s: &Settings, outside: Outside) {
         bans_applied: get(&c.bans_applied),
         ban_errors: get(&c.ban_errors),
         spared: get(&c.spared),
+        lan_side: get(&c.lan_side),
         management_sessions_aged: shared
             .sessions
             .lock()

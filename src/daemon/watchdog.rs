@@ -22,12 +22,19 @@ pub fn install(sock: &mut NlSocket, s: &Settings, f: &Features) -> Result<(), nf
     let rs = ruleset::build(s, f, parts);
     let mut batch = Batch::new();
     rs.install(&mut batch);
-    if !parts.sensor {
-        // A sensor left by an earlier managed run would keep queueing.
+    // A sensor chain left by an earlier run (managed, or another `protect`) would keep
+    // queueing.
+    let unwanted: Vec<&str> = ruleset::SENSOR_CHAINS
+        .into_iter()
+        .filter(|name| !rs.chains.iter().any(|c| c.name == *name))
+        .collect();
+    if !unwanted.is_empty() {
         let chains = dump::list_chains(sock, Family::Inet, TABLE).unwrap_or_default();
-        if chains.iter().any(|c| c.name == "sensor") {
-            batch.flush_chain(Family::Inet, TABLE, "sensor");
-            batch.delete_chain(Family::Inet, TABLE, "sensor");
+        for name in unwanted {
+            if chains.iter().any(|c| c.name == name) {
+                batch.flush_chain(Family::Inet, TABLE, name);
+                batch.delete_chain(Family::Inet, TABLE, name);
+            }
         }
     }
     batch.send(sock)
@@ -77,16 +84,19 @@ pub fn watchdog(
 ) {
     let want = ruleset::build(s, f, ruleset::Parts::for_run(s));
     let mut intact = true;
+    let mut queued = None;
     for c in &want.chains {
         let have = dump::list_rules(sock, Family::Inet, TABLE, Some(&c.name));
-        if let (Ok(rules), "sensor") = (&have, c.name.as_str()) {
-            failed_open.update(
-                ruleset::queued_by_rules(rules),
-                shared.counts.packets.load(Ordering::Relaxed),
-            );
+        if let Ok(rules) = &have {
+            if ruleset::SENSOR_CHAINS.contains(&c.name.as_str()) {
+                *queued.get_or_insert(0) += ruleset::queued_by_rules(rules);
+            }
         }
         let wanted = want.rules.iter().filter(|r| r.chain == c.name).count();
         intact &= have.is_ok_and(|r| r.len() == wanted);
+    }
+    if let Some(queued) = queued {
+        failed_open.update(queued, shared.counts.packets.load(Ordering::Relaxed));
     }
     if intact {
         return;

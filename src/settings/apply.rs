@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::duration;
 
-use super::{Mode, OnExit, OpenPorts, ProbeVerdict, Settings, MAX_QUEUES, OPTIONS};
+use super::{Mode, OnExit, OpenPorts, ProbeVerdict, Protect, Settings, MAX_QUEUES, OPTIONS};
 
 /// A setting that could not be applied, naming it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,6 +159,40 @@ impl Settings {
             "prefix-leak-every" => self.prefix_leak_every = dur(Duration::from_millis(10))?,
             "prefix-v4" => self.prefix_v4 = num(8, 31)? as u8,
             "prefix-v6" => self.prefix_v6 = num(16, 127)? as u8,
+            "protect" => {
+                self.protect = match v()? {
+                    "auto" => Protect::Auto,
+                    "input" => Protect::Input,
+                    "forward" => Protect::Forward,
+                    "both" => Protect::Both,
+                    other => {
+                        return Err(fail(format!(
+                            "`{other}` is not auto, input, forward or both"
+                        )))
+                    }
+                }
+            }
+            "lan-interfaces" => {
+                let text = v()?;
+                self.lan_interfaces = if text == "none" {
+                    Vec::new()
+                } else {
+                    // Linux interface names: 1 to 15 bytes, no '/', no whitespace.
+                    text.split(',')
+                        .map(str::trim)
+                        .map(|n| {
+                            (!n.is_empty()
+                                && n.len() < 16
+                                && !n.contains(|c: char| c == '/' || c.is_whitespace()))
+                            .then(|| n.to_string())
+                        })
+                        .collect::<Option<Vec<String>>>()
+                        .ok_or_else(|| {
+                            fail(format!("`{text}` is not `none` or names like br-lan,wlan0"))
+                        })?
+                };
+            }
+            "ban-lan" => self.ban_lan = true,
             _ => return Err(fail("unknown setting".into())),
         }
         Ok(())

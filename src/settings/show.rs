@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{Mode, OnExit, OpenPorts, OptionDoc, ProbeVerdict, Settings};
+use super::{Mode, OnExit, OpenPorts, OptionDoc, ProbeVerdict, Protect, Settings};
 use crate::duration;
 
 /// `o`'s help as `--help` and the man page print it, `{default}` filled in from
@@ -84,6 +84,17 @@ impl Settings {
             "prefix-leak-every" => d(self.prefix_leak_every),
             "prefix-v4" => n(u32::from(self.prefix_v4)),
             "prefix-v6" => n(u32::from(self.prefix_v6)),
+            "protect" => Some(
+                match self.protect {
+                    Protect::Auto => "auto",
+                    Protect::Input => "input",
+                    Protect::Forward => "forward",
+                    Protect::Both => "both",
+                }
+                .into(),
+            ),
+            "lan-interfaces" if self.lan_interfaces.is_empty() => None,
+            "lan-interfaces" => Some(self.lan_interfaces.join(",")),
             _ => None,
         }
     }

@@ -23,6 +23,8 @@ fn every_documented_option_is_accepted_and_every_accepted_option_documented() {
             Some("PORT,...|none") => Some("none"),
             Some("NAME") => Some("nobody"),
             Some("BIT") => Some("0x4"),
+            Some("auto|input|forward|both") => Some("forward"),
+            Some("IFNAME,...|none") => Some("br-lan,wlan0"),
             Some(_) => Some("100"),
         };
         s.apply(o.name, sample)

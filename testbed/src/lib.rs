@@ -155,6 +155,141 @@ impl Drop for Testbed {
     }
 }
 
+/// A host behind the server: a third namespace joined to the server by its own veth pair, with
+/// routes both ways through the server, which forwards: the server becomes a router between
+/// the attacker (outside) and this host (inside, 198.51.100.0/24 and 2001:db8:2::/64). Deleted
+/// when the value drops. See [`Testbed::add_inside`].
+pub struct Inside {
+    pub ns: String,
+}
+
+/// The inside host's addresses and the server's (router's) addresses on the inside link.
+pub const INSIDE_V4: &str = "198.51.100.10";
+pub const INSIDE_V6: &str = "2001:db8:2::10";
+pub const ROUTER_INSIDE_V4: &str = "198.51.100.1";
+pub const ROUTER_INSIDE_V6: &str = "2001:db8:2::1";
+/// The server's end of the inside link.
+pub const ROUTER_INSIDE_IFACE: &str = "lan0";
+
+impl Testbed {
+    /// Adds an inside host behind the server and turns forwarding on in the server.
+    pub fn add_inside(&self) -> io::Result<Inside> {
+        let inside = Inside {
+            ns: format!("{}-in", self.server),
+        };
+        run("ip", &["netns", "add", &inside.ns])?;
+        run(
+            "ip",
+            &[
+                "link",
+                "add",
+                "name",
+                ROUTER_INSIDE_IFACE,
+                "netns",
+                &self.server,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                IFACE,
+                "netns",
+                &inside.ns,
+            ],
+        )?;
+        let (srv, ins, atk) = (
+            self.server.as_str(),
+            inside.ns.as_str(),
+            self.attacker.as_str(),
+        );
+        let lan = ROUTER_INSIDE_IFACE;
+        let steps: [&[&str]; 12] = [
+            &["-n", ins, "link", "set", "lo", "up"],
+            &["-n", ins, "addr", "add", "198.51.100.10/24", "dev", IFACE],
+            &[
+                "-n",
+                ins,
+                "addr",
+                "add",
+                "2001:db8:2::10/64",
+                "dev",
+                IFACE,
+                "nodad",
+            ],
+            &["-n", ins, "link", "set", IFACE, "up"],
+            &["-n", srv, "addr", "add", "198.51.100.1/24", "dev", lan],
+            &[
+                "-n",
+                srv,
+                "addr",
+                "add",
+                "2001:db8:2::1/64",
+                "dev",
+                lan,
+                "nodad",
+            ],
+            &["-n", srv, "link", "set", lan, "up"],
+            // Routes, never a default one.
+            &[
+                "-n",
+                atk,
+                "route",
+                "add",
+                "198.51.100.0/24",
+                "via",
+                SERVER_V4,
+            ],
+            &[
+                "-n",
+                atk,
+                "-6",
+                "route",
+                "add",
+                "2001:db8:2::/64",
+                "via",
+                SERVER_V6,
+            ],
+            &[
+                "-n",
+                ins,
+                "route",
+                "add",
+                "192.0.2.0/24",
+                "via",
+                ROUTER_INSIDE_V4,
+            ],
+            &[
+                "-n",
+                ins,
+                "-6",
+                "route",
+                "add",
+                "2001:db8::/64",
+                "via",
+                ROUTER_INSIDE_V6,
+            ],
+            &[
+                "netns",
+                "exec",
+                srv,
+                "sysctl",
+                "-qw",
+                "net.ipv4.ip_forward=1",
+                "net.ipv6.conf.all.forwarding=1",
+            ],
+        ];
+        for args in steps {
+            run("ip", args)?;
+        }
+        Ok(inside)
+    }
+}
+
+impl Drop for Inside {
+    fn drop(&mut self) {
+        let _ = run("ip", &["netns", "del", &self.ns]);
+    }
+}
+
 /// Runs `f` with the calling thread in namespace `name` (from `ip netns add`), then returns.
 pub fn in_netns<T>(name: &str, f: impl FnOnce() -> T) -> T {
     let home = File::open("/proc/thread-self/ns/net").expect("open own netns");

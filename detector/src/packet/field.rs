@@ -72,3 +72,24 @@ pub mod sctp {
     pub const INIT: u8 = 1;
     pub const COOKIE_ECHO: u8 = 10;
 }
+
+/// RFC 792 and RFC 4443: ICMP and ICMPv6 share the layout of an error: type, code, checksum,
+/// four unused bytes, then as much of the packet in error as fits.
+pub mod icmp {
+    use super::Field;
+    pub const TYPE: Field = 0..1;
+    pub const CODE: Field = 1..2;
+    /// Where the quoted (inner) packet starts.
+    pub const QUOTE: usize = 8;
+    /// ICMP destination unreachable and its codes that answer a probe.
+    pub const V4_UNREACH: u8 = 3;
+    pub const V4_HOST: u8 = 1;
+    pub const V4_PROTOCOL: u8 = 2;
+    pub const V4_PORT: u8 = 3;
+    pub const V4_ADMIN: u8 = 13;
+    /// ICMPv6 destination unreachable and its codes that answer a probe.
+    pub const V6_UNREACH: u8 = 1;
+    pub const V6_ADMIN: u8 = 1;
+    pub const V6_ADDRESS: u8 = 3;
+    pub const V6_PORT: u8 = 4;
+}

@@ -9,6 +9,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+pub mod reply;
 pub mod sensor_mark;
 
 /// Transport protocols scanban counts. `Ip` is a probe of an IP protocol itself (nmap -sO): its

@@ -68,6 +68,7 @@ fn setup(tag: &str, allow: &[&str]) -> Option<(Testbed, RemoteBans)> {
         let parts = Parts {
             bans: true,
             sensor: false,
+            forward: false,
         };
         let mut b = nft::Batch::new();
         ruleset::build(&Settings::default(), &f, parts).install(&mut b);
@@ -482,6 +483,7 @@ fn a_failed_write_is_retried_and_a_rebuilt_table_refilled() {
             let parts = Parts {
                 bans: true,
                 sensor: false,
+                forward: false,
             };
             let mut b = nft::Batch::new();
             ruleset::build(&Settings::default(), &f, parts).install(&mut b);
