@@ -158,6 +158,15 @@ pub struct Settings {
     pub prefix_leak_every: Duration,
     pub prefix_v4: u8,
     pub prefix_v6: u8,
+    // The fleet (CrowdSec LAPI).
+    /// The LAPI's URL; the machine credentials file's `url` when not set.
+    pub lapi_url: Option<String>,
+    /// Machine credentials (`cscli machines add -f FILE`): each ban is pushed as an alert.
+    pub lapi_credentials: Option<PathBuf>,
+    /// A file with the bouncer API key: the decision stream is applied to the kernel sets.
+    pub lapi_bouncer_key: Option<PathBuf>,
+    /// Time between two polls of the decision stream.
+    pub lapi_poll: Duration,
 }
 
 impl Default for Settings {
@@ -209,6 +218,10 @@ impl Default for Settings {
             prefix_leak_every: Duration::from_millis(d.prefix_leak_every_ms),
             prefix_v4: d.prefix_v4,
             prefix_v6: d.prefix_v6,
+            lapi_url: None,
+            lapi_credentials: None,
+            lapi_bouncer_key: None,
+            lapi_poll: Duration::from_secs(1),
         }
     }
 }
@@ -281,6 +294,10 @@ pub const OPTIONS: &[OptionDoc] = &[
     opt("prefix-leak-every", "DURATION", "a prefix's score drops by one point per DURATION (default {default})"),
     opt("prefix-v4", "LEN", "IPv4 sources are also counted together by this prefix (default {default})"),
     opt("prefix-v6", "LEN", "IPv6 sources are also counted together by this prefix (default {default})"),
+    opt("lapi-url", "URL", "CrowdSec Local API to share bans with, http://HOST:PORT (default: the url in lapi-credentials)"),
+    opt("lapi-credentials", "PATH", "machine credentials file from `cscli machines add NAME -f PATH` (chmod 600): each ban is pushed to the LAPI as an alert with its decision"),
+    opt("lapi-bouncer-key", "PATH", "file holding the API key from `cscli bouncers add NAME -o raw` (chmod 600): the LAPI's ban decisions are enforced"),
+    opt("lapi-poll", "DURATION", "how often the LAPI's decision stream is polled (default {default})"),
 ];
 
 mod apply;

@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod lapi;
+
 use std::net::IpAddr;
 
 /// What a decision covers: one address (LAPI scope `Ip`, `prefix_len` 32 or 128) or a CIDR

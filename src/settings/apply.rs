@@ -156,6 +156,14 @@ impl Settings {
             "prefix-leak-every" => self.prefix_leak_every = dur(Duration::from_millis(10))?,
             "prefix-v4" => self.prefix_v4 = num(8, 31)? as u8,
             "prefix-v6" => self.prefix_v6 = num(16, 127)? as u8,
+            "lapi-url" => {
+                let text = v()?;
+                crate::fleet::lapi::Url::parse(text).map_err(|e| fail(e.to_string()))?;
+                self.lapi_url = Some(text.to_string());
+            }
+            "lapi-credentials" => self.lapi_credentials = Some(PathBuf::from(v()?)),
+            "lapi-bouncer-key" => self.lapi_bouncer_key = Some(PathBuf::from(v()?)),
+            "lapi-poll" => self.lapi_poll = dur(Duration::from_millis(100))?,
             _ => return Err(fail("unknown setting".into())),
         }
         Ok(())

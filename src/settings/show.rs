@@ -83,6 +83,11 @@ impl Settings {
             "prefix-leak-every" => d(self.prefix_leak_every),
             "prefix-v4" => n(u32::from(self.prefix_v4)),
             "prefix-v6" => n(u32::from(self.prefix_v6)),
+            "lapi-url" => self.lapi_url.clone(),
+            // The paths only: the secrets in them are never shown.
+            "lapi-credentials" => path(&self.lapi_credentials),
+            "lapi-bouncer-key" => path(&self.lapi_bouncer_key),
+            "lapi-poll" => d(self.lapi_poll),
             _ => None,
         }
     }

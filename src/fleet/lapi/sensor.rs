@@ -1,0 +1,378 @@
+//! The sensor side: each local ban becomes a LAPI alert with its decision, pushed by a thread of
+//! its own so nothing of it is ever on the ban path. The follow-up thread hands each ban to an
+//! `AlertQueue` (a bounded channel, `try_send`: full means dropped and counted, never a wait);
+//! the pusher thread logs in, pushes batches, backs off while the LAPI is down and keeps what
+//! failed (up to `MAX_PENDING`) to push again.
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use detector::{Evidence, SourceKey};
+use log::{info, warn};
+
+use super::credentials::MachineCredentials;
+use super::http::Url;
+use super::time;
+use super::watcher::{Watcher, SCENARIO};
+use super::{Backoff, Stop};
+use crate::fleet::Target;
+use crate::json;
+
+/// Alerts waiting in the channel from the follow-up thread.
+pub const QUEUE_CAPACITY: usize = 1024;
+/// Alerts the pusher holds (taken from the channel, not yet accepted by the LAPI).
+pub const MAX_PENDING: usize = 4096;
+/// Alerts in one `POST /v1/alerts`.
+pub const BATCH: usize = 100;
+
+/// One local ban, as the LAPI will be told of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BanAlert {
+    pub target: Target,
+    pub duration_ms: u64,
+    /// `tcp/22 tcp/80 udp/53`, the ports shown in the evidence.
+    pub ports: String,
+    pub score: u32,
+    pub distinct_ports: u32,
+    pub probes: u32,
+    /// Wall-clock times (Unix ms) of the first counted probe and of the ban.
+    pub first_seen_ms: u64,
+    pub last_seen_ms: u64,
+    /// The evidence line scanban logs for the ban.
+    pub summary: String,
+}
+
+impl BanAlert {
+    /// From a ban as the follow-up thread has it: the key, the duration, the evidence (whose
+    /// times are on the detector's clock, `detector_now_ms` now, `unix_now_ms` on the wall).
+    pub fn new(
+        key: &SourceKey,
+        duration_ms: u64,
+        e: &Evidence,
+        detector_now_ms: u64,
+        unix_now_ms: u64,
+    ) -> Self {
+        let (addr, prefix_len) = match *key {
+            SourceKey::V4(a) => (IpAddr::V4(a), 32),
+            SourceKey::V4Net(a, l) => (IpAddr::V4(a), l),
+            SourceKey::V6(a, l) | SourceKey::V6Net(a, l) => (IpAddr::V6(a), l),
+        };
+        let wall = |ms: u64| unix_now_ms.saturating_sub(detector_now_ms.saturating_sub(ms));
+        BanAlert {
+            target: Target { addr, prefix_len },
+            duration_ms,
+            ports: e
+                .ports()
+                .iter()
+                .map(|(p, n)| format!("{}/{n}", p.name()))
+                .collect::<Vec<_>>()
+                .join(" "),
+            score: e.score,
+            distinct_ports: e.distinct_ports,
+            probes: e.probes,
+            first_seen_ms: wall(e.first_ms),
+            last_seen_ms: wall(e.last_ms),
+            summary: e.to_string(),
+        }
+    }
+
+    fn is_single(&self) -> bool {
+        self.target.prefix_len == if self.target.addr.is_ipv4() { 32 } else { 128 }
+    }
+
+    /// The alert (models.Alert of the LAPI's API) with its one decision, as JSON text.
+    pub fn to_json(&self) -> String {
+        let (scope, value) = if self.is_single() {
+            ("Ip", self.target.addr.to_string())
+        } else {
+            (
+                "Range",
+                format!("{}/{}", self.target.addr, self.target.prefix_len),
+            )
+        };
+        let mut source = json::Object::new().str("scope", scope).str("value", &value);
+        source = if self.is_single() {
+            source.str("ip", &value)
+        } else {
+            source.str("range", &value)
+        };
+        let meta = |k: &str, v: &str| json::Object::new().str("key", k).str("value", v).finish();
+        let meta = json::array([
+            meta("ports", &self.ports),
+            meta("score", &self.score.to_string()),
+            meta("distinct_ports", &self.distinct_ports.to_string()),
+            meta("probes", &self.probes.to_string()),
+            meta("first_seen", &time::format(self.first_seen_ms)),
+            meta("last_seen", &time::format(self.last_seen_ms)),
+        ]);
+        let stop_at = time::format(self.last_seen_ms);
+        let event = json::Object::new()
+            .str("timestamp", &stop_at)
+            .raw("meta", &meta)
+            .finish();
+        // The LAPI counts a decision's duration from the alert's stop_at: the ban's time.
+        let decision = json::Object::new()
+            .str("type", "ban")
+            .str("duration", format!("{}ms", self.duration_ms.max(1)))
+            .str("origin", "scanban")
+            .str("scenario", SCENARIO)
+            .str("scope", scope)
+            .str("value", &value)
+            .finish();
+        json::Object::new()
+            .str("scenario", SCENARIO)
+            .str("scenario_hash", "")
+            .str("scenario_version", env!("CARGO_PKG_VERSION"))
+            .str(
+                "message",
+                format!("scanban banned {value}: {}", self.summary),
+            )
+            .num("events_count", u64::from(self.probes))
+            .str("start_at", time::format(self.first_seen_ms))
+            .str("stop_at", &stop_at)
+            .num("capacity", 0)
+            .str("leakspeed", "0")
+            .boolean("simulated", false)
+            .boolean("remediation", true)
+            .raw("events", &json::array([event]))
+            .raw("source", &source.finish())
+            .raw("decisions", &json::array([decision]))
+            .finish()
+    }
+}
+
+/// The sensor's counters (`lapi_alerts_*` in the stats).
+#[derive(Debug, Default)]
+pub struct SensorCounters {
+    /// Alerts the LAPI accepted.
+    pub pushed: AtomicU64,
+    /// Alerts dropped: the queue or the pending list was full.
+    pub dropped: AtomicU64,
+    /// Pushes (or logins) that failed; their alerts are kept and pushed again.
+    pub failed: AtomicU64,
+    /// Alerts waiting (in the pusher's pending list).
+    pub pending: AtomicU64,
+}
+
+/// Where the follow-up thread hands each ban. Cloneable; never blocks.
+#[derive(Clone)]
+pub struct AlertQueue {
+    tx: SyncSender<BanAlert>,
+    counters: Arc<SensorCounters>,
+}
+
+impl AlertQueue {
+    /// Queues one alert, or counts it dropped when the queue is full or the pusher is gone.
+    pub fn push(&self, alert: BanAlert) {
+        match self.tx.try_send(alert) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// What the pusher needs.
+pub struct SensorConfig {
+    pub url: Url,
+    pub credentials: MachineCredentials,
+    /// Connect/read/write timeout of one request.
+    pub timeout: Duration,
+}
+
+/// The running sensor: its queue, its counters, its thread.
+pub struct Sensor {
+    pub queue: AlertQueue,
+    pub counters: Arc<SensorCounters>,
+    pub thread: JoinHandle<()>,
+}
+
+impl Sensor {
+    /// Starts the pusher thread. It ends when `stop` is set (after one last push attempt) or
+    /// when every `AlertQueue` clone is dropped.
+    pub fn spawn(config: SensorConfig, stop: Stop) -> std::io::Result<Sensor> {
+        let (tx, rx) = sync_channel(QUEUE_CAPACITY);
+        let counters = Arc::new(SensorCounters::default());
+        let c = Arc::clone(&counters);
+        let thread = std::thread::Builder::new()
+            .name("lapi-sensor".into())
+            .spawn(move || pusher(config, rx, &c, &stop))?;
+        Ok(Sensor {
+            queue: AlertQueue {
+                tx,
+                counters: Arc::clone(&counters),
+            },
+            counters,
+            thread,
+        })
+    }
+}
+
+fn pusher(config: SensorConfig, rx: Receiver<BanAlert>, counters: &SensorCounters, stop: &Stop) {
+    let mut watcher = Watcher::new(config.url.clone(), &config.credentials, config.timeout);
+    let mut pending: VecDeque<BanAlert> = VecDeque::new();
+    let mut backoff = Backoff::new();
+    let mut down = false;
+    let mut open = true;
+    loop {
+        // Wait for alerts, or for the end of the backoff while some are pending.
+        let wait = if pending.is_empty() {
+            Duration::from_millis(500)
+        } else {
+            backoff.remaining()
+        };
+        if open {
+            match rx.recv_timeout(wait) {
+                Ok(a) => take(&mut pending, a, counters),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => open = false,
+            }
+            while let Ok(a) = rx.try_recv() {
+                take(&mut pending, a, counters);
+            }
+        } else if stop.wait(wait) {
+            break;
+        }
+        let stopping = stop.is_stopped() || !open;
+        if !pending.is_empty() && (backoff.due() || stopping) {
+            let n = pending.len().min(BATCH);
+            let body = json::array(pending.iter().take(n).map(BanAlert::to_json));
+            match watcher.push(&body) {
+                Ok(_) => {
+                    pending.drain(..n);
+                    counters.pushed.fetch_add(n as u64, Ordering::Relaxed);
+                    if down {
+                        info!("LAPI {}: pushing alerts again", config.url);
+                        down = false;
+                    }
+                    backoff.reset();
+                }
+                Err(e) => {
+                    counters.failed.fetch_add(1, Ordering::Relaxed);
+                    if !down {
+                        warn!(
+                            "LAPI {}: alert push failed ({e}); {} alert(s) kept, retrying with backoff",
+                            config.url,
+                            pending.len()
+                        );
+                        down = true;
+                    }
+                    backoff.failed();
+                }
+            }
+        }
+        counters
+            .pending
+            .store(pending.len() as u64, Ordering::Relaxed);
+        if stopping && (pending.is_empty() || down) {
+            break;
+        }
+    }
+    if !pending.is_empty() {
+        warn!(
+            "LAPI {}: {} alert(s) not pushed at stop",
+            config.url,
+            pending.len()
+        );
+    }
+}
+
+fn take(pending: &mut VecDeque<BanAlert>, a: BanAlert, counters: &SensorCounters) {
+    if pending.len() >= MAX_PENDING {
+        counters.dropped.fetch_add(1, Ordering::Relaxed);
+    } else {
+        pending.push_back(a);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::lapi::json::{parse, Value};
+
+    fn alert(target: &str, prefix_len: u8) -> BanAlert {
+        BanAlert {
+            target: Target {
+                addr: target.parse().unwrap(),
+                prefix_len,
+            },
+            duration_ms: 3_600_000,
+            ports: "tcp/22 tcp/80".into(),
+            score: 21,
+            distinct_ports: 9,
+            probes: 12,
+            first_seen_ms: 1_796_071_200_000,
+            last_seen_ms: 1_796_071_260_000,
+            summary: "score 21 from 9 ports (tcp/22,80 ...)".into(),
+        }
+    }
+
+    #[test]
+    fn alert_json_has_what_the_lapi_requires() {
+        // The fields the LAPI's validation lists as required (fixtures/lapi/alerts-invalid.http).
+        let required = [
+            "capacity",
+            "events",
+            "events_count",
+            "leakspeed",
+            "message",
+            "scenario",
+            "scenario_hash",
+            "scenario_version",
+            "simulated",
+            "source",
+            "start_at",
+            "stop_at",
+        ];
+        let v = parse(alert("192.0.2.66", 32).to_json().as_bytes()).unwrap();
+        for k in required {
+            assert!(v.get(k).is_some(), "{k} missing");
+        }
+        let d = &v.get("decisions").and_then(Value::items).unwrap()[0];
+        assert_eq!(d.get("scope").and_then(Value::as_str), Some("Ip"));
+        assert_eq!(d.get("value").and_then(Value::as_str), Some("192.0.2.66"));
+        assert_eq!(d.get("duration").and_then(Value::as_str), Some("3600000ms"));
+        assert_eq!(
+            v.get("stop_at").and_then(Value::as_str),
+            Some("2026-11-30T20:41:00Z")
+        );
+
+        let v = parse(alert("2001:db8:5::", 64).to_json().as_bytes()).unwrap();
+        let src = v.get("source").unwrap();
+        assert_eq!(src.get("scope").and_then(Value::as_str), Some("Range"));
+        assert_eq!(
+            src.get("range").and_then(Value::as_str),
+            Some("2001:db8:5::/64")
+        );
+        let v = parse(alert("2001:db8::7", 128).to_json().as_bytes()).unwrap();
+        assert_eq!(
+            v.get("source")
+                .and_then(|s| s.get("scope"))
+                .and_then(Value::as_str),
+            Some("Ip")
+        );
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_without_waiting() {
+        let (tx, rx) = sync_channel(2);
+        let counters = Arc::new(SensorCounters::default());
+        let q = AlertQueue {
+            tx,
+            counters: Arc::clone(&counters),
+        };
+        for _ in 0..5 {
+            q.push(alert("192.0.2.66", 32));
+        }
+        assert_eq!(counters.dropped.load(Ordering::Relaxed), 3);
+        drop(rx);
+        q.push(alert("192.0.2.66", 32));
+        assert_eq!(counters.dropped.load(Ordering::Relaxed), 4);
+    }
+}
