@@ -294,7 +294,7 @@ pub const OPTIONS: &[OptionDoc] = &[
     opt("prefix-leak-every", "DURATION", "a prefix's score drops by one point per DURATION (default {default})"),
     opt("prefix-v4", "LEN", "IPv4 sources are also counted together by this prefix (default {default})"),
     opt("prefix-v6", "LEN", "IPv6 sources are also counted together by this prefix (default {default})"),
-    opt("lapi-url", "URL", "CrowdSec Local API to share bans with, http://HOST:PORT (default: the url in lapi-credentials)"),
+    opt("lapi-url", "URL", "CrowdSec Local API to share bans with, http://ADDR:PORT, an IP address (default: the url in lapi-credentials)"),
     opt("lapi-credentials", "PATH", "machine credentials file from `cscli machines add NAME -f PATH` (chmod 600): each ban is pushed to the LAPI as an alert with its decision"),
     opt("lapi-bouncer-key", "PATH", "file holding the API key from `cscli bouncers add NAME -o raw` (chmod 600): the LAPI's ban decisions are enforced"),
     opt("lapi-poll", "DURATION", "how often the LAPI's decision stream is polled (default {default})"),

@@ -263,6 +263,7 @@ echo "== every setting of scanban --help maps from UCI"
       PORT,...\|none) v=22,2222 ;;
       NAME) v=nobody ;;
       BIT) v=0x4 ;;
+      URL) v=http://192.0.2.1:8080 ;;
       BYTES|N|SCORE) v=100 ;;
       *) fail "no UCI sample for --$name $value: add one" ;;
     esac

@@ -48,6 +48,21 @@ pub struct BouncerCounters {
     pub failed: AtomicU64,
 }
 
+impl BouncerCounters {
+    /// Fills the bouncer's part of the stats.
+    pub fn figures(&self, f: &mut crate::stats::LapiFigures) {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        f.polls = get(&self.polls);
+        f.poll_errors = get(&self.poll_errors);
+        f.decisions = get(&self.decisions);
+        f.decisions_skipped = get(&self.skipped);
+        f.decisions_applied = get(&self.added);
+        f.decisions_lifted = get(&self.lifted);
+        f.decisions_refused = get(&self.refused);
+        f.decisions_failed = get(&self.failed);
+    }
+}
+
 /// The running poll loop.
 pub struct Bouncer {
     pub counters: Arc<BouncerCounters>,

@@ -1,14 +1,12 @@
 //! The sensor side: each local ban becomes a LAPI alert with its decision, pushed by a thread of
 //! its own so nothing of it is ever on the ban path. The follow-up thread hands each ban to an
-//! `AlertQueue` (a bounded channel, `try_send`: full means dropped and counted, never a wait);
-//! the pusher thread logs in, pushes batches, backs off while the LAPI is down and keeps what
-//! failed (up to `MAX_PENDING`) to push again.
+//! `AlertQueue` (bounded: full means dropped and counted, never a wait); the pusher thread logs
+//! in, pushes batches, backs off while the LAPI is down and keeps what failed to push again.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -23,10 +21,8 @@ use super::{Backoff, Stop};
 use crate::fleet::Target;
 use crate::json;
 
-/// Alerts waiting in the channel from the follow-up thread.
-pub const QUEUE_CAPACITY: usize = 1024;
-/// Alerts the pusher holds (taken from the channel, not yet accepted by the LAPI).
-pub const MAX_PENDING: usize = 4096;
+/// Alerts held for the LAPI at most (about 1.5 MB at worst); past that, new ones are dropped.
+pub const CAPACITY: usize = 4096;
 /// Alerts in one `POST /v1/alerts`.
 pub const BATCH: usize = 100;
 
@@ -151,30 +147,95 @@ impl BanAlert {
 pub struct SensorCounters {
     /// Alerts the LAPI accepted.
     pub pushed: AtomicU64,
-    /// Alerts dropped: the queue or the pending list was full.
+    /// Alerts dropped: the queue was full.
     pub dropped: AtomicU64,
     /// Pushes (or logins) that failed; their alerts are kept and pushed again.
     pub failed: AtomicU64,
-    /// Alerts waiting (in the pusher's pending list).
+    /// Alerts waiting to be pushed.
     pub pending: AtomicU64,
 }
 
-/// Where the follow-up thread hands each ban. Cloneable; never blocks.
+impl SensorCounters {
+    /// Fills the sensor's part of the stats.
+    pub fn figures(&self, f: &mut crate::stats::LapiFigures) {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        f.alerts_pushed = get(&self.pushed);
+        f.alerts_dropped = get(&self.dropped);
+        f.alerts_pending = get(&self.pending);
+        f.push_failures = get(&self.failed);
+    }
+}
+
+/// The alerts not yet accepted by the LAPI, at most `capacity` (a failed batch goes back to the
+/// front, so it may exceed that by one batch). A deque under a mutex: the follow-up thread's
+/// `push` holds it for one `push_back`.
+struct Pending {
+    alerts: Mutex<VecDeque<BanAlert>>,
+    ready: Condvar,
+    capacity: usize,
+}
+
+impl Pending {
+    /// Up to `n` alerts from the front, waiting up to `wait` for the first.
+    fn take(&self, n: usize, wait: Duration) -> Vec<BanAlert> {
+        let Ok(q) = self.alerts.lock() else {
+            return Vec::new();
+        };
+        let Ok((mut q, _)) = self.ready.wait_timeout_while(q, wait, |q| q.is_empty()) else {
+            return Vec::new();
+        };
+        let n = n.min(q.len());
+        q.drain(..n).collect()
+    }
+
+    /// A batch that failed goes back to the front, in order.
+    fn put_back(&self, batch: Vec<BanAlert>) {
+        if let Ok(mut q) = self.alerts.lock() {
+            for a in batch.into_iter().rev() {
+                q.push_front(a);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.alerts.lock().map_or(0, |q| q.len())
+    }
+}
+
+/// Where the follow-up thread hands each ban. Cloneable; never waits for the LAPI.
 #[derive(Clone)]
 pub struct AlertQueue {
-    tx: SyncSender<BanAlert>,
+    pending: Arc<Pending>,
     counters: Arc<SensorCounters>,
 }
 
 impl AlertQueue {
-    /// Queues one alert, or counts it dropped when the queue is full or the pusher is gone.
-    pub fn push(&self, alert: BanAlert) {
-        match self.tx.try_send(alert) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+    fn with_capacity(capacity: usize, counters: Arc<SensorCounters>) -> Self {
+        AlertQueue {
+            pending: Arc::new(Pending {
+                alerts: Mutex::new(VecDeque::new()),
+                ready: Condvar::new(),
+                capacity,
+            }),
+            counters,
         }
+    }
+
+    /// Queues one alert, or counts it dropped when the queue is full.
+    pub fn push(&self, alert: BanAlert) {
+        let Ok(mut q) = self.pending.alerts.lock() else {
+            return;
+        };
+        if q.len() >= self.pending.capacity {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        q.push_back(alert);
+        self.counters
+            .pending
+            .store(q.len() as u64, Ordering::Relaxed);
+        drop(q);
+        self.pending.ready.notify_one();
     }
 }
 
@@ -194,100 +255,80 @@ pub struct Sensor {
 }
 
 impl Sensor {
-    /// Starts the pusher thread. It ends when `stop` is set (after one last push attempt) or
-    /// when every `AlertQueue` clone is dropped.
+    /// Starts the pusher thread. After `stop` is set it makes one last push attempt of what is
+    /// queued, then ends.
     pub fn spawn(config: SensorConfig, stop: Stop) -> std::io::Result<Sensor> {
-        let (tx, rx) = sync_channel(QUEUE_CAPACITY);
         let counters = Arc::new(SensorCounters::default());
-        let c = Arc::clone(&counters);
+        let queue = AlertQueue::with_capacity(CAPACITY, Arc::clone(&counters));
+        let (q, c) = (queue.clone(), Arc::clone(&counters));
         let thread = std::thread::Builder::new()
             .name("lapi-sensor".into())
-            .spawn(move || pusher(config, rx, &c, &stop))?;
+            .spawn(move || pusher(config, &q, &c, &stop))?;
         Ok(Sensor {
-            queue: AlertQueue {
-                tx,
-                counters: Arc::clone(&counters),
-            },
+            queue,
             counters,
             thread,
         })
     }
 }
 
-fn pusher(config: SensorConfig, rx: Receiver<BanAlert>, counters: &SensorCounters, stop: &Stop) {
+fn pusher(config: SensorConfig, queue: &AlertQueue, counters: &SensorCounters, stop: &Stop) {
     let mut watcher = Watcher::new(config.url.clone(), &config.credentials, config.timeout);
-    let mut pending: VecDeque<BanAlert> = VecDeque::new();
     let mut backoff = Backoff::new();
     let mut down = false;
-    let mut open = true;
     loop {
-        // Wait for alerts, or for the end of the backoff while some are pending.
-        let wait = if pending.is_empty() {
-            Duration::from_millis(500)
-        } else {
-            backoff.remaining()
-        };
-        if open {
-            match rx.recv_timeout(wait) {
-                Ok(a) => take(&mut pending, a, counters),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => open = false,
-            }
-            while let Ok(a) = rx.try_recv() {
-                take(&mut pending, a, counters);
-            }
-        } else if stop.wait(wait) {
-            break;
+        let stopping = stop.is_stopped();
+        if !stopping && !backoff.due() {
+            stop.wait(backoff.remaining());
+            continue;
         }
-        let stopping = stop.is_stopped() || !open;
-        if !pending.is_empty() && (backoff.due() || stopping) {
-            let n = pending.len().min(BATCH);
-            let body = json::array(pending.iter().take(n).map(BanAlert::to_json));
-            match watcher.push(&body) {
-                Ok(_) => {
-                    pending.drain(..n);
-                    counters.pushed.fetch_add(n as u64, Ordering::Relaxed);
-                    if down {
-                        info!("LAPI {}: pushing alerts again", config.url);
-                        down = false;
-                    }
-                    backoff.reset();
+        let wait = if stopping {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(500)
+        };
+        let batch = queue.pending.take(BATCH, wait);
+        if batch.is_empty() {
+            if stopping {
+                break;
+            }
+            continue;
+        }
+        let n = batch.len();
+        let body = json::array(batch.iter().map(BanAlert::to_json));
+        match watcher.push(&body) {
+            Ok(_) => {
+                counters.pushed.fetch_add(n as u64, Ordering::Relaxed);
+                if down {
+                    info!("LAPI {}: pushing alerts again", config.url);
+                    down = false;
                 }
-                Err(e) => {
-                    counters.failed.fetch_add(1, Ordering::Relaxed);
-                    if !down {
-                        warn!(
-                            "LAPI {}: alert push failed ({e}); {} alert(s) kept, retrying with backoff",
-                            config.url,
-                            pending.len()
-                        );
-                        down = true;
-                    }
-                    backoff.failed();
+                backoff.reset();
+            }
+            Err(e) => {
+                counters.failed.fetch_add(1, Ordering::Relaxed);
+                queue.pending.put_back(batch);
+                if !down {
+                    warn!(
+                        "LAPI {}: alert push failed ({e}); {} alert(s) kept, retrying with backoff",
+                        config.url,
+                        queue.pending.len()
+                    );
+                    down = true;
+                }
+                backoff.failed();
+                if stopping {
+                    break;
                 }
             }
         }
         counters
             .pending
-            .store(pending.len() as u64, Ordering::Relaxed);
-        if stopping && (pending.is_empty() || down) {
-            break;
-        }
+            .store(queue.pending.len() as u64, Ordering::Relaxed);
     }
-    if !pending.is_empty() {
-        warn!(
-            "LAPI {}: {} alert(s) not pushed at stop",
-            config.url,
-            pending.len()
-        );
-    }
-}
-
-fn take(pending: &mut VecDeque<BanAlert>, a: BanAlert, counters: &SensorCounters) {
-    if pending.len() >= MAX_PENDING {
-        counters.dropped.fetch_add(1, Ordering::Relaxed);
-    } else {
-        pending.push_back(a);
+    let left = queue.pending.len();
+    if left > 0 {
+        warn!("LAPI {}: {left} alert(s) not pushed at stop", config.url);
     }
 }
 
@@ -361,18 +402,19 @@ mod tests {
 
     #[test]
     fn a_full_queue_drops_and_counts_without_waiting() {
-        let (tx, rx) = sync_channel(2);
         let counters = Arc::new(SensorCounters::default());
-        let q = AlertQueue {
-            tx,
-            counters: Arc::clone(&counters),
-        };
+        let q = AlertQueue::with_capacity(2, Arc::clone(&counters));
         for _ in 0..5 {
             q.push(alert("192.0.2.66", 32));
         }
         assert_eq!(counters.dropped.load(Ordering::Relaxed), 3);
-        drop(rx);
-        q.push(alert("192.0.2.66", 32));
-        assert_eq!(counters.dropped.load(Ordering::Relaxed), 4);
+        assert_eq!(counters.pending.load(Ordering::Relaxed), 2);
+        let batch = q.pending.take(10, Duration::ZERO);
+        assert_eq!(batch.len(), 2);
+        q.push(alert("192.0.2.67", 32));
+        q.pending.put_back(batch);
+        let again = q.pending.take(10, Duration::ZERO);
+        assert_eq!(again.len(), 3);
+        assert_eq!(again[2].target.addr.to_string(), "192.0.2.67");
     }
 }
