@@ -141,6 +141,12 @@ fn bouncer_streams_cscli_decisions_and_catches_up_after_downtime() {
     lapi.restart();
     wait_for(Duration::from_secs(30), || sink.find(before, range, false))
         .expect("no full list after the LAPI came back");
+    // That full list also names what was deleted before (LAPI 1.4.6 lists expired and deleted
+    // decisions in a startup answer's `deleted`), so a sink can lift what went meanwhile.
+    assert!(
+        sink.find(before, one, true).is_some(),
+        "startup answer without the deletion"
+    );
 
     stop.stop();
     bouncer.thread.join().unwrap();

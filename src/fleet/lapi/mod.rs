@@ -181,3 +181,58 @@ pub fn bouncer_config(settings: &Settings) -> Result<Option<BouncerConfig>, Conf
 
 #[cfg(test)]
 mod lapi_tests;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn secret_file(name: &str, text: &str, mode: u32) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("scanban-lapicfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        p
+    }
+
+    #[test]
+    fn configs_from_settings() {
+        let mut s = Settings::default();
+        assert!(sensor_config(&s).unwrap().is_none());
+        assert!(bouncer_config(&s).unwrap().is_none());
+
+        let machine = secret_file(
+            "m.yaml",
+            "url: http://198.51.100.10:8080\nlogin: a\npassword: b\n",
+            0o600,
+        );
+        let key = secret_file("b.key", "0123abcd\n", 0o600);
+        s.lapi_credentials = Some(machine.clone());
+        s.lapi_bouncer_key = Some(key.clone());
+        let c = sensor_config(&s).unwrap().unwrap();
+        assert_eq!(c.url.to_string(), "http://198.51.100.10:8080");
+        let b = bouncer_config(&s).unwrap().unwrap();
+        assert_eq!(
+            (b.url.to_string(), b.poll),
+            (c.url.to_string(), Duration::from_secs(1))
+        );
+
+        // lapi-url wins over the file's url.
+        s.apply("lapi-url", Some("http://192.0.2.1:8081")).unwrap();
+        assert_eq!(sensor_config(&s).unwrap().unwrap().url.port, 8081);
+
+        // A bouncer alone needs lapi-url.
+        let mut only = Settings::default();
+        only.lapi_bouncer_key = Some(key);
+        assert_eq!(bouncer_config(&only).err().unwrap().setting, "lapi-url");
+
+        // A world-readable secret is refused, naming the setting and not the secret.
+        std::fs::set_permissions(&machine, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = sensor_config(&s).err().unwrap();
+        assert_eq!(e.setting, "lapi-credentials");
+        assert!(!e.to_string().contains("password: b"), "{e}");
+        assert!(s.apply("lapi-url", Some("https://192.0.2.1")).is_err());
+        assert!(s.apply("lapi-url", Some("http://lapi.example")).is_err());
+    }
+}

@@ -401,6 +401,57 @@ mod tests {
     }
 
     #[test]
+    fn a_ban_becomes_an_alert_with_wall_clock_times() {
+        use detector::evidence::SHOWN_PORTS;
+        use detector::{Narrowed, Proto, Tier};
+        let mut ports = [(Proto::Tcp, 0); SHOWN_PORTS];
+        ports[0] = (Proto::Tcp, 22);
+        ports[1] = (Proto::Udp, 53);
+        let e = Evidence {
+            score: 21,
+            distinct_ports: 9,
+            probes: 11,
+            ports,
+            shown: 2,
+            stealth: 0,
+            ban_ms: 3_600_000,
+            offence: 1,
+            first_ms: 10_000,
+            last_ms: 12_500,
+            narrowed: Narrowed::No,
+            tier: Tier::Burst,
+        };
+        // The detector's clock reads 13,000 when the wall clock reads 1,796,071,260,000.
+        let key = SourceKey::V6("2001:db8:5::".parse().unwrap(), 64);
+        let a = BanAlert::new(&key, 3_600_000, &e, 13_000, 1_796_071_260_000);
+        assert_eq!(
+            a.target,
+            Target {
+                addr: "2001:db8:5::".parse().unwrap(),
+                prefix_len: 64
+            }
+        );
+        assert_eq!(a.ports, "tcp/22 udp/53");
+        assert_eq!(
+            (a.first_seen_ms, a.last_seen_ms),
+            (1_796_071_257_000, 1_796_071_259_500)
+        );
+        assert!(!a.is_single());
+        let a = BanAlert::new(
+            &SourceKey::V4("192.0.2.66".parse().unwrap()),
+            1,
+            &e,
+            13_000,
+            0,
+        );
+        assert!(a.is_single());
+        assert_eq!(
+            a.first_seen_ms, 0,
+            "a wall clock before the evidence saturates"
+        );
+    }
+
+    #[test]
     fn a_full_queue_drops_and_counts_without_waiting() {
         let counters = Arc::new(SensorCounters::default());
         let q = AlertQueue::with_capacity(2, Arc::clone(&counters));
