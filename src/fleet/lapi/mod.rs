@@ -223,8 +223,10 @@ mod tests {
         assert_eq!(sensor_config(&s).unwrap().unwrap().url.port, 8081);
 
         // A bouncer alone needs lapi-url.
-        let mut only = Settings::default();
-        only.lapi_bouncer_key = Some(key);
+        let only = Settings {
+            lapi_bouncer_key: Some(key),
+            ..Settings::default()
+        };
         assert_eq!(bouncer_config(&only).err().unwrap().setting, "lapi-url");
 
         // A world-readable secret is refused, naming the setting and not the secret.
