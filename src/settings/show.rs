@@ -88,6 +88,7 @@ impl Settings {
             "lapi-credentials" => path(&self.lapi_credentials),
             "lapi-bouncer-key" => path(&self.lapi_bouncer_key),
             "lapi-poll" => d(self.lapi_poll),
+            "lapi-ca" => path(&self.lapi_ca),
             _ => None,
         }
     }

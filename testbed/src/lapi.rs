@@ -46,6 +46,17 @@ impl Lapi {
     /// Returns None (and says why) where crowdsec is missing, unless SCANBAN_REQUIRE_KERNEL_TESTS
     /// is set, where that is a failure.
     pub fn start(ns: &str, listen: &str) -> Option<Lapi> {
+        Lapi::start_with(ns, listen, false)
+    }
+
+    /// Like `start`, serving HTTPS with a certificate for the listen address signed by a CA made
+    /// for the test (`ca_path()`), with `openssl`. `cscli decisions` does not work against it
+    /// (cscli's own client would need the CA); `machines add` and `bouncers add` do.
+    pub fn start_tls(ns: &str, listen: &str) -> Option<Lapi> {
+        Lapi::start_with(ns, listen, true)
+    }
+
+    fn start_with(ns: &str, listen: &str, tls: bool) -> Option<Lapi> {
         if let Some(why) = unavailable() {
             if std::env::var_os("SCANBAN_REQUIRE_KERNEL_TESTS").is_some() {
                 panic!("LAPI test cannot run: {why}");
@@ -62,7 +73,7 @@ impl Lapi {
             dir,
             child: None,
         };
-        lapi.configure()
+        lapi.configure(tls)
             .unwrap_or_else(|e| panic!("configuring the LAPI in {}: {e}", lapi.dir.display()));
         lapi.run();
         lapi.cscli_ok(&[
@@ -80,12 +91,92 @@ impl Lapi {
         Some(lapi)
     }
 
-    /// The URL clients use: `http://ADDR:PORT`.
+    /// The URL clients use: `http://ADDR:PORT` (`https://` for `start_tls`).
     pub fn url(&self) -> String {
-        format!("http://{}", self.listen)
+        let scheme = if self.dir.join("tls/ca.pem").exists() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.listen)
     }
 
-    fn configure(&self) -> io::Result<()> {
+    /// The CA that signed a `start_tls` LAPI's certificate.
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.join("tls/ca.pem")
+    }
+
+    /// A CA and a certificate for the listen address, signed by it (ECDSA P-256).
+    fn make_certificates(&self) -> io::Result<()> {
+        let tls = self.dir.join("tls");
+        fs::create_dir_all(&tls)?;
+        let (addr, _) = self.listen.rsplit_once(':').expect("listen is ADDR:PORT");
+        fs::write(tls.join("san.ext"), format!("subjectAltName=IP:{addr}\n"))?;
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
+        for args in [
+            [
+                &["req", "-x509"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.pem",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=scanban-test-ca",
+                ],
+            ]
+            .concat(),
+            [
+                &["req"][..],
+                &ec,
+                &[
+                    "-keyout", "lapi.key", "-out", "lapi.csr", "-subj", "/CN=lapi",
+                ],
+            ]
+            .concat(),
+            vec![
+                "x509",
+                "-req",
+                "-in",
+                "lapi.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "lapi.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "san.ext",
+            ],
+        ] {
+            let out = Command::new("openssl")
+                .args(&args)
+                .current_dir(&tls)
+                .output()?;
+            if !out.status.success() {
+                return Err(io::Error::other(format!(
+                    "openssl {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn configure(&self, tls: bool) -> io::Result<()> {
         let etc = self.dir.join("etc");
         let data = self.dir.join("data");
         fs::create_dir_all(&data)?;
@@ -128,6 +219,14 @@ impl Lapi {
                 text.push_str(&format!("  log_dir: {}/", self.dir.display()));
             } else if trimmed.starts_with("listen_uri:") {
                 text.push_str(&format!("    listen_uri: {}", self.listen));
+                if tls {
+                    let t = self.dir.join("tls");
+                    text.push_str(&format!(
+                        "\n    tls:\n      cert_file: {}\n      key_file: {}",
+                        t.join("lapi.pem").display(),
+                        t.join("lapi.key").display()
+                    ));
+                }
             } else if in_prometheus && trimmed.starts_with("enabled:") {
                 text.push_str("  enabled: false");
             } else {
@@ -136,6 +235,9 @@ impl Lapi {
             text.push('\n');
         }
         fs::write(etc.join("config.yaml"), text)?;
+        if tls {
+            self.make_certificates()?;
+        }
         // The package's local overrides (sqlite WAL) apply to the copy as they are.
         Ok(())
     }

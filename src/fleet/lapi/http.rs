@@ -16,20 +16,28 @@ const MAX_HEADER: usize = 16 * 1024;
 /// under (`http://192.0.2.1:8080/` and `http://192.0.2.1:8080` both have an empty prefix). The
 /// host is an address: no DNS lookup (musl's resolver would cost about 25 KB of the static
 /// binary, and the ban-sharing path would then depend on DNS).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Url {
     pub host: IpAddr,
     pub port: u16,
     pub prefix: String,
+    /// `https://` (builds with the `tls` feature only).
+    pub https: bool,
+    /// The CA to check an https server against (`lapi-ca`); see `with_tls`.
+    #[cfg(feature = "tls")]
+    pub tls: Option<super::tls::Tls>,
 }
 
 impl Url {
     pub fn parse(text: &str) -> Result<Url, Error> {
         let bad = |why: &str| Error::Url(format!("`{text}`: {why}"));
-        let rest = if let Some(r) = text.strip_prefix("http://") {
-            r
-        } else if text.starts_with("https://") {
-            return Err(bad("https needs a build with the `tls` feature"));
+        let (rest, https) = if let Some(r) = text.strip_prefix("http://") {
+            (r, false)
+        } else if let Some(r) = text.strip_prefix("https://") {
+            if !cfg!(feature = "tls") {
+                return Err(bad("https needs a build with the `tls` feature"));
+            }
+            (r, true)
         } else {
             return Err(bad("not an http:// URL"));
         };
@@ -62,6 +70,7 @@ impl Url {
                 .ok()
                 .filter(|p| *p != 0)
                 .ok_or_else(|| bad("bad port"))?,
+            None if https => 443,
             None => 80,
         };
         if path.contains(|c: char| c.is_whitespace() || c.is_control() || c == '?' || c == '#') {
@@ -71,6 +80,9 @@ impl Url {
             host,
             port,
             prefix: path.trim_end_matches('/').to_string(),
+            https,
+            #[cfg(feature = "tls")]
+            tls: None,
         })
     }
 
@@ -80,7 +92,7 @@ impl Url {
             IpAddr::V6(a) => format!("[{a}]"),
             IpAddr::V4(a) => a.to_string(),
         };
-        if self.port == 80 {
+        if self.port == if self.https { 443 } else { 80 } {
             host
         } else {
             format!("{host}:{}", self.port)
@@ -90,7 +102,8 @@ impl Url {
 
 impl fmt::Display for Url {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "http://{}{}", self.host_header(), self.prefix)
+        let scheme = if self.https { "https" } else { "http" };
+        write!(f, "{scheme}://{}{}", self.host_header(), self.prefix)
     }
 }
 
@@ -145,6 +158,16 @@ pub fn send(url: &Url, req: &Request, timeout: Duration) -> Result<Response, Err
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(timeout))?;
     s.set_nodelay(true)?;
+    #[cfg(feature = "tls")]
+    if url.https {
+        let tls = url
+            .tls
+            .as_ref()
+            .ok_or_else(|| Error::Url(format!("{url}: https needs lapi-ca")))?;
+        let mut s = tls.wrap(url.host, s)?;
+        write_request(&mut s, url, req)?;
+        return read_response(&mut s, req.max_body);
+    }
     write_request(&mut s, url, req)?;
     read_response(&mut s, req.max_body)
 }

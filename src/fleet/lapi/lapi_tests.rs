@@ -279,3 +279,63 @@ fn wrong_credentials_are_counted_never_fatal() {
     let e = tb.in_attacker(|| bouncer::fetch(&bconf, true)).unwrap_err();
     assert_eq!(e, "LAPI answered 403: access forbidden");
 }
+
+/// HTTPS (feature `tls`): the sensor's alert and the bouncer's stream over TLS, the LAPI's
+/// certificate checked against `lapi-ca`.
+#[cfg(feature = "tls")]
+#[test]
+fn https_with_lapi_ca() {
+    let Some(tb) = Testbed::new("lapit") else {
+        return;
+    };
+    let Some(lapi) = Lapi::start_tls(&tb.server, &format!("{SERVER_V4}:8443")) else {
+        return;
+    };
+    let creds = lapi.add_machine("sensor1", "Secr3tPass-tls");
+    let (_, key_file) = lapi.add_bouncer("b1");
+    let settings = crate::settings::Settings {
+        lapi_url: Some(lapi.url()),
+        lapi_credentials: Some(creds),
+        lapi_bouncer_key: Some(key_file),
+        lapi_ca: Some(lapi.ca_path()),
+        ..crate::settings::Settings::default()
+    };
+    let sensor_conf = sensor_config(&settings).unwrap().unwrap();
+    assert!(sensor_conf.url.to_string().starts_with("https://"));
+    let stop = Stop::new();
+    let sensor = tb
+        .in_attacker(|| Sensor::spawn(sensor_conf, stop.clone()))
+        .unwrap();
+    let now = time::unix_ms_now();
+    sensor.queue.push(BanAlert {
+        target: target("192.0.2.66", 32),
+        duration_ms: 600_000,
+        ports: "tcp/22".into(),
+        score: 21,
+        distinct_ports: 7,
+        probes: 7,
+        first_seen_ms: now,
+        last_seen_ms: now,
+        summary: String::new(),
+    });
+    wait_for(WAIT, || {
+        (sensor.counters.pushed.load(Ordering::Relaxed) == 1).then_some(())
+    })
+    .unwrap_or_else(|| panic!("not pushed over https: {}", lapi.log()));
+    let bconf = bouncer_config(&settings).unwrap().unwrap();
+    let read = tb.in_attacker(|| bouncer::fetch(&bconf, true)).unwrap();
+    assert!(read
+        .delta
+        .new
+        .iter()
+        .any(|d| d.target == target("192.0.2.66", 32)));
+
+    // Without lapi-ca an https URL is refused up front.
+    let no_ca = crate::settings::Settings {
+        lapi_ca: None,
+        ..settings
+    };
+    assert_eq!(bouncer_config(&no_ca).err().unwrap().setting, "lapi-ca");
+    stop.stop();
+    sensor.thread.join().unwrap();
+}

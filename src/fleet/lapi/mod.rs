@@ -19,6 +19,8 @@ mod http;
 mod json;
 mod sensor;
 mod time;
+#[cfg(feature = "tls")]
+mod tls;
 mod watcher;
 
 use std::fmt;
@@ -132,10 +134,24 @@ fn url_of(settings: &Settings, from_file: Option<&str>) -> Result<Url, ConfigErr
             setting: "lapi-url",
             problem: "not set (and the credentials file names no url)".into(),
         })?;
-    Url::parse(text).map_err(|e| ConfigError {
+    #[allow(unused_mut)] // without the tls feature an https URL never parses
+    let mut url = Url::parse(text).map_err(|e| ConfigError {
         setting: "lapi-url",
         problem: e.to_string(),
-    })
+    })?;
+    #[cfg(feature = "tls")]
+    if url.https {
+        let ca = settings.lapi_ca.as_deref().ok_or_else(|| ConfigError {
+            setting: "lapi-ca",
+            problem: format!("{url} is https: name the CA that signed its certificate"),
+        })?;
+        let tls = tls::Tls::with_ca(ca).map_err(|problem| ConfigError {
+            setting: "lapi-ca",
+            problem,
+        })?;
+        url.tls = Some(tls);
+    }
+    Ok(url)
 }
 
 /// The sensor's configuration when `lapi-credentials` is set.
@@ -234,7 +250,8 @@ mod tests {
         let e = sensor_config(&s).err().unwrap();
         assert_eq!(e.setting, "lapi-credentials");
         assert!(!e.to_string().contains("password: b"), "{e}");
-        assert!(s.apply("lapi-url", Some("https://192.0.2.1")).is_err());
+        let https = s.apply("lapi-url", Some("https://192.0.2.1"));
+        assert_eq!(https.is_ok(), cfg!(feature = "tls"), "{https:?}");
         assert!(s.apply("lapi-url", Some("http://lapi.example")).is_err());
     }
 }
