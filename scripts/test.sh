@@ -71,12 +71,15 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --all-targets --features tls -- -D warnings
 echo "== audit: the repository stands alone, docs/SECURITY.md's lists are current, cargo-deny"
 bash scripts/audit.sh --check
 log=$(mktemp)
 trap 'rm -f "$log" "$log.coverage.md"' EXIT
 echo "== cargo test (unit, fixtures, kernel)"
 cargo test --workspace 2>&1 | tee -a "$log"
+echo "== cargo test --features tls: the LAPI client again, with HTTPS to a real LAPI serving TLS"
+cargo test --features tls --bin scanban fleet::lapi 2>&1 | tee -a "$log"
 
 # The codec and detector tests (unit tests, captured fixtures, corpus replays) on the routers'
 # architectures: big-endian powerpc and aarch64, under qemu-user.
