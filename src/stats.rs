@@ -257,7 +257,7 @@ impl Figures {
             m("lapi_alerts_pushed", "bans the LAPI accepted as alerts", self.lapi.alerts_pushed),
             m(
                 "lapi_alerts_dropped",
-                "bans never pushed to the LAPI: its queue was full (a long outage)",
+                "bans never pushed to the LAPI: its queue was full (a long outage), or the LAPI refused them 5 times",
                 self.lapi.alerts_dropped,
             ),
             g(

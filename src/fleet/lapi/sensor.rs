@@ -16,7 +16,7 @@ use log::{info, warn};
 use super::credentials::MachineCredentials;
 use super::http::Url;
 use super::time;
-use super::watcher::{Watcher, SCENARIO};
+use super::watcher::{Error, Watcher, SCENARIO};
 use super::{Backoff, Stop};
 use crate::fleet::Target;
 use crate::json;
@@ -147,7 +147,7 @@ impl BanAlert {
 pub struct SensorCounters {
     /// Alerts the LAPI accepted.
     pub pushed: AtomicU64,
-    /// Alerts dropped: the queue was full.
+    /// Alerts dropped: the queue was full, or the LAPI refused them `GIVE_UP_AFTER` times.
     pub dropped: AtomicU64,
     /// Pushes (or logins) that failed; their alerts are kept and pushed again.
     pub failed: AtomicU64,
@@ -272,10 +272,23 @@ impl Sensor {
     }
 }
 
+/// A batch the LAPI refused this many times in a row for its content is dropped (and counted).
+const GIVE_UP_AFTER: u32 = 5;
+
+/// Whether an error status refuses the alerts themselves, rather than saying the LAPI cannot
+/// take them now (overloaded, a gateway) or does not take us (401/403: an admin fixes the
+/// machine's credentials and the kept alerts go through). LAPI 1.4.6 answers a malformed alert
+/// with 500 (fixtures/lapi/alerts-invalid.http), so 500 counts as a refusal too.
+fn refused_for_its_content(status: u16) -> bool {
+    matches!(status, 400 | 404 | 405 | 409 | 413 | 415 | 422 | 500)
+}
+
 fn pusher(config: SensorConfig, queue: &AlertQueue, counters: &SensorCounters, stop: &Stop) {
     let mut watcher = Watcher::new(config.url.clone(), &config.credentials, config.timeout);
     let mut backoff = Backoff::new();
     let mut down = false;
+    // Answers in a row that refused the batch at the head of the queue for its content.
+    let mut refusals = 0;
     loop {
         let stopping = stop.is_stopped();
         if !stopping && !backoff.due() {
@@ -299,6 +312,7 @@ fn pusher(config: SensorConfig, queue: &AlertQueue, counters: &SensorCounters, s
         match watcher.push(&body) {
             Ok(_) => {
                 counters.pushed.fetch_add(n as u64, Ordering::Relaxed);
+                refusals = 0;
                 if down {
                     info!("LAPI {}: pushing alerts again", config.url);
                     down = false;
@@ -307,6 +321,22 @@ fn pusher(config: SensorConfig, queue: &AlertQueue, counters: &SensorCounters, s
             }
             Err(e) => {
                 counters.failed.fetch_add(1, Ordering::Relaxed);
+                refusals = match e {
+                    Error::Status(status, _) if refused_for_its_content(status) => refusals + 1,
+                    _ => 0,
+                };
+                if refusals >= GIVE_UP_AFTER {
+                    // The LAPI keeps refusing this batch itself: pushing it again would hold
+                    // every later alert back for ever.
+                    warn!(
+                        "LAPI {}: {n} alert(s) refused {refusals} times ({e}); dropped",
+                        config.url
+                    );
+                    counters.dropped.fetch_add(n as u64, Ordering::Relaxed);
+                    refusals = 0;
+                    backoff.failed();
+                    continue;
+                }
                 queue.pending.put_back(batch);
                 if !down {
                     warn!(
@@ -449,6 +479,20 @@ mod tests {
             a.first_seen_ms, 0,
             "a wall clock before the evidence saturates"
         );
+    }
+
+    #[test]
+    fn only_refusals_of_the_content_give_a_batch_up() {
+        let path = format!(
+            "{}/fixtures/lapi/alerts-invalid.http",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let raw = std::fs::read(path).unwrap();
+        let r = crate::fleet::lapi::http::read_response(&mut raw.as_slice(), 1 << 20).unwrap();
+        assert!(refused_for_its_content(r.status));
+        for kept in [401, 403, 408, 429, 502, 503, 504] {
+            assert!(!refused_for_its_content(kept), "{kept}");
+        }
     }
 
     #[test]
