@@ -18,7 +18,7 @@ need=()
 for pair in ip:iproute2 ss:iproute2 nft:nftables iptables-nft:iptables nmap:nmap hping3:hping3 \
             tcpdump:tcpdump python3:python3 curl:curl file:file bc:bc musl-gcc:musl-tools gcc:gcc xz:xz-utils \
             powerpc-linux-gnu-gcc:gcc-powerpc-linux-gnu qemu-ppc-static:qemu-user-static \
-            busybox:busybox make:make; do
+            busybox:busybox make:make openssl:openssl; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
