@@ -57,17 +57,6 @@ impl Object {
     }
 
     /// An array of strings.
-    /// A member whose value is JSON text written elsewhere (a nested object or array).
-    pub fn raw(mut self, key: &str, json: &str) -> Self {
-        self.key(key).push_str(json);
-        self
-    }
-
-    pub fn boolean(mut self, key: &str, value: bool) -> Self {
-        self.key(key).push_str(if value { "true" } else { "false" });
-        self
-    }
-
     pub fn strs<T: std::fmt::Display>(
         mut self,
         key: &str,
