@@ -144,17 +144,33 @@ pub fn load_bouncer_key(path: &Path) -> Result<Secret, Error> {
     Ok(Secret(key.to_string()))
 }
 
+/// A secret file for a test, removed when dropped.
+#[cfg(test)]
+pub(crate) struct TempSecret(pub PathBuf);
+
+#[cfg(test)]
+impl TempSecret {
+    pub fn new(name: &str, text: &str, mode: u32) -> Self {
+        let p = std::env::temp_dir().join(format!("scanban-secret-{}-{name}", std::process::id()));
+        fs::write(&p, text).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+        TempSecret(p)
+    }
+}
+
+#[cfg(test)]
+impl Drop for TempSecret {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn temp_file(name: &str, text: &str, mode: u32) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("scanban-cred-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let p = dir.join(name);
-        fs::write(&p, text).unwrap();
-        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
-        p
+    fn temp_file(name: &str, text: &str, mode: u32) -> TempSecret {
+        TempSecret::new(name, text, mode)
     }
 
     // The file exactly as `cscli machines add sensor1 --password Secr3tPass -f FILE` wrote it.
@@ -164,7 +180,7 @@ mod tests {
     #[test]
     fn cscli_file_is_accepted_as_is() {
         let p = temp_file("machine.yaml", CSCLI_FILE, 0o600);
-        let c = MachineCredentials::load(&p).unwrap();
+        let c = MachineCredentials::load(&p.0).unwrap();
         assert_eq!(c.url.as_deref(), Some("http://198.51.100.10:8080"));
         assert_eq!(c.login, "sensor1");
         assert_eq!(c.password.expose(), "Secr3tPass");
@@ -180,14 +196,14 @@ mod tests {
     #[test]
     fn world_readable_files_are_refused_without_showing_the_secret() {
         let p = temp_file("open.yaml", CSCLI_FILE, 0o644);
-        let e = MachineCredentials::load(&p).unwrap_err();
+        let e = MachineCredentials::load(&p.0).unwrap_err();
         assert!(e.to_string().contains("readable by everyone"), "{e}");
         assert!(!e.to_string().contains("Secr3tPass"));
         let k = temp_file("open.key", "8d3cce37e549a2f42a390e3f3e37464d\n", 0o604);
-        assert!(load_bouncer_key(&k).is_err());
+        assert!(load_bouncer_key(&k.0).is_err());
         let k = temp_file("ok.key", "8d3cce37e549a2f42a390e3f3e37464d\n", 0o640);
         assert_eq!(
-            load_bouncer_key(&k).unwrap().expose(),
+            load_bouncer_key(&k.0).unwrap().expose(),
             "8d3cce37e549a2f42a390e3f3e37464d"
         );
     }
@@ -199,8 +215,8 @@ mod tests {
         assert!(MachineCredentials::parse("login a\n").is_err());
         assert!(MachineCredentials::parse("login: 'a\npassword: b").is_err());
         let k = temp_file("two.key", "a b\n", 0o600);
-        assert!(load_bouncer_key(&k).is_err());
+        assert!(load_bouncer_key(&k.0).is_err());
         let k = temp_file("empty.key", "\n", 0o600);
-        assert!(load_bouncer_key(&k).is_err());
+        assert!(load_bouncer_key(&k.0).is_err());
     }
 }

@@ -200,17 +200,9 @@ mod lapi_tests;
 
 #[cfg(test)]
 mod tests {
+    use super::credentials::TempSecret;
     use super::*;
     use std::os::unix::fs::PermissionsExt;
-
-    fn secret_file(name: &str, text: &str, mode: u32) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("scanban-lapicfg-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join(name);
-        std::fs::write(&p, text).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
-        p
-    }
 
     #[test]
     fn configs_from_settings() {
@@ -218,14 +210,14 @@ mod tests {
         assert!(sensor_config(&s).unwrap().is_none());
         assert!(bouncer_config(&s).unwrap().is_none());
 
-        let machine = secret_file(
+        let machine = TempSecret::new(
             "m.yaml",
             "url: http://198.51.100.10:8080\nlogin: a\npassword: b\n",
             0o600,
         );
-        let key = secret_file("b.key", "0123abcd\n", 0o600);
-        s.lapi_credentials = Some(machine.clone());
-        s.lapi_bouncer_key = Some(key.clone());
+        let key = TempSecret::new("b.key", "0123abcd\n", 0o600);
+        s.lapi_credentials = Some(machine.0.clone());
+        s.lapi_bouncer_key = Some(key.0.clone());
         let c = sensor_config(&s).unwrap().unwrap();
         assert_eq!(c.url.to_string(), "http://198.51.100.10:8080");
         let b = bouncer_config(&s).unwrap().unwrap();
@@ -240,13 +232,13 @@ mod tests {
 
         // A bouncer alone needs lapi-url.
         let only = Settings {
-            lapi_bouncer_key: Some(key),
+            lapi_bouncer_key: Some(key.0.clone()),
             ..Settings::default()
         };
         assert_eq!(bouncer_config(&only).err().unwrap().setting, "lapi-url");
 
         // A world-readable secret is refused, naming the setting and not the secret.
-        std::fs::set_permissions(&machine, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::set_permissions(&machine.0, std::fs::Permissions::from_mode(0o644)).unwrap();
         let e = sensor_config(&s).err().unwrap();
         assert_eq!(e.setting, "lapi-credentials");
         assert!(!e.to_string().contains("password: b"), "{e}");
