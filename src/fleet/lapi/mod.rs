@@ -4,13 +4,16 @@
 //! the JSON writer is `crate::json`. Nothing here touches the kernel.
 //!
 //! Entry points, for the daemon:
-//! - `Sensor::spawn(SensorConfig, Stop) -> Sensor`: the pusher thread; give each ban to
-//!   `sensor.queue.push(BanAlert::new(..))` (never blocks; a full queue is counted).
+//! - `Sensor::spawn(SensorConfig, Stop) -> Sensor`: the pusher thread; give each ban written
+//!   (not a dry run's) to `sensor.queue.push(BanAlert::new(&ban.key, ban.duration_ms, &evidence,
+//!   detector_now_ms, unix_ms_now()))` (never blocks; a full queue is counted).
 //! - `Bouncer::spawn(BouncerConfig, Box<dyn DecisionSink>, Stop) -> Bouncer`: the poll loop.
 //! - `sensor_config(&Settings)` / `bouncer_config(&Settings)`: the configs from the settings
 //!   (reading and checking the secret files), or None when the setting is not given.
 //!
-//! `Stop::stop()` ends both threads (join `.thread`).
+//! `Stop::stop()` ends both threads (join `.thread`): the bouncer within one request timeout,
+//! the sensor after one last push of what it holds. `sensor.counters.figures(&mut f.lapi)` and
+//! `bouncer.counters.figures(&mut f.lapi)` fill the stats.
 
 mod bouncer;
 mod credentials;
@@ -35,6 +38,8 @@ pub use credentials::{load_bouncer_key, MachineCredentials, Secret};
 pub use http::Url;
 #[allow(unused_imports)]
 pub use sensor::{AlertQueue, BanAlert, Sensor, SensorConfig, SensorCounters};
+#[allow(unused_imports)]
+pub use time::unix_ms_now;
 
 use crate::settings::Settings;
 
