@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Release binaries: stripped static scanban for x86_64 (servers), aarch64 and armv7 (routers),
+# and scanban-tls for x86_64 (the `tls` feature: https to a remote CrowdSec LAPI),
 # copied to dist/ with their sizes and SHA-256 sums (dist/SHA256SUMS), each with a CycloneDX
 # SBOM beside it (dist/scanban-TARGET.cdx.json, scripts/sbom.py).
 #
@@ -21,24 +22,31 @@ rm -f dist/scanban-* dist/SHA256SUMS
 cargo_home=${CARGO_HOME:-$HOME/.cargo}
 remap="--remap-path-prefix=$PWD= --remap-path-prefix=$cargo_home=/cargo"
 
-build() { # target [extra env...]
+build() { # target [extra env...]; with variant=NAME set, the cargo feature NAME is built too
   local target=$1; shift
   local flags_var
   flags_var="CARGO_TARGET_$(tr 'a-z-' 'A-Z_' <<<"$target")_RUSTFLAGS"
-  env "$flags_var=$remap" "$@" cargo build -q --release --target "$target"
-  local out="dist/scanban-${target}"
-  cp "target/$target/release/scanban" "$out"
+  local out="dist/scanban-${target}" dir=target extra=()
+  if [ -n "${variant:-}" ]; then
+    # Its own target dir, so the default build's artefacts stay as they are.
+    out="dist/scanban-${variant}-${target}" dir="target/$variant" extra=(--features "$variant" --target-dir "$dir")
+  fi
+  env "$flags_var=$remap" "$@" cargo build -q --release --target "$target" "${extra[@]}"
+  cp "$dir/$target/release/scanban" "$out"
   file "$out" | grep -Eq "statically linked|static-pie linked" || { echo "$out is not static: $(file "$out")" >&2; exit 1; }
   if grep -q -a -F -e "$PWD/" -e "$cargo_home/" "$out"; then
     echo "$out holds a path of this machine (not reproducible elsewhere):" >&2
     strings -a "$out" | grep -F -e "$PWD/" -e "$cargo_home/" | head -5 >&2
     exit 1
   fi
-  python3 scripts/sbom.py "$target" "$out" > "$out.cdx.json"
+  SCANBAN_FEATURES="${variant:-}" python3 scripts/sbom.py "$target" "$out" > "$out.cdx.json"
 }
 
 rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl >/dev/null 2>&1
 build x86_64-unknown-linux-musl
+# HTTPS to a remote LAPI (rustls with the RustCrypto provider) does not fit the 1 MB budget: a
+# variant of its own, x86_64 only (docs/DEPENDENCIES.md).
+variant=tls build x86_64-unknown-linux-musl
 build aarch64-unknown-linux-musl
 # armv7: the Rust of this checkout where rustup has that target's std; where it has not (the
 # package mirror of our build machines answers 404 for 1.95.0's), a pinned toolchain that has it.

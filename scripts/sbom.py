@@ -42,9 +42,12 @@ def main():
 
     # One line per node, depth first: "<depth>name vX.Y.Z|license|repository", with " (*)"
     # after a node whose dependencies were printed before.
+    # SCANBAN_FEATURES: the cargo features of a release variant (scripts/release.sh, `tls`).
+    features = os.environ.get("SCANBAN_FEATURES")
     tree = subprocess.run(
         ["cargo", "tree", "--locked", "-q", "-p", "scanban", "-e", "normal",
-         "--target", target, "--prefix", "depth", "--format", "{p}|{l}|{r}"],
+         "--target", target, "--prefix", "depth", "--format", "{p}|{l}|{r}"]
+        + (["--features", features] if features else []),
         cwd=root, check=True, capture_output=True, text=True).stdout
 
     components, edges, stack, skip_below = {}, {}, [], None

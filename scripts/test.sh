@@ -18,13 +18,47 @@ need=()
 for pair in ip:iproute2 ss:iproute2 nft:nftables iptables-nft:iptables nmap:nmap hping3:hping3 \
             tcpdump:tcpdump python3:python3 curl:curl file:file bc:bc musl-gcc:musl-tools gcc:gcc xz:xz-utils \
             powerpc-linux-gnu-gcc:gcc-powerpc-linux-gnu qemu-ppc-static:qemu-user-static \
-            busybox:busybox make:make; do
+            busybox:busybox make:make openssl:openssl; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
   echo "== apt-get install ${need[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+# crowdsec: Debian's CrowdSec Local API, which the fleet tests run inside their own namespaces
+# (testbed::lapi). Its post-install step registers with CrowdSec's Central API and fails offline
+# unless online_api_credentials.yaml already holds something; a half-configured package is
+# finished with `dpkg --configure -a` once the file is there. No crowdsec service may run on the
+# host: invoke-rc.d is told not to start one (policy-rc.d) and one that started anyway is
+# stopped and disabled.
+if ! command -v crowdsec >/dev/null 2>&1 || ! command -v cscli >/dev/null 2>&1 ||
+   [ "$(dpkg-query -W -f='${Status}' crowdsec 2>/dev/null)" != "install ok installed" ]; then
+  echo "== apt-get install crowdsec (the LAPI of the fleet tests)"
+  offline_credentials() {
+    mkdir -p /etc/crowdsec
+    [ -s /etc/crowdsec/online_api_credentials.yaml ] ||
+      printf 'url: http://127.0.0.1:1/\nlogin: offline\npassword: offline\n' \
+        > /etc/crowdsec/online_api_credentials.yaml
+  }
+  offline_credentials
+  policy_made=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    policy_made=1
+  fi
+  apt-get update -qq
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq crowdsec >/dev/null; then
+    offline_credentials
+    DEBIAN_FRONTEND=noninteractive dpkg --configure -a
+  fi
+  [ -z "$policy_made" ] || rm -f /usr/sbin/policy-rc.d
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    systemctl disable --now crowdsec >/dev/null 2>&1 || true
+  fi
+  command -v cscli >/dev/null && [ -f /etc/crowdsec/config.yaml ] ||
+    { echo "crowdsec did not install" >&2; exit 1; }
 fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl powerpc-unknown-linux-gnu \
@@ -37,12 +71,15 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --all-targets --features tls -- -D warnings
 echo "== audit: the repository stands alone, docs/SECURITY.md's lists are current, cargo-deny"
 bash scripts/audit.sh --check
 log=$(mktemp)
 trap 'rm -f "$log" "$log.coverage.md"' EXIT
 echo "== cargo test (unit, fixtures, kernel)"
 cargo test --workspace 2>&1 | tee -a "$log"
+echo "== cargo test --features tls: the LAPI client again, with HTTPS to a real LAPI serving TLS"
+cargo test --features tls --bin scanban fleet::lapi 2>&1 | tee -a "$log"
 
 # The codec and detector tests (unit tests, captured fixtures, corpus replays) on the routers'
 # architectures: big-endian powerpc and aarch64, under qemu-user.

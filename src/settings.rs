@@ -176,6 +176,17 @@ pub struct Settings {
     /// Interfaces on the LAN side: a scanner behind them is reported, banned only with `ban_lan`.
     pub lan_interfaces: Vec<String>,
     pub ban_lan: bool,
+    // The fleet (CrowdSec LAPI).
+    /// The LAPI's URL; the machine credentials file's `url` when not set.
+    pub lapi_url: Option<String>,
+    /// Machine credentials (`cscli machines add -f FILE`): each ban is pushed as an alert.
+    pub lapi_credentials: Option<PathBuf>,
+    /// A file with the bouncer API key: the decision stream is applied to the kernel sets.
+    pub lapi_bouncer_key: Option<PathBuf>,
+    /// Time between two polls of the decision stream.
+    pub lapi_poll: Duration,
+    /// The CA (PEM) an https LAPI's certificate is checked against (feature `tls`).
+    pub lapi_ca: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -230,6 +241,11 @@ impl Default for Settings {
             protect: Protect::Auto,
             lan_interfaces: Vec::new(),
             ban_lan: false,
+            lapi_url: None,
+            lapi_credentials: None,
+            lapi_bouncer_key: None,
+            lapi_poll: Duration::from_secs(1),
+            lapi_ca: None,
         }
     }
 }
@@ -305,6 +321,11 @@ pub const OPTIONS: &[OptionDoc] = &[
     opt("protect", "auto|input|forward|both", "what the sensor watches: probes of this host (input), the answers of the hosts it routes to (forward: closed ports and unassigned addresses behind a router), or both; auto is both where the host forwards IPv4 or IPv6, else input (default {default})"),
     opt("lan-interfaces", "IFNAME,...|none", "interfaces on the LAN side: a source scanning from behind them (an infected device) is reported as \"lan side\" and banned only with ban-lan (default: none)"),
     switch("ban-lan", "ban LAN-side scanners too (see lan-interfaces)"),
+    opt("lapi-url", "URL", "CrowdSec Local API to share bans with, http://ADDR:PORT, an IP address (default: the url in lapi-credentials)"),
+    opt("lapi-credentials", "PATH", "machine credentials file from `cscli machines add NAME -f PATH` (chmod 600): each ban is pushed to the LAPI as an alert with its decision"),
+    opt("lapi-bouncer-key", "PATH", "file holding the API key from `cscli bouncers add NAME -o raw` (chmod 600): the LAPI's ban decisions are enforced"),
+    opt("lapi-poll", "DURATION", "how often the LAPI's decision stream is polled (default {default})"),
+    opt("lapi-ca", "PATH", "PEM file of the CA that signed an https LAPI's certificate (builds with the tls feature)"),
 ];
 
 mod apply;

@@ -131,6 +131,26 @@ pub struct Figures {
     pub queue_dropped: u64,
     pub queue_user_dropped: u64,
     pub ruleset_repairs: u64,
+    /// The fleet (CrowdSec LAPI): the sensor's pushes and the bouncer's polls
+    /// (`fleet::lapi::SensorCounters::figures`, `BouncerCounters::figures`).
+    pub lapi: LapiFigures,
+}
+
+/// The LAPI counters, all 0 when the fleet is not configured.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LapiFigures {
+    pub alerts_pushed: u64,
+    pub alerts_dropped: u64,
+    pub alerts_pending: u64,
+    pub push_failures: u64,
+    pub polls: u64,
+    pub poll_errors: u64,
+    pub decisions: u64,
+    pub decisions_skipped: u64,
+    pub decisions_applied: u64,
+    pub decisions_lifted: u64,
+    pub decisions_refused: u64,
+    pub decisions_failed: u64,
 }
 
 impl Figures {
@@ -239,6 +259,58 @@ impl Figures {
                 "ruleset_repairs",
                 "times the table was restored after outside changes",
                 self.ruleset_repairs,
+            ),
+            m("lapi_alerts_pushed", "bans the LAPI accepted as alerts", self.lapi.alerts_pushed),
+            m(
+                "lapi_alerts_dropped",
+                "bans never pushed to the LAPI: its queue was full (a long outage), or the LAPI refused them 5 times",
+                self.lapi.alerts_dropped,
+            ),
+            g(
+                "lapi_alerts_pending",
+                "bans waiting to be pushed to the LAPI",
+                self.lapi.alerts_pending,
+            ),
+            m(
+                "lapi_push_failures",
+                "alert pushes or logins that failed (their alerts are kept and pushed again)",
+                self.lapi.push_failures,
+            ),
+            m("lapi_polls", "decision stream answers read", self.lapi.polls),
+            m(
+                "lapi_poll_errors",
+                "decision stream polls that failed (the LAPI down, an error status, a malformed answer)",
+                self.lapi.poll_errors,
+            ),
+            m(
+                "lapi_decisions",
+                "ban decisions (new and deleted) received from the LAPI",
+                self.lapi.decisions,
+            ),
+            m(
+                "lapi_decisions_skipped",
+                "decisions skipped: not a ban of scope Ip or Range, or unreadable",
+                self.lapi.decisions_skipped,
+            ),
+            m(
+                "lapi_decisions_applied",
+                "LAPI decisions put in the kernel",
+                self.lapi.decisions_applied,
+            ),
+            m(
+                "lapi_decisions_lifted",
+                "LAPI decisions lifted (deleted or expired)",
+                self.lapi.decisions_lifted,
+            ),
+            m(
+                "lapi_decisions_refused",
+                "LAPI decisions refused: they cover an allowlisted or own address",
+                self.lapi.decisions_refused,
+            ),
+            m(
+                "lapi_decisions_failed",
+                "LAPI decisions whose kernel write failed",
+                self.lapi.decisions_failed,
             ),
         ]
     }

@@ -270,6 +270,7 @@ echo "== every setting of scanban --help maps from UCI"
       BIT) v=0x4 ;;
       auto\|input\|forward\|both) v=both ;;
       IFNAME,...\|none) v=br-lan,wlan0 ;;
+      URL) v=http://192.0.2.1:8080 ;;
       BYTES|N|SCORE) v=100 ;;
       *) fail "no UCI sample for --$name $value: add one" ;;
     esac

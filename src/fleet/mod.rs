@@ -8,6 +8,7 @@
 
 pub mod book;
 pub mod remote;
+pub mod lapi;
 
 use std::net::IpAddr;
 

@@ -193,6 +193,15 @@ impl Settings {
                 };
             }
             "ban-lan" => self.ban_lan = true,
+            "lapi-url" => {
+                let text = v()?;
+                crate::fleet::lapi::Url::parse(text).map_err(|e| fail(e.to_string()))?;
+                self.lapi_url = Some(text.to_string());
+            }
+            "lapi-credentials" => self.lapi_credentials = Some(PathBuf::from(v()?)),
+            "lapi-bouncer-key" => self.lapi_bouncer_key = Some(PathBuf::from(v()?)),
+            "lapi-poll" => self.lapi_poll = dur(Duration::from_millis(100))?,
+            "lapi-ca" => self.lapi_ca = Some(PathBuf::from(v()?)),
             _ => return Err(fail("unknown setting".into())),
         }
         Ok(())

@@ -95,6 +95,12 @@ impl Settings {
             ),
             "lan-interfaces" if self.lan_interfaces.is_empty() => None,
             "lan-interfaces" => Some(self.lan_interfaces.join(",")),
+            "lapi-url" => self.lapi_url.clone(),
+            // The paths only: the secrets in them are never shown.
+            "lapi-credentials" => path(&self.lapi_credentials),
+            "lapi-bouncer-key" => path(&self.lapi_bouncer_key),
+            "lapi-poll" => d(self.lapi_poll),
+            "lapi-ca" => path(&self.lapi_ca),
             _ => None,
         }
     }

@@ -25,6 +25,7 @@ fn every_documented_option_is_accepted_and_every_accepted_option_documented() {
             Some("BIT") => Some("0x4"),
             Some("auto|input|forward|both") => Some("forward"),
             Some("IFNAME,...|none") => Some("br-lan,wlan0"),
+            Some("URL") => Some("http://192.0.2.1:8080"),
             Some(_) => Some("100"),
         };
         s.apply(o.name, sample)

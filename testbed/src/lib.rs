@@ -15,6 +15,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod lapi;
+
 use std::fs::File;
 use std::io;
 use std::process::{Command, Output, Stdio};
