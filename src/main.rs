@@ -63,7 +63,14 @@ fn main() -> ExitCode {
     };
     init_logging(settings.verbose);
     let result: Result<(), Box<dyn std::error::Error>> = match inv.command {
-        Command::Run => daemon::run(settings, &|| inv.settings()).map_err(Into::into),
+        Command::Run => match daemon::run(settings, &|| inv.settings()) {
+            // A LAPI setting is configuration too, checked before any kernel change.
+            Err(e @ daemon::Error::Fleet(_)) => {
+                eprintln!("scanban: invalid configuration: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+            r => r.map_err(Into::into),
+        },
         Command::Ruleset => commands::ruleset_text(&settings)
             .map(|t| print!("{t}"))
             .map_err(Into::into),

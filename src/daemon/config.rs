@@ -69,6 +69,7 @@ pub fn refresh_allowlist(shared: &Shared, s: &Settings) {
     shared.lan.update(&s.lan_interfaces, s.ban_lan);
     let allow = allowlist(s);
     shared.shards.each(|d| d.set_allowlist(allow.clone()));
+    shared.fleet.allowlist(&allow);
 }
 
 /// Applies what a reload may change at run time; what needs a restart keeps its old value, and
@@ -100,6 +101,12 @@ pub fn apply_reload(shared: &Shared, old: &Settings, mut new: Settings) -> Setti
     keep!(open_ports, "open-ports");
     keep!(dry_run, "dry-run");
     keep!(user, "user");
+    // The LAPI threads and their secrets are set up before privileges are dropped.
+    keep!(lapi_url, "lapi-url");
+    keep!(lapi_credentials, "lapi-credentials");
+    keep!(lapi_bouncer_key, "lapi-bouncer-key");
+    keep!(lapi_poll, "lapi-poll");
+    keep!(lapi_ca, "lapi-ca");
     if !restart.is_empty() {
         warn!("SIGHUP: {} only change(s) at restart", restart.join(", "));
     }
@@ -112,6 +119,7 @@ pub fn apply_reload(shared: &Shared, old: &Settings, mut new: Settings) -> Setti
         d.set_policy(policy.clone());
         d.set_allowlist(allow.clone());
     });
+    shared.fleet.allowlist(&allow);
     shared
         .drop_probes
         .store(new.verdict == ProbeVerdict::Drop, Ordering::Relaxed);

@@ -13,6 +13,7 @@ use detector::{Evidence, SourceKey};
 use log::{info, warn};
 
 use crate::bans::Ban;
+use crate::fleet::lapi::BanAlert;
 use crate::json;
 use crate::sessions::Aged;
 
@@ -107,6 +108,12 @@ fn report(shared: &Shared, r: Report, lan_said: &mut LanSaid) {
     }
     if r.dry_run {
         return;
+    }
+    if let Some(alerts) = &shared.fleet.alerts {
+        let unix_ms = crate::fleet::lapi::unix_ms_now();
+        for (b, e) in r.written.iter().zip(&r.evidence) {
+            alerts.push(BanAlert::new(&b.key, b.duration_ms, e, now_ms, unix_ms));
+        }
     }
     if let Ok(mut book) = shared.book.lock() {
         book.written(&r.written, Instant::now());

@@ -18,6 +18,7 @@
 //!   share; `timer` — the `Every` of periodic work.
 
 mod config;
+mod fleet;
 mod follow_up;
 mod housekeeping;
 mod lan_side;
@@ -41,7 +42,7 @@ use log::{debug, error, info};
 use nfnl::NlSocket;
 use nft::{Batch, Family};
 
-use crate::fleet::remote::RemoteBans;
+use crate::fleet::remote::{AllowlistUpdates, RemoteBans};
 use crate::fleet::DecisionSink;
 use crate::ruleset::{self, TABLE};
 use crate::settings::{Mode, OnExit, SettingError, Settings};
@@ -49,6 +50,7 @@ use crate::signals::Signals;
 
 pub use config::detector_config;
 
+use fleet::Fleet;
 use follow_up::Report;
 use housekeeping::Housekeeping;
 use open_ports::OpenPortSets;
@@ -74,6 +76,10 @@ pub enum Error {
     NoSocketExpression,
     Signals(std::io::Error),
     Privilege(crate::privilege::Error),
+    /// A LAPI setting that cannot be used (a bad URL, an unreadable or world-readable secret).
+    Fleet(crate::fleet::lapi::ConfigError),
+    /// A thread could not be started.
+    Thread(std::io::Error),
 }
 
 impl Error {
@@ -100,6 +106,8 @@ impl fmt::Display for Error {
             ),
             Error::Signals(e) => write!(f, "signals: {e}"),
             Error::Privilege(e) => e.fmt(f),
+            Error::Fleet(e) => e.fmt(f),
+            Error::Thread(e) => write!(f, "starting a thread: {e}"),
         }
     }
 }
@@ -122,6 +130,7 @@ pub fn run(
         nft::probe::probe(&mut sock).map_err(|e| Error::kernel("probing nf_tables", e))?;
     debug!("kernel features: {features:?}");
     startup::check_features(&settings, &features)?;
+    let fleet_config = fleet::config(&settings)?;
     let allow = config::allowlist(&settings);
     let kept = startup::prepare_table(&mut sock, &settings, &features, &allow)?;
     // Open ports must be known before the first packet is queued.
@@ -148,7 +157,9 @@ pub fn run(
         .map_or(1, |d| d.as_nanos() as u64)
         ^ u64::from(std::process::id());
     let dconf = detector_config(&settings, Shards::COUNT);
-    let shared = Arc::new(Shared::new(&settings, Shards::new(&dconf, seed, &allow)));
+    let fleet = Fleet::start(fleet_config, &settings, &allow, &features)?;
+    let shards = Shards::new(&dconf, seed, &allow);
+    let shared = Arc::new(Shared::new(&settings, shards, fleet.handles()));
     info!(
         "allowlist: {} entries (configured, own addresses, gateways, resolvers); {} on-link \
          IPv6 prefix(es) keyed per address",
@@ -156,9 +167,6 @@ pub fn run(
         allow.on_link().len()
     );
     housekeeping::read_sessions(&shared);
-
-    // The fleet (#17): the LAPI poll loop gets its sink from `remote_sink(&allow, &features)`
-    // and runs in a thread of its own, started here with the readers.
 
     let (tx, rx) = mpsc::sync_channel::<Report>(BAN_BATCH_MAX);
     let readers: Vec<JoinHandle<()>> = queues
@@ -183,33 +191,31 @@ pub fn run(
         kept as u64,
     );
     main.run(&mut signals, reload);
-    shutdown(main, readers, follow_up, features.destroy);
+    shutdown(main, readers, follow_up, fleet, features.destroy);
     Ok(())
 }
 
 /// The sink the fleet's decision stream (the LAPI poll loop of `fleet::lapi`) writes through:
-/// the remote-ban sets of the table `run` installed, refusing what `allow` protects. Its own
-/// netlink socket, so it may live in its own thread. Built before privileges are dropped or
-/// after (CAP_NET_ADMIN is kept).
-#[allow(dead_code)] // the poll loop's thread is started by the fleet glue
+/// the remote-ban sets of the table `run` installed, refusing what `allow` protects, and the
+/// handle that hands it a new allowlist. Its own netlink socket, so it may live in its own
+/// thread.
 pub fn remote_sink(
     allow: &detector::Allowlist,
     features: &nft::probe::Features,
-) -> Result<Box<dyn DecisionSink>, Error> {
+) -> Result<(Box<dyn DecisionSink>, AllowlistUpdates), Error> {
     let sock = NlSocket::open().map_err(Error::Socket)?;
-    Ok(Box::new(RemoteBans::new(
-        sock,
-        allow.clone(),
-        features.destroy,
-    )))
+    let sink = RemoteBans::new(sock, allow.clone(), features.destroy);
+    let updates = sink.allowlist_updates();
+    Ok((Box::new(sink), updates))
 }
 
 /// After SIGTERM: the bans saved, the readers' queues released, the follow-up thread drained,
-/// and the table removed if `on-exit remove`.
+/// the fleet's last alerts pushed, and the table removed if `on-exit remove`.
 fn shutdown(
     mut main: Housekeeping,
     readers: Vec<JoinHandle<()>>,
     follow_up: JoinHandle<()>,
+    fleet: Fleet,
     destroy: bool,
 ) {
     housekeeping::save_state(&mut main.sock, &main.settings);
@@ -219,6 +225,7 @@ fn shutdown(
     // The last sender goes with `main`: the follow-up thread ends once it has logged all.
     let (mut sock, settings) = main.into_parts();
     let _ = follow_up.join();
+    fleet.stop();
     if settings.on_exit == OnExit::Remove {
         let mut b = Batch::new();
         b.remove_table(Family::Inet, TABLE, destroy);

@@ -10,6 +10,7 @@ use crate::latency::BanLatencies;
 use crate::sessions::Sessions;
 use crate::settings::{ProbeVerdict, Settings};
 
+use super::fleet::FleetHandles;
 use super::lan_side::LanSide;
 use super::retry::Failed;
 use super::shards::Shards;
@@ -55,10 +56,12 @@ pub struct Shared {
     pub set_full_said: Mutex<Every>,
     /// LAN interfaces (`lan-interfaces`, `ban-lan`), kept by the main thread.
     pub lan: LanSide,
+    /// The LAPI sensor's queue and the fleet's counters (empty without the fleet settings).
+    pub fleet: FleetHandles,
 }
 
 impl Shared {
-    pub fn new(settings: &Settings, shards: Shards) -> Self {
+    pub fn new(settings: &Settings, shards: Shards, fleet: FleetHandles) -> Self {
         Shared {
             shards,
             drop_probes: AtomicBool::new(settings.verdict == ProbeVerdict::Drop),
@@ -80,6 +83,7 @@ impl Shared {
                 lan.update(&settings.lan_interfaces, settings.ban_lan);
                 lan
             },
+            fleet,
         }
     }
 

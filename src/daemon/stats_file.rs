@@ -58,8 +58,7 @@ pub fn write_stats(shared: &Shared, s: &Settings, outside: Outside) {
         queue_dropped: mine(|q| q.queue_dropped),
         queue_user_dropped: mine(|q| q.user_dropped),
         ruleset_repairs: get(&c.ruleset_repairs),
-        // The fleet glue fills these from fleet::lapi's counters when the LAPI is configured.
-        lapi: crate::stats::LapiFigures::default(),
+        lapi: shared.fleet.figures(),
     };
     let mut counters = figures.counters();
     counters.extend(

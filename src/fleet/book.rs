@@ -187,9 +187,16 @@ impl Book {
             .collect()
     }
 
-    /// The soonest end of a range decision: when the outermost ranges may change on their own.
-    pub fn next_range_expiry(&self) -> Option<u64> {
-        self.ranges.values().map(|h| h.expires_ms).min()
+    /// Keeps only the targets `keep` accepts (all their decisions go with them); how many
+    /// decisions went.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Target) -> bool) -> usize {
+        let before = self.len();
+        self.hosts.retain(|t, _| keep(t));
+        self.ranges.retain(|t, _| keep(t));
+        let (hosts, ranges) = (&self.hosts, &self.ranges);
+        self.more
+            .retain(|t, _| hosts.contains_key(t) || ranges.contains_key(t));
+        before - self.len()
     }
 }
 
@@ -264,7 +271,6 @@ mod tests {
             ["192.0.2.0/24", "198.51.100.0/24", "2001:db8::/32"].map(String::from)
         );
         assert_eq!(top(10_000), ["198.51.100.128/25"].map(String::from));
-        assert_eq!(b.next_range_expiry(), Some(5_000));
         b.expire(10_000, false);
         assert_eq!(b.len(), 1);
     }

@@ -4,7 +4,6 @@
 //! types below, so the protocol side never touches the kernel and the kernel side never parses
 //! a byte of HTTP.
 
-#![allow(dead_code)]
 
 pub mod book;
 pub mod remote;
@@ -40,6 +39,9 @@ pub struct Decision {
 pub struct Delta {
     pub new: Vec<Decision>,
     pub deleted: Vec<Decision>,
+    /// The answer of a `startup=true` request: `new` is every decision in force, so whatever
+    /// the sink holds that is not in it was lifted while the stream was not read.
+    pub full: bool,
 }
 
 /// Where the bouncer's poll loop (protocol side) hands each stream answer: the kernel side

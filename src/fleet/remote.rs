@@ -18,6 +18,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use detector::{Allowlist, SourceKey};
@@ -51,6 +52,7 @@ pub struct Totals {
 pub struct RemoteBans {
     sock: NlSocket,
     allow: Allowlist,
+    allow_updates: Arc<Mutex<Option<Allowlist>>>,
     /// DESTROYSETELEM (kernel ≥ 6.3): lifting an element the kernel already expired is no error.
     destroy: bool,
     epoch: Instant,
@@ -81,6 +83,7 @@ impl RemoteBans {
         RemoteBans {
             sock,
             allow,
+            allow_updates: Arc::default(),
             destroy,
             epoch: Instant::now(),
             book: Book::default(),
@@ -95,25 +98,44 @@ impl RemoteBans {
         }
     }
 
-    /// The allowlist read again (SIGHUP, address changes). Decisions already applied stay.
-    pub fn set_allowlist(&mut self, allow: Allowlist) {
+    /// Where the main thread leaves the allowlist it read again (SIGHUP, address changes):
+    /// taken at the next `apply`.
+    pub fn allowlist_updates(&self) -> AllowlistUpdates {
+        AllowlistUpdates(Arc::clone(&self.allow_updates))
+    }
+
+    /// A new allowlist: decisions in force that it now protects are lifted at once (an admin
+    /// allowlisted after a fleet ban gets back in at the next poll).
+    fn set_allowlist(&mut self, allow: Allowlist) {
         self.allow = allow;
+        let mut lifted = Vec::new();
+        let gone = self.book.retain(|t| {
+            let keep = refusal(&self.allow, t).is_none();
+            if !keep {
+                lifted.push(*t);
+            }
+            keep
+        });
+        if gone > 0 {
+            for t in &lifted {
+                info!("lifting remote ban of {}/{}: now allowlisted", t.addr, t.prefix_len);
+            }
+            self.rewrite_all = true;
+        }
     }
 
-    /// Writes every set afresh at the next `apply`: after the watchdog rebuilt the table.
-    pub fn resync(&mut self) {
-        self.rewrite_all = true;
-    }
-
+    #[cfg(test)]
     pub fn totals(&self) -> Totals {
         self.totals
     }
 
+    #[cfg(test)]
     /// Decisions in force in the book.
     pub fn len(&self) -> usize {
         self.book.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -124,21 +146,7 @@ impl RemoteBans {
 
     /// Why a decision may not be applied, if it may not.
     fn refusal(&self, t: &Target) -> Option<&'static str> {
-        if t.prefix_len > full_len(&t.addr) {
-            return Some("its prefix length is longer than the address");
-        }
-        let addr = masked(t.addr, t.prefix_len);
-        let protected = match (addr, is_host(t)) {
-            (IpAddr::V4(a), true) => self.allow.covers_protected(&SourceKey::V4(a)),
-            (IpAddr::V6(a), true) => self.allow.covers_protected(&SourceKey::V6(a, 128)),
-            (IpAddr::V4(a), false) => !self
-                .allow
-                .may_ban_prefix(&SourceKey::V4Net(a, t.prefix_len)),
-            (IpAddr::V6(a), false) => !self
-                .allow
-                .may_ban_prefix(&SourceKey::V6Net(a, t.prefix_len)),
-        };
-        protected.then_some("it covers an allowlisted or own address (or an on-link prefix)")
+        refusal(&self.allow, t)
     }
 
     fn comment(&self, h: &Held) -> String {
@@ -246,8 +254,45 @@ fn target_of(d: &Decision) -> Target {
     }
 }
 
+/// Why a decision on `t` may not be applied under `allow`, if it may not.
+fn refusal(allow: &Allowlist, t: &Target) -> Option<&'static str> {
+    if t.prefix_len > full_len(&t.addr) {
+        return Some("its prefix length is longer than the address");
+    }
+    let addr = masked(t.addr, t.prefix_len);
+    let protected = match (addr, is_host(t)) {
+        (IpAddr::V4(a), true) => allow.covers_protected(&SourceKey::V4(a)),
+        (IpAddr::V6(a), true) => allow.covers_protected(&SourceKey::V6(a, 128)),
+        (IpAddr::V4(a), false) => !allow.may_ban_prefix(&SourceKey::V4Net(a, t.prefix_len)),
+        (IpAddr::V6(a), false) => !allow.may_ban_prefix(&SourceKey::V6Net(a, t.prefix_len)),
+    };
+    protected.then_some("it covers an allowlisted or own address (or an on-link prefix)")
+}
+
+/// The main thread's handle on a `RemoteBans` living in the poll loop's thread.
+#[derive(Clone)]
+pub struct AllowlistUpdates(Arc<Mutex<Option<Allowlist>>>);
+
+impl AllowlistUpdates {
+    pub fn send(&self, allow: Allowlist) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(allow);
+        }
+    }
+}
+
 impl DecisionSink for RemoteBans {
     fn apply(&mut self, delta: &Delta) -> Applied {
+        let update = self.allow_updates.lock().ok().and_then(|mut s| s.take());
+        if let Some(allow) = update {
+            self.set_allowlist(allow);
+        }
+        if delta.full {
+            // A full list replaces the book: what it lacks was lifted meanwhile.
+            self.book = Book::default();
+            self.refused.clear();
+            self.rewrite_all = true;
+        }
         let now = self.now_ms();
         let mut applied = Applied::default();
         // Host targets touched, with the expiry their element had before (`None`: no element).

@@ -122,7 +122,8 @@ fn poll_loop(
     while !stop.is_stopped() {
         let started = Instant::now();
         match fetch(config, startup) {
-            Ok(read) => {
+            Ok(mut read) => {
+                read.delta.full = startup;
                 counters.polls.fetch_add(1, Ordering::Relaxed);
                 let n = (read.delta.new.len() + read.delta.deleted.len()) as u64;
                 counters.decisions.fetch_add(n, Ordering::Relaxed);
@@ -133,7 +134,9 @@ fn poll_loop(
                     info!("LAPI {}: decision stream back", config.url);
                     down = false;
                 }
-                if n > 0 || startup {
+                // Every poll, even an empty one: the sink retries failed writes, refills a
+                // rebuilt table and writes what an expired range uncovered.
+                {
                     let a = sink.apply(&read.delta);
                     counters.added.fetch_add(a.added, Ordering::Relaxed);
                     counters.lifted.fetch_add(a.lifted, Ordering::Relaxed);
@@ -150,7 +153,7 @@ fn poll_loop(
                         a.refused,
                         a.failed
                     );
-                    if n > 0 {
+                    if n > 0 || a.failed > 0 {
                         info!("{msg}");
                     } else {
                         debug!("{msg}");

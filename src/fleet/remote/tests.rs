@@ -96,6 +96,7 @@ fn new(decisions: Vec<Decision>) -> Delta {
     Delta {
         new: decisions,
         deleted: Vec::new(),
+        full: false,
     }
 }
 
@@ -103,6 +104,7 @@ fn deleted(decisions: Vec<Decision>) -> Delta {
     Delta {
         new: Vec::new(),
         deleted: decisions,
+        full: false,
     }
 }
 
