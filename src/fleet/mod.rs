@@ -4,10 +4,9 @@
 //! types below, so the protocol side never touches the kernel and the kernel side never parses
 //! a byte of HTTP.
 
-
 pub mod book;
-pub mod remote;
 pub mod lapi;
+pub mod remote;
 
 use std::net::IpAddr;
 

@@ -118,7 +118,10 @@ impl RemoteBans {
         });
         if gone > 0 {
             for t in &lifted {
-                info!("lifting remote ban of {}/{}: now allowlisted", t.addr, t.prefix_len);
+                info!(
+                    "lifting remote ban of {}/{}: now allowlisted",
+                    t.addr, t.prefix_len
+                );
             }
             self.rewrite_all = true;
         }

@@ -15,6 +15,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod lan;
 pub mod lapi;
 
 use std::fs::File;

@@ -33,16 +33,24 @@ impl Daemon {
 
     /// Like `spawn`, with `wrapper` (e.g. `setpriv ...`) between `ip netns exec` and scanban.
     pub fn spawn_under(tb: &Testbed, wrapper: &[&str], args: &[&str]) -> Daemon {
+        Daemon::spawn_in(&tb.server, wrapper, args)
+    }
+
+    /// Starts the daemon in namespace `ns` and waits for its "ready" line.
+    pub fn start_in(ns: &str, args: &[&str]) -> Daemon {
+        let d = Daemon::spawn_in(ns, &[], args);
+        d.wait_ready();
+        d
+    }
+
+    pub fn spawn_in(ns: &str, wrapper: &[&str], args: &[&str]) -> Daemon {
         let n = STARTED.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!(
-            "scanban-e2e-{}-{}-{n}",
-            std::process::id(),
-            tb.server
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("scanban-e2e-{}-{ns}-{n}", std::process::id(),));
         std::fs::create_dir_all(&dir).unwrap();
         let log = std::fs::File::create(dir.join("log")).unwrap();
         let child = Command::new("ip")
-            .args(["netns", "exec", &tb.server])
+            .args(["netns", "exec", ns])
             .args(wrapper)
             .args([env!("CARGO_BIN_EXE_scanban"), "run"])
             .arg("--stats-file")
