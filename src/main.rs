@@ -13,6 +13,7 @@ mod fleet;
 mod hostinfo;
 mod json;
 mod latency;
+mod logger;
 mod panic_exit;
 mod privilege;
 mod protect;
@@ -107,10 +108,5 @@ fn init_logging(verbose: bool) {
     } else {
         LevelFilter::Info
     };
-    let config = simplelog::ConfigBuilder::new()
-        .set_time_level(LevelFilter::Off)
-        .set_target_level(LevelFilter::Off)
-        .set_thread_level(LevelFilter::Off)
-        .build();
-    let _ = simplelog::WriteLogger::init(level, config, std::io::stderr());
+    logger::init(level);
 }
