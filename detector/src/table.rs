@@ -220,9 +220,19 @@ fn folded_multiply(a: u64, b: u64) -> u64 {
     (m as u64) ^ ((m >> 64) as u64)
 }
 
+/// Buckets of an index that is allocated fresh from the kernel: 128 KiB, where glibc's and
+/// musl's allocators map an allocation of their own instead of carving it from the heap, so a
+/// zeroed index costs no memory until its buckets are written. An index of 64 KiB or more is
+/// given this many buckets at least: the daemon's eight shards would otherwise hold 512 KB of
+/// empty buckets while idle (a smaller index, as the prefix tables', stays as it is).
+const FRESH_BUCKETS: usize = 128 * 1024 / std::mem::size_of::<u32>();
+
 impl Index {
     fn new(capacity: usize) -> Self {
-        let n = (capacity * 2).next_power_of_two().max(2);
+        let mut n = (capacity * 2).next_power_of_two().max(2);
+        if n >= FRESH_BUCKETS / 2 {
+            n = n.max(FRESH_BUCKETS);
+        }
         Index {
             buckets: vec![EMPTY; n],
             seed: {
@@ -466,7 +476,8 @@ impl Table {
     }
 
     /// Bytes one tracked source costs: its slab slot, its list links, its free-list entry, and
-    /// two to four index buckets (twice the capacity, rounded up to a power of two).
+    /// two index buckets (twice the capacity, rounded up to a power of two; four in a table of
+    /// 4,097 to 8,192 sources, as each of the daemon's shards, whose index is `FRESH_BUCKETS`).
     pub fn bytes_per_source() -> usize {
         std::mem::size_of::<Track>()
             + std::mem::size_of::<Link>()
