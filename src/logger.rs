@@ -15,7 +15,12 @@ impl Log for Stderr {
     fn log(&self, record: &Record) {
         if self.enabled(record.metadata()) {
             // One write per line under the stderr lock, so threads' lines never interleave.
-            let _ = writeln!(std::io::stderr().lock(), "[{}] {}", record.level(), record.args());
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "[{}] {}",
+                record.level(),
+                record.args()
+            );
         }
     }
 

@@ -1789,3 +1789,86 @@ fn protect_auto_follows_forwarding_on_reload() {
     .unwrap_or_else(|| panic!("{}\n{}", chains(), d.log()));
     assert!(chains().contains("chain sensor"), "the input sensor stays");
 }
+
+#[test]
+fn a_scan_spread_over_a_48_bans_the_whole_48_but_never_the_hosts_own() {
+    let Some(tb) = Testbed::new("e2eprefix6") else {
+        return;
+    };
+    // 16 scanning /64s of a remote /48, and one more address of it that never probes; then 16
+    // /64s of the server's own /48 (2001:db8::/48 holds its address), all routed through the
+    // attacker. Per-source keys are /64s, so each address is a source of its own.
+    tb.sh(
+        &tb.attacker,
+        "for i in $(seq 1 16) ff; do ip addr add 2001:db8:9:$i::1/128 dev veth0 nodad; done; \
+         for i in $(seq 1 16); do ip addr add 2001:db8:0:$i::1/128 dev veth0 nodad; done",
+    )
+    .unwrap();
+    tb.sh(
+        &tb.server,
+        "ip -6 route add 2001:db8:9::/48 via 2001:db8::2 && \
+         ip -6 route add 2001:db8::/48 via 2001:db8::2",
+    )
+    .unwrap();
+    hold_listener(&tb, SERVER_V6, 8080, 120);
+    let d = Daemon::start(&tb, &[]);
+    // Each /64 knocks on 3 closed ports of its own (9 points: under 21 each), one after the
+    // other; bounded: 48 attempts of at most 50 ms per /48.
+    let spread = |net: &str| {
+        tb.sh(
+            &tb.attacker,
+            &format!(
+                "timeout 60 python3 -c '\
+import socket\n\
+for i in range(48): s = socket.socket(socket.AF_INET6); s.settimeout(0.05); \
+s.bind((\"{net}:%d::1\" % (1 + i // 3), 0)); s.connect_ex((\"{SERVER_V6}\", 100 + i)); s.close()'"
+            ),
+        )
+        .unwrap()
+    };
+    spread("2001:db8:9");
+    let set = || {
+        tb.sh(&tb.server, "nft list set inet scanban banned6_net")
+            .unwrap()
+    };
+    wait_for(Duration::from_secs(10), || {
+        set().contains(" 2001:db8:9:: ").then_some(())
+    })
+    .unwrap_or_else(|| panic!("{}\n{}", set(), d.log()));
+    // The kernel drops the whole /48 (an address that never probed included), and only it.
+    assert_eq!(
+        connect_from(&tb, "2001:db8:9:ff::1", SERVER_V6, 8080),
+        "timeout"
+    );
+    assert_eq!(connect_from(&tb, ATTACKER_V6, SERVER_V6, 8080), "connected");
+    // The set holds the masked address; the prefix rule masks the source to the /48.
+    let chain = tb
+        .sh(&tb.server, "nft list chain inet scanban prerouting")
+        .unwrap();
+    let rule = chain
+        .lines()
+        .find(|l| l.contains("@banned6_net"))
+        .unwrap_or_else(|| panic!("{chain}"));
+    assert!(rule.contains("ffff:ffff:ffff::"), "{rule}");
+    assert!(!rule.contains("packets 0 "), "{rule}");
+    let log = d.log();
+    assert!(
+        log.contains("ban 2001:db8:9::/48 for") && log.contains("scan spread over the prefix"),
+        "{log}"
+    );
+    // The same spread from the server's own /48 reaches the prefix threshold, and is refused
+    // the prefix ban: its sources stay counted one by one.
+    spread("2001:db8:0");
+    wait_for(Duration::from_secs(10), || {
+        (d.stat("prefixes_protected") >= 1).then_some(())
+    })
+    .unwrap_or_else(|| panic!("{}\n{}", d.log(), d.fresh_stats()));
+    let listed = set();
+    assert!(!listed.contains(" 2001:db8:: "), "{listed}");
+    assert!(listed.contains(" 2001:db8:9:: "), "{listed}");
+    assert_eq!(connect_from(&tb, ATTACKER_V6, SERVER_V6, 8080), "connected");
+    assert_eq!(
+        connect_from(&tb, "2001:db8:0:5::1", SERVER_V6, 8080),
+        "connected"
+    );
+}

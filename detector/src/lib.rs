@@ -307,10 +307,24 @@ impl Detector {
         } else {
             u64::from(c.slow_threshold.max(c.threshold)) * slow_unit
         };
-        let track = self.table.touch(slot);
+        // The track's own fields first, its place in the recency list after: the list's
+        // neighbours are other sources' memory, and the track's loads need not wait for them.
+        let track = self.table.at_mut(slot);
         track.leak(now_ms);
         track.probes = track.probes.saturating_add(1);
-        if !track.add_port(obs.proto, obs.dst_port) {
+        let mut prefix = None;
+        let new_port = !track.repeats_last_port(obs.proto, obs.dst_port) && {
+            // Not a retry of its last port: the prefix's track (where the source found it
+            // last) is checked now, so that its load overlaps the one of the source's ports.
+            if c.prefix_threshold != 0 {
+                let pkey = SourceKey::aggregate(obs.src, c.prefix_v4, c.prefix_v6);
+                let held = self.prefixes.holds(track.prefix_slot, &pkey);
+                prefix = Some((pkey, held.then_some(track.prefix_slot)));
+            }
+            track.add_port(obs.proto, obs.dst_port)
+        };
+        let track = self.table.touch(slot);
+        if !new_port {
             self.counters.repeats += 1;
             return Outcome::Repeat;
         }
@@ -324,7 +338,7 @@ impl Detector {
             Tier::Slow
         } else {
             let score = (track.score / fast_unit) as u32;
-            return match self.count_prefix(now_ms, obs, weight, new_source, slot) {
+            return match self.count_prefix(now_ms, obs, weight, new_source, slot, prefix) {
                 Some(outcome) => outcome,
                 None => Outcome::Counted { score },
             };
@@ -360,17 +374,16 @@ impl Detector {
         weight: u64,
         new_source: bool,
         src_slot: u32,
+        prefix: Option<(SourceKey, Option<u32>)>,
     ) -> Option<Outcome> {
+        // `prefix`: the prefix key, and its slot if the source's guess held (`None` when the
+        // tier is off).
+        let (pkey, held) = prefix?;
         let c = &self.config;
-        if c.prefix_threshold == 0 {
-            return None;
-        }
         let unit = c.prefix_leak_every_ms.max(1);
         let bar = u64::from(c.prefix_threshold) * unit;
-        let pkey = SourceKey::aggregate(obs.src, c.prefix_v4, c.prefix_v6);
-        let guess = self.table.at_mut(src_slot).prefix_slot;
-        let slot = if self.prefixes.holds(guess, &pkey) {
-            guess
+        let slot = if let Some(slot) = held {
+            slot
         } else {
             // As for sources: a banned prefix has no track, and gets none while the ban lasts.
             let slot = match self.prefixes.find(&pkey) {
@@ -386,13 +399,15 @@ impl Detector {
             self.table.at_mut(src_slot).prefix_slot = slot;
             slot
         };
-        let track = self.prefixes.touch(slot);
+        let track = self.prefixes.at_mut(slot);
         track.leak(now_ms);
         if new_source {
             track.sources = track.sources.saturating_add(1);
         }
         track.probes = track.probes.saturating_add(1);
-        if !track.add_port(obs.proto, obs.dst_port) {
+        let new_port = track.add_port(obs.proto, obs.dst_port);
+        let track = self.prefixes.touch(slot);
+        if !new_port {
             return None;
         }
         track.score = track.score.saturating_add(weight * unit);

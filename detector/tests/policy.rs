@@ -3,26 +3,11 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use detector::{Action, Allowlist, Cidr, Config, Detector, Observation, Outcome, Proto, SourceKey};
+use detector::{Action, Allowlist, Cidr, Config, Detector, Outcome, Proto, SourceKey};
 use proptest::prelude::*;
 
-fn probe(src: IpAddr, proto: Proto, port: u16, flags: u8) -> Observation {
-    Observation {
-        src,
-        dst: if src.is_ipv4() {
-            IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))
-        } else {
-            IpAddr::V6("2001:db8::1".parse().unwrap())
-        },
-        proto,
-        src_port: 40000,
-        dst_port: port,
-        tcp_flags: flags,
-        ifindex: None,
-    }
-}
-
-const SYN: u8 = 0x02;
+mod common;
+use common::{probe, SYN};
 
 fn v4(i: u32) -> IpAddr {
     IpAddr::V4(Ipv4Addr::from(0xcb00_7100 + i)) // 203.0.113.0/24 and up

@@ -10,6 +10,9 @@ use detector::{
     Action, Allowlist, Cidr, Config, Detector, Observation, Outcome, Proto, SourceKey, Tier,
 };
 
+mod common;
+use common::{probe, SYN};
+
 fn fixture(name: &str) -> Vec<u8> {
     let path = format!("{}/../fixtures/pcap/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
@@ -159,22 +162,6 @@ fn a_day_of_ordinary_traffic_is_never_banned() {
     }
 }
 
-fn probe(src: IpAddr, port: u16) -> Observation {
-    Observation {
-        src,
-        dst: if src.is_ipv4() {
-            IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))
-        } else {
-            IpAddr::V6("2001:db8::1".parse().unwrap())
-        },
-        proto: Proto::Tcp,
-        src_port: 40000,
-        dst_port: port,
-        tcp_flags: 0x02,
-        ifindex: None,
-    }
-}
-
 fn bans(d: &mut Detector) -> Vec<(SourceKey, Tier)> {
     let mut out = Vec::new();
     while let Some(Action::Ban { key, evidence, .. }) = d.poll_action() {
@@ -198,7 +185,7 @@ fn a_scan_spread_over_64_addresses_of_a_24_bans_the_prefix() {
         for a in 0..64u32 {
             now += 1_000;
             let port = (1 + a * 5 + round) as u16;
-            match d.observe(now, &probe(in_24(a + 1), port)) {
+            match d.observe(now, &probe(in_24(a + 1), Proto::Tcp, port, SYN)) {
                 Outcome::Banned => {
                     banned = bans(&mut d);
                     break 'scan;
@@ -218,7 +205,7 @@ fn a_scan_spread_over_64_addresses_of_a_24_bans_the_prefix() {
     // Any other address of the /24 is dropped from now on (the kernel's prefix drop does the
     // same a moment later).
     assert_eq!(
-        d.observe(now, &probe(in_24(200), 9)),
+        d.observe(now, &probe(in_24(200), Proto::Tcp, 9, SYN)),
         Outcome::AlreadyBanned
     );
 }
@@ -236,7 +223,10 @@ fn a_cgnat_pool_of_clients_retrying_closed_ports_is_never_banned() {
                 continue;
             }
             now = minute * 60_000 + u64::from(a) * 200;
-            let o = d.observe(now, &probe(in_24(a + 1), ports[(a % 5) as usize]));
+            let o = d.observe(
+                now,
+                &probe(in_24(a + 1), Proto::Tcp, ports[(a % 5) as usize], SYN),
+            );
             assert!(
                 matches!(o, Outcome::Counted { .. } | Outcome::Repeat),
                 "minute {minute}, client {a}: {o:?}"
@@ -274,7 +264,7 @@ fn a_prefix_holding_a_protected_address_or_an_own_prefix_is_not_banned_whole() {
         for src in [in_24(a + 1), v6(a)] {
             for k in 0..3u32 {
                 now += 1_000;
-                let o = d.observe(now, &probe(src, (1 + a * 3 + k) as u16));
+                let o = d.observe(now, &probe(src, Proto::Tcp, (1 + a * 3 + k) as u16, SYN));
                 assert!(matches!(o, Outcome::Counted { .. }), "{src}: {o:?}");
             }
         }
@@ -293,7 +283,9 @@ fn an_ipv6_scan_spread_over_a_48_bans_the_48() {
         let src = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 9, a as u16, 0, 0, 0, 1));
         for k in 0..2u32 {
             now += 1_000;
-            if d.observe(now, &probe(src, (1 + a * 2 + k) as u16)) == Outcome::Banned {
+            if d.observe(now, &probe(src, Proto::Tcp, (1 + a * 2 + k) as u16, SYN))
+                == Outcome::Banned
+            {
                 out = bans(&mut d);
             }
         }
@@ -318,8 +310,8 @@ fn an_ipv6_scan_spread_over_a_48_bans_the_48() {
 fn bytes_per_tracked_source_and_prefix() {
     // What docs/BENCHMARKS.md states: both tiers of a source live in one slot, and a prefix
     // costs the same slot in its own table.
-    assert_eq!(std::mem::size_of::<detector::table::Track>(), 160);
-    assert_eq!(detector::table::Table::bytes_per_source(), 180);
+    assert_eq!(std::mem::size_of::<detector::table::Track>(), 128);
+    assert_eq!(detector::table::Table::bytes_per_source(), 148);
 }
 
 #[test]
@@ -333,11 +325,11 @@ fn a_raised_threshold_is_not_undercut_by_the_slow_tier() {
     let mut d = Detector::new(c, 5);
     let src = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 9));
     for port in 1..=33u16 {
-        let o = d.observe(u64::from(port), &probe(src, port));
+        let o = d.observe(u64::from(port), &probe(src, Proto::Tcp, port, SYN));
         assert!(matches!(o, Outcome::Counted { .. }), "port {port}: {o:?}");
     }
     assert_eq!(
-        d.observe(34, &probe(src, 34)),
+        d.observe(34, &probe(src, Proto::Tcp, 34, SYN)),
         Outcome::Banned,
         "102 points"
     );

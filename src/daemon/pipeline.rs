@@ -43,6 +43,9 @@ pub struct Pipeline {
     shared: Arc<Shared>,
     nft: NlSocket,
     decided: Vec<Decided>,
+    /// The probe times of the bans being written, kept between batches (no allocation per
+    /// batch for what stays on this thread).
+    seen: Vec<Probe>,
     follow_up: SyncSender<Report>,
 }
 
@@ -52,6 +55,7 @@ impl Pipeline {
             shared,
             nft,
             decided: Vec::with_capacity(BAN_BATCH_MAX),
+            seen: Vec::with_capacity(BAN_BATCH_MAX),
             follow_up,
         }
     }
@@ -127,13 +131,13 @@ impl Pipeline {
         if self.decided.is_empty() {
             return;
         }
-        let (mut report, seen) = self.spare();
+        let mut report = self.spare();
         if !report.dry_run && !report.written.is_empty() {
             match bans::add(&mut self.nft, &report.written) {
                 Ok(()) => {
                     let acked = Acked::now();
                     if let Ok(mut l) = self.shared.latencies.lock() {
-                        l.record(acked, &seen);
+                        l.record(acked, &self.seen);
                     }
                     let n = report.written.len() as u64;
                     let counts = &self.shared.counts;
@@ -152,7 +156,9 @@ impl Pipeline {
     /// Splits the decided bans into those to write and those an aged management session
     /// spares: checked here, once, before anything is written. A spared source is not banned,
     /// so the detector forgets it at once and its probes are no longer dropped.
-    fn spare(&mut self) -> (Report, Vec<Probe>) {
+    /// The probe times of the bans to write are left in `self.seen`; the report's vectors go
+    /// to the follow-up thread with it.
+    fn spare(&mut self) -> Report {
         let shared = &self.shared;
         let n = self.decided.len();
         let mut report = Report {
@@ -163,7 +169,7 @@ impl Pipeline {
             dry_run: shared.dry_run,
         };
         let ban_lan = shared.lan.bans();
-        let mut seen = Vec::with_capacity(n);
+        self.seen.clear();
         let now_ms = shared.now_ms();
         let sessions = shared.sessions.lock();
         for d in self.decided.drain(..) {
@@ -190,7 +196,7 @@ impl Pipeline {
                 comment: evidence.summary(COMMENT_MAX),
             });
             report.evidence.push(evidence);
-            seen.push(d.seen);
+            self.seen.push(d.seen);
         }
         drop(sessions);
         // Forgotten like a spared source: not banned, so its probes must not be dropped.
@@ -202,6 +208,6 @@ impl Pipeline {
         shared.counts.spared.fetch_add(spared, Ordering::Relaxed);
         let lan = report.lan_side.len() as u64;
         shared.counts.lan_side.fetch_add(lan, Ordering::Relaxed);
-        (report, seen)
+        report
     }
 }
