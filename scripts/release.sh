@@ -21,6 +21,12 @@ rm -f dist/scanban-* dist/SHA256SUMS
 # differed by exactly that path. Remapping both prefixes makes every toolchain write the same.
 cargo_home=${CARGO_HOME:-$HOME/.cargo}
 remap="--remap-path-prefix=$PWD= --remap-path-prefix=$cargo_home=/cargo"
+# Size (the 1 MB budget): rust-lld folds identical functions (--icf=all: Rust promises no
+# distinct addresses for distinct functions) and merges strings (-O2), and the binaries carry no
+# unwind tables (scripts/discard-unwind.ld: with panic = "abort" nothing unwinds; a panic still
+# prints its message, and its optional RUST_BACKTRACE backtrace is empty). 98,840 bytes less on
+# x86_64 on 2026-11-30 (1,090,272 -> 991,432).
+shrink="-C link-arg=--icf=all -C link-arg=-O2 -C link-arg=--no-eh-frame-hdr -C link-arg=-T$PWD/scripts/discard-unwind.ld"
 
 build() { # target [extra env...]; with variant=NAME set, the cargo feature NAME is built too
   local target=$1; shift
@@ -31,7 +37,7 @@ build() { # target [extra env...]; with variant=NAME set, the cargo feature NAME
     # Its own target dir, so the default build's artefacts stay as they are.
     out="dist/scanban-${variant}-${target}" dir="target/$variant" extra=(--features "$variant" --target-dir "$dir")
   fi
-  env "$flags_var=$remap" "$@" cargo build -q --release --target "$target" "${extra[@]}"
+  env "$flags_var=$remap $shrink" "$@" cargo build -q --release --target "$target" "${extra[@]}"
   cp "$dir/$target/release/scanban" "$out"
   file "$out" | grep -Eq "statically linked|static-pie linked" || { echo "$out is not static: $(file "$out")" >&2; exit 1; }
   if grep -q -a -F -e "$PWD/" -e "$cargo_home/" "$out"; then
