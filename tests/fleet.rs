@@ -99,15 +99,15 @@ fn a_scan_seen_by_one_host_is_dropped_by_all() {
     let (_, key_a) = lapi.add_bouncer("host-a");
     let (_, key_b) = lapi.add_bouncer("host-b");
     let (ns_a, ns_b) = (lan.ns("a"), lan.ns("b"));
-    let a = Daemon::start_in(
-        ns_a,
-        &[
-            "--lapi-credentials",
-            &machine.to_string_lossy(),
-            "--lapi-bouncer-key",
-            &key_a.to_string_lossy(),
-        ],
+    // A reads a config file, so that a reload can change its allowlist.
+    let conf_a = lapi.dir.join("scanban-a.conf");
+    let conf_text = format!(
+        "lapi-credentials {}\nlapi-bouncer-key {}\n",
+        machine.display(),
+        key_a.display()
     );
+    std::fs::write(&conf_a, &conf_text).unwrap();
+    let a = Daemon::start_in(ns_a, &["-c", &conf_a.to_string_lossy()]);
     let b = Daemon::start_in(
         ns_b,
         &[
@@ -207,6 +207,24 @@ fn a_scan_seen_by_one_host_is_dropped_by_all() {
     assert!(
         !holds(ns_b, "remote4", ADMIN),
         "B applied a ban of its admin"
+    );
+    // A's admin allowlists the address and reloads: A lifts the remote ban it had applied.
+    std::fs::write(&conf_a, format!("{conf_text}allow {ADMIN}\n")).unwrap();
+    Command::new("kill")
+        .args(["-HUP", &a.pid().to_string()])
+        .status()
+        .unwrap();
+    wait_until(
+        "A lifts the remote ban of an address a reload allowlisted",
+        || !holds(ns_a, "remote4", ADMIN),
+        logs,
+    );
+    assert!(
+        a.log().contains(&format!(
+            "lifting remote ban of {ADMIN}/32: now allowlisted"
+        )),
+        "{}",
+        a.log()
     );
 
     // The LAPI goes away; A keeps banning locally; once back, the LAPI gets A's alert and B
