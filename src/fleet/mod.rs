@@ -9,6 +9,7 @@ pub mod lapi;
 pub mod remote;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// What a decision covers: one address (LAPI scope `Ip`, `prefix_len` 32 or 128) or a CIDR
 /// range (scope `Range`). `addr` has its host bits cleared.
@@ -28,8 +29,9 @@ pub struct Decision {
     /// What is left of the ban when the stream delivered it.
     pub duration_ms: u64,
     /// Who decided: `cscli`, `crowdsec`, `CAPI`, `lists`, or another machine's scenario origin.
-    pub origin: String,
-    pub scenario: String,
+    /// Shared: the decisions of one answer have a handful of origins and scenarios.
+    pub origin: Arc<str>,
+    pub scenario: Arc<str>,
 }
 
 /// One answer of `GET /v1/decisions/stream`: decisions to apply and decisions to lift. The
