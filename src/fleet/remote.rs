@@ -301,10 +301,15 @@ impl DecisionSink for RemoteBans {
         // Host targets touched, with the expiry their element had before (`None`: no element).
         let mut touched: HashMap<Target, Option<u64>> = HashMap::new();
         let mut ranges_changed = false;
+        // Not when every set is written afresh anyway (a full list): for a startup answer of
+        // 100,000 decisions that map alone would be megabytes.
+        let track = !self.rewrite_all;
         let remember = |book: &Book, touched: &mut HashMap<Target, Option<u64>>, t: Target| {
-            touched
-                .entry(t)
-                .or_insert_with(|| book.primary(&t).map(|h| h.expires_ms).filter(|e| *e > now));
+            if track {
+                touched
+                    .entry(t)
+                    .or_insert_with(|| book.primary(&t).map(|h| h.expires_ms).filter(|e| *e > now));
+            }
         };
         for d in &delta.deleted {
             self.refused.remove(&d.id);
