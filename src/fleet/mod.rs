@@ -47,9 +47,11 @@ pub struct Delta {
 
 /// Where the bouncer's poll loop (protocol side) hands each stream answer: the kernel side
 /// (`remote::RemoteBans`) applies it to scanban's remote-ban sets, refusing what the allowlist
-/// protects. Returns how the delta went, for the loop's log line and counters.
+/// protects. Returns how the delta went, for the loop's log line and counters. The delta is
+/// the sink's to drop as soon as it has taken what it keeps: a startup answer of 100,000
+/// decisions is megabytes that need not live on while the kernel write is built.
 pub trait DecisionSink: Send {
-    fn apply(&mut self, delta: &Delta) -> Applied;
+    fn apply(&mut self, delta: Delta) -> Applied;
 }
 
 /// What one `DecisionSink::apply` did.

@@ -285,7 +285,7 @@ impl AllowlistUpdates {
 }
 
 impl DecisionSink for RemoteBans {
-    fn apply(&mut self, delta: &Delta) -> Applied {
+    fn apply(&mut self, delta: Delta) -> Applied {
         let update = self.allow_updates.lock().ok().and_then(|mut s| s.take());
         if let Some(allow) = update {
             self.set_allowlist(allow);
@@ -351,6 +351,8 @@ impl DecisionSink for RemoteBans {
             self.book.insert(t, held);
             applied.added += 1;
         }
+        // The book holds what is kept of it.
+        drop(delta);
         // A range that ran out uncovers what it contained.
         ranges_changed |= self.ranges_written.values().any(|expires| *expires <= now);
         if now.saturating_sub(self.last_sweep_ms) >= SWEEP_EVERY_MS {

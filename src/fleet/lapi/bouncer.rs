@@ -141,7 +141,8 @@ fn poll_loop(
                 // Every poll, even an empty one: the sink retries failed writes, refills a
                 // rebuilt table and writes what an expired range uncovered.
                 {
-                    let a = sink.apply(&read.delta);
+                    let (new, deleted) = (read.delta.new.len(), read.delta.deleted.len());
+                    let a = sink.apply(std::mem::take(&mut read.delta));
                     let applied = started.elapsed().saturating_sub(fetched);
                     counters.added.fetch_add(a.added, Ordering::Relaxed);
                     counters.lifted.fetch_add(a.lifted, Ordering::Relaxed);
@@ -150,8 +151,8 @@ fn poll_loop(
                     let msg = format!(
                         "LAPI decisions{}: {} new, {} deleted ({} skipped): {} applied, {} lifted, {} refused, {} failed (answer read in {} ms, applied in {} ms)",
                         if startup { " (startup)" } else { "" },
-                        read.delta.new.len(),
-                        read.delta.deleted.len(),
+                        new,
+                        deleted,
                         read.skipped + read.invalid,
                         a.added,
                         a.lifted,

@@ -20,13 +20,14 @@ const WAIT: Duration = Duration::from_secs(20);
 struct Recorder(Arc<Mutex<Vec<Delta>>>);
 
 impl DecisionSink for Recorder {
-    fn apply(&mut self, delta: &Delta) -> Applied {
-        self.0.lock().unwrap().push(delta.clone());
-        Applied {
+    fn apply(&mut self, delta: Delta) -> Applied {
+        let applied = Applied {
             added: delta.new.len() as u64,
             lifted: delta.deleted.len() as u64,
             ..Applied::default()
-        }
+        };
+        self.0.lock().unwrap().push(delta);
+        applied
     }
 }
 
