@@ -28,4 +28,6 @@ section "7. what kernel receive timestamps cost"
 bash bench/timestamps.sh
 section "8. fleet: 100k decisions into the remote-ban sets vs nft -f, a bouncer's RSS"
 bash bench/remote-load.sh 5
+section "9. fleet end to end with the real LAPI: A's ban on B, 100k imported decisions, a bouncer's memory"
+bash bench/fleet.sh 10 100000
 section "done"

@@ -9,6 +9,7 @@ pub mod lapi;
 pub mod remote;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// What a decision covers: one address (LAPI scope `Ip`, `prefix_len` 32 or 128) or a CIDR
 /// range (scope `Range`). `addr` has its host bits cleared.
@@ -28,8 +29,9 @@ pub struct Decision {
     /// What is left of the ban when the stream delivered it.
     pub duration_ms: u64,
     /// Who decided: `cscli`, `crowdsec`, `CAPI`, `lists`, or another machine's scenario origin.
-    pub origin: String,
-    pub scenario: String,
+    /// Shared: the decisions of one answer have a handful of origins and scenarios.
+    pub origin: Arc<str>,
+    pub scenario: Arc<str>,
 }
 
 /// One answer of `GET /v1/decisions/stream`: decisions to apply and decisions to lift. The
@@ -45,9 +47,11 @@ pub struct Delta {
 
 /// Where the bouncer's poll loop (protocol side) hands each stream answer: the kernel side
 /// (`remote::RemoteBans`) applies it to scanban's remote-ban sets, refusing what the allowlist
-/// protects. Returns how the delta went, for the loop's log line and counters.
+/// protects. Returns how the delta went, for the loop's log line and counters. The delta is
+/// the sink's to drop as soon as it has taken what it keeps: a startup answer of 100,000
+/// decisions is megabytes that need not live on while the kernel write is built.
 pub trait DecisionSink: Send {
-    fn apply(&mut self, delta: &Delta) -> Applied;
+    fn apply(&mut self, delta: Delta) -> Applied;
 }
 
 /// What one `DecisionSink::apply` did.

@@ -285,7 +285,7 @@ impl AllowlistUpdates {
 }
 
 impl DecisionSink for RemoteBans {
-    fn apply(&mut self, delta: &Delta) -> Applied {
+    fn apply(&mut self, delta: Delta) -> Applied {
         let update = self.allow_updates.lock().ok().and_then(|mut s| s.take());
         if let Some(allow) = update {
             self.set_allowlist(allow);
@@ -301,10 +301,15 @@ impl DecisionSink for RemoteBans {
         // Host targets touched, with the expiry their element had before (`None`: no element).
         let mut touched: HashMap<Target, Option<u64>> = HashMap::new();
         let mut ranges_changed = false;
+        // Not when every set is written afresh anyway (a full list): for a startup answer of
+        // 100,000 decisions that map alone would be megabytes.
+        let track = !self.rewrite_all;
         let remember = |book: &Book, touched: &mut HashMap<Target, Option<u64>>, t: Target| {
-            touched
-                .entry(t)
-                .or_insert_with(|| book.primary(&t).map(|h| h.expires_ms).filter(|e| *e > now));
+            if track {
+                touched
+                    .entry(t)
+                    .or_insert_with(|| book.primary(&t).map(|h| h.expires_ms).filter(|e| *e > now));
+            }
         };
         for d in &delta.deleted {
             self.refused.remove(&d.id);
@@ -346,6 +351,8 @@ impl DecisionSink for RemoteBans {
             self.book.insert(t, held);
             applied.added += 1;
         }
+        // The book holds what is kept of it.
+        drop(delta);
         // A range that ran out uncovers what it contained.
         ranges_changed |= self.ranges_written.values().any(|expires| *expires <= now);
         if now.saturating_sub(self.last_sweep_ms) >= SWEEP_EVERY_MS {

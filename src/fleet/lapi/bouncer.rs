@@ -3,6 +3,7 @@
 //! `DecisionSink`. On an error it backs off and retries; after an outage it asks with
 //! `startup=true` again, so nothing decided or lifted meanwhile is missed.
 
+use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -11,13 +12,14 @@ use std::time::{Duration, Instant};
 use log::{debug, info, warn};
 
 use super::credentials::Secret;
-use super::decisions::{self, parse_stream};
+use super::decisions::{self, read_stream};
 use super::http::{self, Request, Url};
 use super::watcher::status_error;
 use super::{Backoff, Stop};
 use crate::fleet::DecisionSink;
 
-/// Largest stream answer read: 100,000 decisions are about 15 MB of JSON.
+/// Largest stream answer read: 100,000 decisions are about 15 MB of JSON (read as it arrives,
+/// so the bound is on the time spent, not on memory).
 pub const MAX_STREAM: usize = 64 * 1024 * 1024;
 
 /// What the poll loop needs.
@@ -85,29 +87,30 @@ impl Bouncer {
     }
 }
 
-/// One `GET /v1/decisions/stream`.
+/// One `GET /v1/decisions/stream`, its answer read as it arrives (never held whole).
 pub fn fetch(config: &BouncerConfig, startup: bool) -> Result<decisions::Read, String> {
     let path = if startup {
         "/v1/decisions/stream?startup=true"
     } else {
         "/v1/decisions/stream"
     };
-    let r = http::send(
-        &config.url,
-        &Request {
-            method: "GET",
-            path,
-            headers: &[("X-Api-Key", config.api_key.expose())],
-            body: None,
-            max_body: MAX_STREAM,
-        },
-        config.timeout,
-    )
-    .map_err(|e| e.to_string())?;
-    if r.status != 200 {
-        return Err(status_error(r.status, &r.body).to_string());
-    }
-    parse_stream(&r.body).map_err(|e| e.to_string())
+    let request = Request {
+        method: "GET",
+        path,
+        headers: &[("X-Api-Key", config.api_key.expose())],
+        body: None,
+        max_body: MAX_STREAM,
+    };
+    http::send_with(&config.url, &request, config.timeout, |status, body| {
+        if status != 200 {
+            // An error answer is small: read it whole for its message.
+            let mut text = Vec::new();
+            body.take(64 * 1024).read_to_end(&mut text)?;
+            return Ok(Err(status_error(status, &text).to_string()));
+        }
+        Ok(read_stream(body).map_err(|e| e.to_string()))
+    })
+    .map_err(|e| e.to_string())?
 }
 
 fn poll_loop(
@@ -123,6 +126,7 @@ fn poll_loop(
         let started = Instant::now();
         match fetch(config, startup) {
             Ok(mut read) => {
+                let fetched = started.elapsed();
                 read.delta.full = startup;
                 counters.polls.fetch_add(1, Ordering::Relaxed);
                 let n = (read.delta.new.len() + read.delta.deleted.len()) as u64;
@@ -137,21 +141,25 @@ fn poll_loop(
                 // Every poll, even an empty one: the sink retries failed writes, refills a
                 // rebuilt table and writes what an expired range uncovered.
                 {
-                    let a = sink.apply(&read.delta);
+                    let (new, deleted) = (read.delta.new.len(), read.delta.deleted.len());
+                    let a = sink.apply(std::mem::take(&mut read.delta));
+                    let applied = started.elapsed().saturating_sub(fetched);
                     counters.added.fetch_add(a.added, Ordering::Relaxed);
                     counters.lifted.fetch_add(a.lifted, Ordering::Relaxed);
                     counters.refused.fetch_add(a.refused, Ordering::Relaxed);
                     counters.failed.fetch_add(a.failed, Ordering::Relaxed);
                     let msg = format!(
-                        "LAPI decisions{}: {} new, {} deleted ({} skipped): {} applied, {} lifted, {} refused, {} failed",
+                        "LAPI decisions{}: {} new, {} deleted ({} skipped): {} applied, {} lifted, {} refused, {} failed (answer read in {} ms, applied in {} ms)",
                         if startup { " (startup)" } else { "" },
-                        read.delta.new.len(),
-                        read.delta.deleted.len(),
+                        new,
+                        deleted,
                         read.skipped + read.invalid,
                         a.added,
                         a.lifted,
                         a.refused,
-                        a.failed
+                        a.failed,
+                        fetched.as_millis(),
+                        applied.as_millis()
                     );
                     if n > 0 || a.failed > 0 {
                         info!("{msg}");

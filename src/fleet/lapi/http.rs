@@ -12,6 +12,9 @@ use std::time::Duration;
 /// Largest header block read.
 const MAX_HEADER: usize = 16 * 1024;
 
+/// What one read from the connection asks for when a small read found nothing buffered.
+const REFILL: usize = 8192;
+
 /// An `http://` URL: where to connect, what to say in `Host`, and the path prefix requests go
 /// under (`http://192.0.2.1:8080/` and `http://192.0.2.1:8080` both have an empty prefix). The
 /// host is an address: no DNS lookup (musl's resolver would cost about 25 KB of the static
@@ -154,6 +157,24 @@ pub struct Response {
 
 /// Connects, sends `req`, reads the whole answer.
 pub fn send(url: &Url, req: &Request, timeout: Duration) -> Result<Response, Error> {
+    send_with(url, req, timeout, |status, body| {
+        let mut bytes = Vec::new();
+        body.read_to_end(&mut bytes)?;
+        Ok(Response {
+            status,
+            body: bytes,
+        })
+    })
+}
+
+/// Connects, sends `req`, reads the answer's header and hands its status and body, read as it
+/// arrives (within `req.max_body`), to `consume`: a large answer is never held whole.
+pub fn send_with<T>(
+    url: &Url,
+    req: &Request,
+    timeout: Duration,
+    consume: impl FnOnce(u16, &mut dyn Read) -> Result<T, Error>,
+) -> Result<T, Error> {
     let mut s = TcpStream::connect_timeout(&SocketAddr::new(url.host, url.port), timeout)?;
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(timeout))?;
@@ -166,10 +187,10 @@ pub fn send(url: &Url, req: &Request, timeout: Duration) -> Result<Response, Err
             .ok_or_else(|| Error::Url(format!("{url}: https needs lapi-ca")))?;
         let mut s = tls.wrap(url.host, s)?;
         write_request(&mut s, url, req)?;
-        return read_response(&mut s, req.max_body);
+        return read_with(&mut s, req.max_body, consume);
     }
     write_request(&mut s, url, req)?;
-    read_response(&mut s, req.max_body)
+    read_with(&mut s, req.max_body, consume)
 }
 
 fn write_request(w: &mut impl Write, url: &Url, req: &Request) -> io::Result<()> {
@@ -201,7 +222,36 @@ fn write_request(w: &mut impl Write, url: &Url, req: &Request) -> io::Result<()>
 }
 
 /// Reads one answer from `r` (a connection the peer closes after it), within the bounds.
+#[cfg(test)]
 pub fn read_response(r: &mut impl Read, max_body: usize) -> Result<Response, Error> {
+    read_with(r, max_body, |status, body| {
+        let mut bytes = Vec::new();
+        body.read_to_end(&mut bytes)?;
+        Ok(Response {
+            status,
+            body: bytes,
+        })
+    })
+}
+
+/// Reads the header from `r`, then gives `consume` the status and the body. An error the body
+/// met (malformed framing, past its bound) is returned as itself, whatever `consume` made of
+/// the `io::Error` it saw.
+pub fn read_with<R: Read, T>(
+    r: &mut R,
+    max_body: usize,
+    consume: impl FnOnce(u16, &mut dyn Read) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let (status, mut body) = read_head(r, max_body)?;
+    let out = consume(status, &mut body);
+    match body.failed.take() {
+        Some(e) if out.is_err() => Err(e),
+        _ => out,
+    }
+}
+
+/// The status line and headers; the body's framing.
+fn read_head<R: Read>(r: &mut R, max_body: usize) -> Result<(u16, Body<'_, R>), Error> {
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut chunk = [0u8; 8192];
     let head_end = loop {
@@ -256,26 +306,37 @@ pub fn read_response(r: &mut impl Read, max_body: usize) -> Result<Response, Err
             chunked = true;
         }
     }
-    let mut rest = Rest {
-        buf: buf.split_off(head_end + 4),
-        at: 0,
-        r,
-    };
-    let body = if chunked {
-        read_chunked(&mut rest, max_body)?
+    let framing = if chunked {
+        Framing::Chunked {
+            left: 0,
+            after_data: false,
+            done: false,
+        }
     } else if let Some(n) = length {
         if n > max_body {
             return Err(Error::TooLarge);
         }
-        let mut body = vec![0u8; n];
-        rest.read_exact(&mut body)?;
-        body
+        Framing::Length(n)
     } else if status == 204 || status == 304 || (100..200).contains(&status) {
-        Vec::new()
+        Framing::Length(0)
     } else {
-        rest.read_to_close(max_body)?
+        Framing::Close
     };
-    Ok(Response { status, body })
+    let rest = Rest {
+        buf: buf.split_off(head_end + 4),
+        at: 0,
+        r,
+    };
+    Ok((
+        status,
+        Body {
+            rest,
+            framing,
+            max: max_body,
+            read: 0,
+            failed: None,
+        },
+    ))
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -283,36 +344,46 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// The bytes after the header: what was already read, then the connection.
-struct Rest<'a, R: Read> {
+struct Rest<'a, R: Read + ?Sized> {
     buf: Vec<u8>,
     at: usize,
     r: &'a mut R,
 }
 
-impl<R: Read> Rest<'_, R> {
-    fn byte(&mut self) -> Result<u8, Error> {
-        let mut b = [0u8; 1];
-        self.read_exact(&mut b)?;
-        Ok(b[0])
+impl<R: Read + ?Sized> Rest<'_, R> {
+    /// Up to `out.len()` bytes; 0 at the end of the connection. Small reads (a chunk's size
+    /// line, byte by byte) go through `buf`, not one system call a byte.
+    fn some(&mut self, out: &mut [u8]) -> Result<usize, Error> {
+        if self.at == self.buf.len() {
+            if out.len() >= REFILL {
+                return Ok(self.r.read(out)?);
+            }
+            self.buf.resize(REFILL, 0);
+            self.at = 0;
+            let n = match self.r.read(&mut self.buf) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.buf.clear();
+                    return Err(e.into());
+                }
+            };
+            self.buf.truncate(n);
+            if n == 0 {
+                return Ok(0);
+            }
+        }
+        let n = (self.buf.len() - self.at).min(out.len());
+        out[..n].copy_from_slice(&self.buf[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
     }
 
-    fn read_exact(&mut self, out: &mut [u8]) -> Result<(), Error> {
-        let mut filled = 0;
-        while filled < out.len() {
-            if self.at < self.buf.len() {
-                let n = (self.buf.len() - self.at).min(out.len() - filled);
-                out[filled..filled + n].copy_from_slice(&self.buf[self.at..self.at + n]);
-                self.at += n;
-                filled += n;
-                continue;
-            }
-            let n = self.r.read(&mut out[filled..])?;
-            if n == 0 {
-                return Err(Error::Malformed("connection closed inside the body"));
-            }
-            filled += n;
+    fn byte(&mut self) -> Result<u8, Error> {
+        let mut b = [0u8; 1];
+        if self.some(&mut b)? == 0 {
+            return Err(Error::Malformed("connection closed inside the body"));
         }
-        Ok(())
+        Ok(b[0])
     }
 
     /// One line ending in CRLF, without it, at most 1 KiB.
@@ -333,44 +404,110 @@ impl<R: Read> Rest<'_, R> {
             line.push(b);
         }
     }
+}
 
-    fn read_to_close(&mut self, max: usize) -> Result<Vec<u8>, Error> {
-        let mut body = self.buf.split_off(self.at);
-        let mut chunk = [0u8; 8192];
-        loop {
-            if body.len() > max {
-                return Err(Error::TooLarge);
-            }
-            let n = self.r.read(&mut chunk)?;
-            if n == 0 {
-                return Ok(body);
-            }
-            body.extend_from_slice(&chunk[..n]);
+/// How the body's end is told.
+enum Framing {
+    /// `Content-Length`: the bytes still to come.
+    Length(usize),
+    /// `Transfer-Encoding: chunked`: what is left of the current chunk; whether its data was
+    /// read (its CRLF comes next); whether the last chunk was read.
+    Chunked {
+        left: usize,
+        after_data: bool,
+        done: bool,
+    },
+    /// Read to the end of the connection.
+    Close,
+}
+
+/// An answer's body, read as it arrives: `Content-Length`, chunked or to the close of the
+/// connection, at most `max` bytes. A framing error or a body past its bound is an
+/// `io::Error` to the reader, kept as the `Error` it is for `read_with`.
+struct Body<'a, R: Read + ?Sized> {
+    rest: Rest<'a, R>,
+    framing: Framing,
+    max: usize,
+    /// Body bytes handed out so far.
+    read: usize,
+    failed: Option<Error>,
+}
+
+impl<R: Read + ?Sized> Body<'_, R> {
+    fn next(&mut self, out: &mut [u8]) -> Result<usize, Error> {
+        if out.is_empty() {
+            return Ok(0);
         }
+        let n = match &mut self.framing {
+            Framing::Length(0) => return Ok(0),
+            Framing::Length(left) => {
+                let want = (*left).min(out.len());
+                let n = self.rest.some(&mut out[..want])?;
+                if n == 0 {
+                    return Err(Error::Malformed("connection closed inside the body"));
+                }
+                *left -= n;
+                n
+            }
+            Framing::Close => {
+                let n = self.rest.some(out)?;
+                if self.read + n > self.max {
+                    return Err(Error::TooLarge);
+                }
+                n
+            }
+            Framing::Chunked {
+                left,
+                after_data,
+                done,
+            } => {
+                if *done {
+                    return Ok(0);
+                }
+                if *left == 0 {
+                    if *after_data && !self.rest.line()?.is_empty() {
+                        return Err(Error::Malformed("chunk longer than its size"));
+                    }
+                    let line = self.rest.line()?;
+                    let size_text = line.split(';').next().unwrap_or("").trim();
+                    let size = usize::from_str_radix(size_text, 16)
+                        .map_err(|_| Error::Malformed("bad chunk size"))?;
+                    if size == 0 {
+                        // Trailers, if any, end with an empty line.
+                        while !self.rest.line()?.is_empty() {}
+                        *done = true;
+                        return Ok(0);
+                    }
+                    if size > self.max.saturating_sub(self.read) {
+                        return Err(Error::TooLarge);
+                    }
+                    *left = size;
+                    *after_data = true;
+                }
+                let want = (*left).min(out.len());
+                let n = self.rest.some(&mut out[..want])?;
+                if n == 0 {
+                    return Err(Error::Malformed("connection closed inside the body"));
+                }
+                *left -= n;
+                n
+            }
+        };
+        self.read += n;
+        Ok(n)
     }
 }
 
-fn read_chunked<R: Read>(rest: &mut Rest<'_, R>, max: usize) -> Result<Vec<u8>, Error> {
-    let mut body = Vec::new();
-    loop {
-        let line = rest.line()?;
-        let size_text = line.split(';').next().unwrap_or("").trim();
-        let size =
-            usize::from_str_radix(size_text, 16).map_err(|_| Error::Malformed("bad chunk size"))?;
-        if size == 0 {
-            // Trailers, if any, end with an empty line.
-            while !rest.line()?.is_empty() {}
-            return Ok(body);
-        }
-        if size > max.saturating_sub(body.len()) {
-            return Err(Error::TooLarge);
-        }
-        let start = body.len();
-        body.resize(start + size, 0);
-        rest.read_exact(&mut body[start..])?;
-        if !rest.line()?.is_empty() {
-            return Err(Error::Malformed("chunk longer than its size"));
-        }
+impl<R: Read + ?Sized> Read for Body<'_, R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        self.next(out).map_err(|e| {
+            let io = match &e {
+                Error::Io(io) => io::Error::new(io.kind(), io.to_string()),
+                other => io::Error::new(io::ErrorKind::InvalidData, other.to_string()),
+            };
+            self.failed = Some(e);
+            io
+        })
     }
 }
 

@@ -20,13 +20,14 @@ const WAIT: Duration = Duration::from_secs(20);
 struct Recorder(Arc<Mutex<Vec<Delta>>>);
 
 impl DecisionSink for Recorder {
-    fn apply(&mut self, delta: &Delta) -> Applied {
-        self.0.lock().unwrap().push(delta.clone());
-        Applied {
+    fn apply(&mut self, delta: Delta) -> Applied {
+        let applied = Applied {
             added: delta.new.len() as u64,
             lifted: delta.deleted.len() as u64,
             ..Applied::default()
-        }
+        };
+        self.0.lock().unwrap().push(delta);
+        applied
     }
 }
 
@@ -85,7 +86,7 @@ fn bouncer_streams_cscli_decisions_and_catches_up_after_downtime() {
     lapi.cscli_ok(&["decisions", "add", "--ip", "192.0.2.77", "--duration", "2h"]);
     let one = target("192.0.2.77", 32);
     let d = wait_for(WAIT, || sink.find(0, one, false)).expect("--ip decision never came");
-    assert_eq!(d.origin, "cscli");
+    assert_eq!(&*d.origin, "cscli");
     assert!(
         d.duration_ms > 7_000_000 && d.duration_ms <= 7_200_000,
         "{d:?}"
@@ -204,7 +205,7 @@ fn sensor_alerts_come_back_as_decisions_and_survive_downtime() {
             .iter()
             .find(|d| d.target == t)
             .unwrap_or_else(|| panic!("{t:?} not in {:?}", read.delta));
-        assert_eq!(d.scenario, watcher::SCENARIO);
+        assert_eq!(&*d.scenario, watcher::SCENARIO);
         assert!(
             d.duration_ms > 3_500_000 && d.duration_ms <= 3_600_000,
             "{d:?}"
