@@ -255,7 +255,7 @@ echo "== every setting of scanban --help maps from UCI"
     opt=$(echo "$name" | tr - _)
     case "$value" in
       -) v=1 ;;
-      managed\|tail) v=managed ;;
+      managed\|tail\|bouncer) v=managed ;;
       N\|N-M) v=0-1 ;;
       accept\|drop) v=drop ;;
       auto\|socket\|proc) v=proc ;;
