@@ -125,20 +125,28 @@ fn event(dry_run: bool, b: &Ban, e: &Evidence) -> String {
     let time = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let mut line = json::Object::new()
+    let line = json::Object::new()
         .num("time", time)
         .str("event", if dry_run { "would_ban" } else { "ban" })
         .str("source", b.key)
         .num("duration_s", b.duration_ms / 1000)
-        .num("offence", u64::from(e.offence))
-        .num("score", u64::from(e.score))
+        .num("offence", u64::from(e.offence));
+    event_line(with_evidence(line, e))
+}
+
+/// The evidence fields every event carries, in this order.
+fn with_evidence(o: json::Object, e: &Evidence) -> json::Object {
+    o.num("score", u64::from(e.score))
         .num("distinct_ports", u64::from(e.distinct_ports))
         .strs(
             "ports",
             e.ports().iter().map(|(p, n)| format!("{}/{n}", p.name())),
         )
         .str("evidence", e)
-        .finish();
+}
+
+fn event_line(o: json::Object) -> String {
+    let mut line = o.finish();
     line.push('\n');
     line
 }
@@ -148,20 +156,11 @@ fn lan_side_event(key: &SourceKey, e: &Evidence) -> String {
     let time = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let mut line = json::Object::new()
+    let line = json::Object::new()
         .num("time", time)
         .str("event", "lan_side")
-        .str("source", key)
-        .num("score", u64::from(e.score))
-        .num("distinct_ports", u64::from(e.distinct_ports))
-        .strs(
-            "ports",
-            e.ports().iter().map(|(p, n)| format!("{}/{n}", p.name())),
-        )
-        .str("evidence", e)
-        .finish();
-    line.push('\n');
-    line
+        .str("source", key);
+    event_line(with_evidence(line, e))
 }
 
 fn write_event(path: &std::path::Path, line: &str) {

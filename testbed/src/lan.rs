@@ -4,9 +4,8 @@
 //! prefix on-link (no gateway, no default route); all namespaces deleted when the value drops.
 
 use std::io;
-use std::sync::atomic::Ordering;
 
-use crate::{run, unavailable, COUNTER, IFACE};
+use crate::{namespace_base, run, IFACE};
 
 /// One host of a `Lan`: a name for the test, its addresses (`ADDR/LEN`).
 pub struct Host<'a> {
@@ -24,15 +23,7 @@ impl Lan {
     /// `SCANBAN_REQUIRE_KERNEL_TESTS` is set). `routes` are extra on-link prefixes every host
     /// reaches through the segment (a prefix only some hosts hold an address in).
     pub fn new(tag: &str, hosts: &[Host], routes: &[&str]) -> Option<Lan> {
-        if let Some(why) = unavailable() {
-            if std::env::var_os("SCANBAN_REQUIRE_KERNEL_TESTS").is_some() {
-                panic!("kernel test {tag} cannot run: {why}");
-            }
-            eprintln!("SKIPPED kernel test {tag}: {why}");
-            return None;
-        }
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let base = format!("sb-{tag}-{}-{n}", std::process::id());
+        let base = namespace_base(tag)?;
         let mut lan = Lan {
             hub: format!("{base}-hub"),
             hosts: Vec::new(),

@@ -42,15 +42,7 @@ impl Testbed {
     /// Builds the two namespaces, or explains why this machine cannot (and then returns `None`,
     /// or panics when `SCANBAN_REQUIRE_KERNEL_TESTS` is set).
     pub fn new(tag: &str) -> Option<Testbed> {
-        if let Some(why) = unavailable() {
-            if std::env::var_os("SCANBAN_REQUIRE_KERNEL_TESTS").is_some() {
-                panic!("kernel test {tag} cannot run: {why}");
-            }
-            eprintln!("SKIPPED kernel test {tag}: {why}");
-            return None;
-        }
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let base = format!("sb-{tag}-{}-{n}", std::process::id());
+        let base = namespace_base(tag)?;
         let tb = Testbed {
             server: format!("{base}-srv"),
             attacker: format!("{base}-atk"),
@@ -320,6 +312,20 @@ pub fn wait_for<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> O
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// A unique prefix for the namespaces of test `tag`, or None (said on stderr) where kernel
+/// tests cannot run here; that is a panic when `SCANBAN_REQUIRE_KERNEL_TESTS` is set.
+fn namespace_base(tag: &str) -> Option<String> {
+    if let Some(why) = unavailable() {
+        if std::env::var_os("SCANBAN_REQUIRE_KERNEL_TESTS").is_some() {
+            panic!("kernel test {tag} cannot run: {why}");
+        }
+        eprintln!("SKIPPED kernel test {tag}: {why}");
+        return None;
+    }
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    Some(format!("sb-{tag}-{}-{n}", std::process::id()))
 }
 
 fn run(cmd: &str, args: &[&str]) -> io::Result<()> {
