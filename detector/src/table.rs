@@ -24,6 +24,24 @@ pub const PORTS_PER_SOURCE: usize = 24;
 
 const NONE: u32 = u32::MAX;
 
+/// Words of four ports each in a track's ring.
+const PORT_WORDS: usize = PORTS_PER_SOURCE / 4;
+const _: () = assert!(PORTS_PER_SOURCE % 4 == 0);
+
+/// Each 16-bit lane's low 15 bits, and each lane's top bit.
+const LANE_LOW: u64 = 0x7fff_7fff_7fff_7fff;
+const LANE_TOP: u64 = 0x8000_8000_8000_8000;
+
+/// The top bit of each 16-bit lane of `w` that equals the one of `pattern` (SWAR: exact, no
+/// carry crosses a lane).
+#[inline]
+fn equal_lanes(w: u64, pattern: u64) -> u64 {
+    let x = w ^ pattern;
+    // A lane's top bit ends up set iff any of its bits is.
+    let nonzero = ((x & LANE_LOW) + LANE_LOW) | x;
+    !nonzero & LANE_TOP
+}
+
 /// The key of a freed slot: no source or prefix has it (no prefix is 255 bits long).
 const FREED: SourceKey = SourceKey::V4Net(std::net::Ipv4Addr::UNSPECIFIED, u8::MAX);
 
@@ -68,8 +86,9 @@ pub struct Track {
     pub first_ms: u64,
     /// The protocol (`Proto::index`, two bits) of each entry of `ports`.
     protos: u64,
-    /// A ring of the most recent distinct ports (with `protos`).
-    ports: [u16; PORTS_PER_SOURCE],
+    /// A ring of the most recent distinct ports (with `protos`), four 16-bit ports to a word
+    /// (entry `i` is bits `16 * (i % 4)..` of word `i / 4`), so a lookup compares four at once.
+    ports: [u64; PORT_WORDS],
 }
 
 // Two bits of protocol per remembered port; the fields of every probe in the first line.
@@ -91,7 +110,7 @@ impl Track {
             distinct: 0,
             protos: 0,
             last_port: NO_PORT,
-            ports: [0; PORTS_PER_SOURCE],
+            ports: [0; PORT_WORDS],
             nports: 0,
             next_port: 0,
             stealth: 0,
@@ -119,19 +138,19 @@ impl Track {
 
     /// Whether `(proto, port)` is remembered.
     fn holds_port(&self, proto: u32, port: u16) -> bool {
-        // Which entries have the port, as a bit mask (a vector compare), then their protocols.
-        let mut hits = self
-            .ports
-            .iter()
-            .enumerate()
-            .fold(0u32, |m, (i, &p)| m | (u32::from(p == port) << i));
-        hits &= (1u32 << self.nports) - 1;
-        while hits != 0 {
-            let i = hits.trailing_zeros() as usize;
-            if self.proto_at(i) == proto {
-                return true;
+        // Which entries have the port, four at a time (a few instructions per word where a
+        // loop over the entries is a hundred), then their protocols.
+        let pattern = u64::from(port) * 0x0001_0001_0001_0001;
+        let n = usize::from(self.nports);
+        for (w, &word) in self.ports.iter().enumerate() {
+            let mut hits = equal_lanes(word, pattern);
+            while hits != 0 {
+                let i = 4 * w + hits.trailing_zeros() as usize / 16;
+                if i < n && self.proto_at(i) == proto {
+                    return true;
+                }
+                hits &= hits - 1;
             }
-            hits &= hits - 1;
         }
         false
     }
@@ -152,7 +171,9 @@ impl Track {
         }
         self.last_port = v;
         let i = usize::from(self.next_port);
-        self.ports[i] = port;
+        let shift = 16 * (i % 4);
+        let word = &mut self.ports[i / 4];
+        *word = (*word & !(0xffff << shift)) | (u64::from(port) << shift);
         self.protos = (self.protos & !(3 << (2 * i))) | (u64::from(proto) << (2 * i));
         self.next_port = ((i + 1) % PORTS_PER_SOURCE) as u8;
         self.nports = self.nports.saturating_add(1).min(PORTS_PER_SOURCE as u8);
@@ -170,7 +191,8 @@ impl Track {
         };
         (0..n).map(move |i| {
             let i = (start + i) % PORTS_PER_SOURCE;
-            (Proto::from_index(self.proto_at(i)), self.ports[i])
+            let port = (self.ports[i / 4] >> (16 * (i % 4))) as u16;
+            (Proto::from_index(self.proto_at(i)), port)
         })
     }
 }
@@ -250,6 +272,7 @@ impl Index {
 
     /// A keyed hash: two folded multiplies under the table's random seed (foldhash's
     /// construction), a few nanoseconds where SipHash-1-3 took about fifteen per probe.
+    #[inline]
     fn home(&self, key: &SourceKey) -> usize {
         let x = hash_input(key);
         let k = self.seed;
@@ -257,7 +280,9 @@ impl Index {
         (folded_multiply(h ^ k[2], k[3]) as usize) & (self.buckets.len() - 1)
     }
 
-    /// The bucket holding `key` and its slot, if present.
+    /// The bucket holding `key` and its slot, if present. Inlined (as `home`): under the
+    /// release profile's size optimisation both stayed calls on every probe's path.
+    #[inline]
     fn find(&self, key: &SourceKey, slots: &[Track]) -> Option<(usize, u32)> {
         let mask = self.buckets.len() - 1;
         let mut b = self.home(key);
@@ -526,6 +551,47 @@ mod tests {
         assert_eq!(tr.ports().count(), PORTS_PER_SOURCE);
         assert_eq!(tr.ports().last(), Some((Proto::Tcp, 1099)));
         assert_eq!(tr.distinct, 102);
+    }
+
+    #[test]
+    fn port_lookup_matches_whole_lanes_only() {
+        // Ports that differ in one lane's top or low bits only, and port 0 (what empty entries
+        // hold): the four-at-a-time compare must agree with a plain scan of the ring.
+        let tricky = [
+            0u16, 1, 0x7fff, 0x8000, 0x8001, 0xffff, 0xfffe, 0x0100, 0x00ff,
+        ];
+        let mut tr = Track::new(key(0), 0);
+        let mut added: Vec<(Proto, u16)> = Vec::new();
+        // Each tricky port in TCP, then in UDP, then in TCP again once the ring has wrapped
+        // past it; fillers in between make it wrap.
+        let fillers = || (0x4000u16..0x4010).map(|p| (Proto::Tcp, p));
+        let round = |proto| tricky.iter().map(move |&p| (proto, p));
+        let sequence = round(Proto::Tcp)
+            .chain(round(Proto::Udp))
+            .chain(fillers())
+            .chain(round(Proto::Tcp))
+            .chain(round(Proto::Tcp));
+        for (proto, p) in sequence {
+            let known = tr.ports().any(|q| q == (proto, p));
+            assert_eq!(
+                tr.add_port(proto, p),
+                !known,
+                "{proto:?}/{p} after {added:?}"
+            );
+            if !known {
+                added.push((proto, p));
+            }
+            for &q in tricky.iter() {
+                for pr in [Proto::Tcp, Proto::Udp] {
+                    let expect = tr.ports().any(|x| x == (pr, q));
+                    assert_eq!(tr.holds_port(pr.index(), q), expect, "{pr:?}/{q}");
+                }
+            }
+        }
+        assert!(
+            !Track::new(key(1), 0).holds_port(Proto::Tcp.index(), 0),
+            "empty ring"
+        );
     }
 
     #[test]
