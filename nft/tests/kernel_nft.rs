@@ -505,7 +505,14 @@ fn cidr_blocks_in_an_interval_set() {
     assert!(!has("192.0.2.8") && !has("198.51.101.0"));
 
     // A /24 over the /25s, or an address inside one: refused, and nothing of the batch lands.
+    // Verified on 6.18; the kernel matrix's 6.1 and 6.12 accept at least one of these overlaps,
+    // so there it is not a fact to rely on (RemoteBans never writes overlapping blocks: it
+    // writes their union, see src/fleet/book.rs).
+    let refuses_overlaps = kernel_release() >= (6, 18);
     for (key, len) in [(&[198, 51, 100, 0][..], 24), (&[198, 51, 100, 9][..], 32)] {
+        if !refuses_overlaps {
+            break;
+        }
         let mut b = Batch::new();
         b.add_elements(Family::Inet, T, "r4", &block(&[203, 0, 113, 0], 24));
         b.add_elements(Family::Inet, T, "r4", &block(key, len));
@@ -529,4 +536,12 @@ fn cidr_blocks_in_an_interval_set() {
         .filter(|e| e.flags & nft::uapi::elem::F_INTERVAL_END != 0)
         .count();
     assert_eq!((dumped.len(), ends), (7, 3), "{dumped:?}");
+}
+
+/// The running kernel's (major, minor), from /proc/sys/kernel/osrelease.
+fn kernel_release() -> (u32, u32) {
+    let text = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = text.trim().split(|c: char| !c.is_ascii_digit());
+    let mut next = || parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    (next(), next())
 }
