@@ -1508,15 +1508,7 @@ s.bind((\"198.51.100.%d\" % a, 0)); s.connect_ex((\"{SERVER_V4}\", 100 + i)); s.
         "timeout"
     );
     assert_eq!(connect_from(&tb, ATTACKER_V4, SERVER_V4, 8080), "connected");
-    let chain = tb
-        .sh(&tb.server, "nft list chain inet scanban prerouting")
-        .unwrap();
-    let rule = chain
-        .lines()
-        .find(|l| l.contains("@banned4_net"))
-        .unwrap_or_else(|| panic!("{chain}"));
-    assert!(rule.contains("255.255.255.0"), "{rule}");
-    assert!(!rule.contains("packets 0 "), "{rule}");
+    prefix_rule_dropped(&tb, "banned4_net", "255.255.255.0");
     assert!(!banned(&tb, "banned4", ATTACKER_V4));
     let log = d.log();
     assert!(
@@ -1842,15 +1834,7 @@ s.bind((\"{net}:%d::1\" % (1 + i // 3), 0)); s.connect_ex((\"{SERVER_V6}\", 100 
     );
     assert_eq!(connect_from(&tb, ATTACKER_V6, SERVER_V6, 8080), "connected");
     // The set holds the masked address; the prefix rule masks the source to the /48.
-    let chain = tb
-        .sh(&tb.server, "nft list chain inet scanban prerouting")
-        .unwrap();
-    let rule = chain
-        .lines()
-        .find(|l| l.contains("@banned6_net"))
-        .unwrap_or_else(|| panic!("{chain}"));
-    assert!(rule.contains("ffff:ffff:ffff::"), "{rule}");
-    assert!(!rule.contains("packets 0 "), "{rule}");
+    prefix_rule_dropped(&tb, "banned6_net", "ffff:ffff:ffff::");
     let log = d.log();
     assert!(
         log.contains("ban 2001:db8:9::/48 for") && log.contains("scan spread over the prefix"),
@@ -1871,4 +1855,18 @@ s.bind((\"{net}:%d::1\" % (1 + i // 3), 0)); s.connect_ex((\"{SERVER_V6}\", 100 
         connect_from(&tb, "2001:db8:0:5::1", SERVER_V6, 8080),
         "connected"
     );
+}
+
+/// The prerouting rule that drops sources in prefix set `set` masks them with `mask` and has
+/// counted drops.
+fn prefix_rule_dropped(tb: &Testbed, set: &str, mask: &str) {
+    let chain = tb
+        .sh(&tb.server, "nft list chain inet scanban prerouting")
+        .unwrap();
+    let rule = chain
+        .lines()
+        .find(|l| l.contains(&format!("@{set}")))
+        .unwrap_or_else(|| panic!("{chain}"));
+    assert!(rule.contains(mask), "{rule}");
+    assert!(!rule.contains("packets 0 "), "{rule}");
 }

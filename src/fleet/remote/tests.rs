@@ -63,19 +63,26 @@ fn setup(tag: &str, allow: &[&str]) -> Option<(Testbed, RemoteBans)> {
     allow.push(Cidr::host(SERVER_V4.parse().unwrap()));
     allow.push(Cidr::host(SERVER_V6.parse().unwrap()));
     let sink = tb.in_server(|| {
-        let mut sock = NlSocket::open().unwrap();
-        let f = nft::probe::probe(&mut sock).unwrap();
-        let parts = Parts {
-            bans: true,
-            sensor: false,
-            forward: false,
-        };
-        let mut b = nft::Batch::new();
-        ruleset::build(&Settings::default(), &f, parts).install(&mut b);
-        b.send(&mut sock).unwrap();
+        let (sock, f) = install_ban_sets();
         RemoteBans::new(sock, Allowlist::new(allow), f.destroy)
     });
     Some((tb, sink))
+}
+
+/// The ban sets and prerouting as `run` installs them (no sensor), in the calling thread's
+/// namespace; the socket and the kernel's features.
+fn install_ban_sets() -> (NlSocket, nft::probe::Features) {
+    let mut sock = NlSocket::open().unwrap();
+    let f = nft::probe::probe(&mut sock).unwrap();
+    let parts = Parts {
+        bans: true,
+        sensor: false,
+        forward: false,
+    };
+    let mut b = nft::Batch::new();
+    ruleset::build(&Settings::default(), &f, parts).install(&mut b);
+    b.send(&mut sock).unwrap();
+    (sock, f)
 }
 
 fn decision(id: u64, target: &str, secs: u64) -> Decision {
@@ -483,16 +490,7 @@ fn a_failed_write_is_retried_and_a_rebuilt_table_refilled() {
     };
     let install = || {
         tb.in_server(|| {
-            let mut sock = NlSocket::open().unwrap();
-            let f = nft::probe::probe(&mut sock).unwrap();
-            let parts = Parts {
-                bans: true,
-                sensor: false,
-                forward: false,
-            };
-            let mut b = nft::Batch::new();
-            ruleset::build(&Settings::default(), &f, parts).install(&mut b);
-            b.send(&mut sock).unwrap();
+            install_ban_sets();
         })
     };
     sink.apply(new(vec![decision(1, "198.51.100.7", 3600)]));
