@@ -148,6 +148,31 @@ pub fn list_elements(
     Ok(batches.into_iter().flatten().collect())
 }
 
+/// Whether set `set_name` holds no element. Only the dump's first message with elements is
+/// decoded; the rest of the dump is read past, so a set of 100,000 elements costs the kernel's
+/// walk of it and no memory here.
+pub fn set_is_empty(
+    sock: &mut NlSocket,
+    family: Family,
+    table: &str,
+    set_name: &str,
+) -> Result<bool, Error> {
+    let label = format!("list set {family} {table} {set_name}");
+    let seq = sock.next_seq();
+    let req = request(seq, Some(family), msg::GETSETELEM, |m| {
+        m.str(elem::LIST_TABLE, table).str(elem::LIST_SET, set_name);
+    })?;
+    let mut found = false;
+    sock.dump(&req, seq, &label, |msg| {
+        if !found {
+            let (_, attrs) = msg.nfgen()?;
+            found = !elements(attrs)?.is_empty();
+        }
+        Ok(())
+    })?;
+    Ok(!found)
+}
+
 /// The elements in the attributes of one NEWSETELEM dump message.
 pub fn elements(attrs: &[u8]) -> Result<Vec<Element>, Error> {
     let mut found = Vec::new();

@@ -362,6 +362,59 @@ fn the_first_answer_replaces_what_the_remote_sets_held() {
     assert_eq!(connect_from(&tb, "2001:db8:1::8"), "timeout");
 }
 
+/// A full answer of `n` addresses of 2001:db8:3::/64 (set elements only: nothing is sent to
+/// them) and the two attacker-side sources, whose connections show the drop.
+fn many(n: u64, with_sources: bool) -> Delta {
+    let mut all: Vec<Decision> = (0..n)
+        .map(|i| decision(100 + i, &format!("2001:db8:3::{i:x}"), 3600))
+        .collect();
+    if with_sources {
+        all.push(decision(1, "198.51.100.7", 3600));
+        all.push(decision(2, "2001:db8:1::7", 3600));
+    }
+    Delta {
+        full: true,
+        ..new(all)
+    }
+}
+
+/// Elements `nft` lists in set `name`.
+fn count(tb: &Testbed, name: &str) -> usize {
+    set(tb, name).matches("expires").count()
+}
+
+#[test]
+fn empty_sets_are_filled_in_parts_and_held_ones_replaced_in_one_transaction() {
+    let Some((tb, mut sink)) = setup("remote-parts", &[]) else {
+        return;
+    };
+    // Into empty sets: several transactions (`TX_ELEMENTS` each, then the ranges).
+    let n = 2 * super::TX_ELEMENTS as u64 + 100;
+    let got = sink.apply(many(n, true));
+    assert_eq!((got.added, got.failed), (n + 2, 0));
+    assert_eq!(
+        sink.totals().writes,
+        5,
+        "3 for remote6, 1 for remote4, 1 for the ranges"
+    );
+    assert_eq!(count(&tb, "remote6"), n as usize + 1);
+    assert_eq!(count(&tb, "remote4"), 1);
+    assert_eq!(connect_from(&tb, "198.51.100.7"), "timeout");
+    assert_eq!(connect_from(&tb, "2001:db8:1::7"), "timeout");
+    // A restart: the sets hold the bans, so the next full answer (which lacks the two sources)
+    // replaces them in one transaction, never lifting for a moment what it keeps.
+    let mut sink = tb.in_server(|| {
+        let (sock, f) = install_ban_sets();
+        RemoteBans::new(sock, Allowlist::new([]), f.destroy)
+    });
+    let got = sink.apply(many(n, false));
+    assert_eq!((got.added, got.failed), (n, 0));
+    assert_eq!(sink.totals().writes, 1);
+    assert_eq!(count(&tb, "remote6"), n as usize);
+    assert_eq!(count(&tb, "remote4"), 0);
+    assert_eq!(connect_from(&tb, "2001:db8:1::7"), "refused");
+}
+
 /// VmRSS of this process, kB.
 fn rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
