@@ -213,12 +213,9 @@ impl RemoteBans {
         for (set, v6) in [(REMOTE4, false), (REMOTE6, true)] {
             batch.flush_set(Family::Inet, TABLE, set);
             let mut chunk = Vec::with_capacity(CHUNK);
-            let live = self
-                .book
-                .hosts()
-                .filter(|(t, h)| h.expires_ms > now && t.addr.is_ipv6() == v6);
+            let live = self.book.hosts(v6).filter(|(_, h)| h.expires_ms > now);
             for (t, h) in live {
-                chunk.push(self.host_element(t, h, now));
+                chunk.push(self.host_element(&t, h, now));
                 if chunk.len() == CHUNK {
                     batch.add_elements(Family::Inet, TABLE, set, &chunk);
                     chunk.clear();
@@ -256,11 +253,9 @@ impl RemoteBans {
             let mut batch = Batch::new();
             let mut in_batch = 0;
             let mut chunk = Vec::with_capacity(CHUNK);
-            let live = book
-                .hosts()
-                .filter(|(t, h)| h.expires_ms > now && t.addr.is_ipv6() == v6);
+            let live = book.hosts(v6).filter(|(_, h)| h.expires_ms > now);
             for (t, h) in live {
-                chunk.push(host_element(names, t, h, now));
+                chunk.push(host_element(names, &t, h, now));
                 if chunk.len() < CHUNK {
                     continue;
                 }
