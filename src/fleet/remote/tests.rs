@@ -469,9 +469,9 @@ fn startup_answer() -> Vec<Decision> {
 }
 
 /// The benchmark behind docs/BENCHMARKS.md §8, run by bench/remote-load.sh (never by CI): a
-/// startup answer of 100,000 decisions through `RemoteBans::apply` (one transaction), timed,
-/// with the RSS it adds; then the elements the kernel holds written as an nft file for the
-/// script to load with `nft -f` into the same sets. Asserts only what it loaded.
+/// startup answer of 100,000 decisions through `RemoteBans::apply` (into empty sets, so in
+/// parts), timed, with the RSS it adds; then the elements the kernel holds written as an nft
+/// file for the script to load with `nft -f` into the same sets. Asserts only what it loaded.
 #[test]
 #[ignore = "benchmark: bench/remote-load.sh runs it in release mode"]
 fn bench_startup_load_of_100k_decisions() {
