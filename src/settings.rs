@@ -185,6 +185,9 @@ pub struct Settings {
     pub lapi_bouncer_key: Option<PathBuf>,
     /// Time between two polls of the decision stream.
     pub lapi_poll: Duration,
+    /// Most remote addresses held per family (and half as many ranges): what bounds a
+    /// bouncer's memory whatever the LAPI sends.
+    pub lapi_max_decisions: u32,
     /// The CA (PEM) an https LAPI's certificate is checked against (feature `tls`).
     pub lapi_ca: Option<PathBuf>,
 }
@@ -245,6 +248,7 @@ impl Default for Settings {
             lapi_credentials: None,
             lapi_bouncer_key: None,
             lapi_poll: Duration::from_secs(1),
+            lapi_max_decisions: crate::ruleset::REMOTE_SET_SIZE,
             lapi_ca: None,
         }
     }
@@ -325,6 +329,7 @@ pub const OPTIONS: &[OptionDoc] = &[
     opt("lapi-credentials", "PATH", "machine credentials file from `cscli machines add NAME -f PATH` (chmod 600): each ban is pushed to the LAPI as an alert with its decision"),
     opt("lapi-bouncer-key", "PATH", "file holding the API key from `cscli bouncers add NAME -o raw` (chmod 600): the LAPI's ban decisions are enforced"),
     opt("lapi-poll", "DURATION", "how often the LAPI's decision stream is polled (default {default})"),
+    opt("lapi-max-decisions", "N", "most remote addresses held per family, and half as many ranges; further decisions are skipped and counted (default {default}, about 60 bytes each)"),
     opt("lapi-ca", "PATH", "PEM file of the CA that signed an https LAPI's certificate (builds with the tls feature)"),
 ];
 

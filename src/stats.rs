@@ -151,6 +151,7 @@ pub struct LapiFigures {
     pub decisions_lifted: u64,
     pub decisions_refused: u64,
     pub decisions_failed: u64,
+    pub decisions_over_limit: u64,
 }
 
 impl Figures {
@@ -311,6 +312,11 @@ impl Figures {
                 "lapi_decisions_failed",
                 "LAPI decisions whose kernel write failed",
                 self.lapi.decisions_failed,
+            ),
+            m(
+                "lapi_decisions_over_limit",
+                "LAPI decisions skipped: as many held as lapi-max-decisions allows",
+                self.lapi.decisions_over_limit,
             ),
         ]
     }

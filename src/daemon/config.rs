@@ -106,6 +106,7 @@ pub fn apply_reload(shared: &Shared, old: &Settings, mut new: Settings) -> Setti
     keep!(lapi_credentials, "lapi-credentials");
     keep!(lapi_bouncer_key, "lapi-bouncer-key");
     keep!(lapi_poll, "lapi-poll");
+    keep!(lapi_max_decisions, "lapi-max-decisions");
     keep!(lapi_ca, "lapi-ca");
     if !restart.is_empty() {
         warn!("SIGHUP: {} only change(s) at restart", restart.join(", "));

@@ -97,7 +97,7 @@ impl Fleet {
         if let Some(c) = config.bouncer {
             let url = c.url.to_string();
             let every = detector::evidence::human_ms(c.poll.as_millis() as u64);
-            let (sink, updates) = super::remote_sink(allow, features)?;
+            let (sink, updates) = super::remote_sink(allow, features, settings.lapi_max_decisions)?;
             fleet.allow_updates = Some(updates);
             fleet.bouncer =
                 Some(Bouncer::spawn(c, sink, fleet.stop.clone()).map_err(Error::Thread)?);

@@ -202,9 +202,10 @@ pub fn run(
 pub fn remote_sink(
     allow: &detector::Allowlist,
     features: &nft::probe::Features,
+    max_decisions: u32,
 ) -> Result<(Box<dyn DecisionSink>, AllowlistUpdates), Error> {
     let sock = NlSocket::open().map_err(Error::Socket)?;
-    let sink = RemoteBans::new(sock, allow.clone(), features.destroy);
+    let sink = RemoteBans::new(sock, allow.clone(), features.destroy).limit(max_decisions);
     let updates = sink.allowlist_updates();
     Ok((Box::new(sink), updates))
 }

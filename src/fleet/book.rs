@@ -73,6 +73,11 @@ pub fn is_host(t: &Target) -> bool {
     t.prefix_len >= full_len(&t.addr)
 }
 
+/// Decisions kept per target: the longest-lived. More on one address only matter if the
+/// longer ones are deleted first, and without a bound a machine pushing decisions on one
+/// address would grow the book (and each insert's cost) without end.
+pub const MAX_PER_TARGET: usize = 16;
+
 /// The decisions in force, by target.
 #[derive(Debug, Default)]
 pub struct Book {
@@ -134,12 +139,33 @@ impl Book {
         self.primary(t).is_some()
     }
 
-    /// Adds a decision, or renews it (same id).
+    /// Adds a decision, or renews it (same id). Past `MAX_PER_TARGET` on one target, the
+    /// shortest-lived goes.
     pub fn insert(&mut self, t: Target, h: Held) {
         let mut all = self.take(&t);
         all.retain(|x| x.id != h.id);
         all.push(h);
+        if all.len() > MAX_PER_TARGET {
+            if let Some(i) = all
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, h)| (h.expires_ms, h.id))
+                .map(|(i, _)| i)
+            {
+                all.swap_remove(i);
+            }
+        }
         self.put(t, all);
+    }
+
+    /// Whether a decision on `t`, a target not held yet, would pass `max` addresses of its
+    /// family (or `max / 2` ranges, both families: a range is two set elements).
+    pub fn full_for(&self, t: &Target, max: usize) -> bool {
+        match t.addr {
+            _ if !is_host(t) => self.ranges.len() >= max / 2,
+            IpAddr::V4(_) => self.hosts4.len() >= max,
+            IpAddr::V6(_) => self.hosts6.len() >= max,
+        }
     }
 
     /// Removes decision `id` from `t`; whether it was there.
@@ -281,6 +307,36 @@ mod tests {
         assert!(!b.remove(&a, 3));
         assert_eq!(b.primary(&a), None);
         assert_eq!(b.len(), 0);
+    }
+
+    /// An attacker with machine credentials pushes decision after decision on one address: the
+    /// book keeps the longest-lived few, not all.
+    #[test]
+    fn decisions_on_one_address_are_bounded_keeping_the_longest() {
+        let mut b = Book::default();
+        let a = t("198.51.100.9");
+        for id in 0..1000 {
+            b.insert(a, held(id, 1_000 + id * 10));
+        }
+        assert_eq!(b.len(), MAX_PER_TARGET);
+        assert_eq!(b.primary(&a), Some(held(999, 10_990)));
+        // What stays is the longest-lived: lifting the longest leaves the next longest.
+        assert!(b.remove(&a, 999));
+        assert_eq!(b.primary(&a), Some(held(998, 10_980)));
+        assert!(!b.remove(&a, 0), "the shortest went long ago");
+    }
+
+    #[test]
+    fn the_limit_counts_addresses_per_family_and_ranges_at_half() {
+        let mut b = Book::default();
+        b.insert(t("198.51.100.1"), held(1, 10));
+        b.insert(t("198.51.100.2"), held(2, 10));
+        b.insert(t("2001:db8::1"), held(3, 10));
+        b.insert(t("198.51.100.0/25"), held(4, 10));
+        assert!(b.full_for(&t("198.51.100.3"), 2));
+        assert!(!b.full_for(&t("2001:db8::2"), 2));
+        assert!(b.full_for(&t("2001:db8:1::/48"), 2), "2 / 2 = 1 range");
+        assert!(!b.full_for(&t("2001:db8:1::/48"), 4));
     }
 
     #[test]

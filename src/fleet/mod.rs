@@ -65,4 +65,6 @@ pub struct Applied {
     pub refused: u64,
     /// Decisions the kernel write failed for (they are tried again by the sink).
     pub failed: u64,
+    /// Decisions skipped because the sink holds as many as it may (`lapi-max-decisions`).
+    pub over_limit: u64,
 }

@@ -34,7 +34,7 @@ use nft::{Batch, Element, Family};
 use crate::bans::COMMENT_MAX;
 use crate::fleet::book::{full_len, is_host, masked, Book, Held, Names};
 use crate::fleet::{Applied, Decision, DecisionSink, Delta, Target};
-use crate::ruleset::{REMOTE4, REMOTE4_NET, REMOTE6, REMOTE6_NET, TABLE};
+use crate::ruleset::{REMOTE4, REMOTE4_NET, REMOTE6, REMOTE6_NET, REMOTE_SET_SIZE, TABLE};
 
 /// Expired addresses are dropped from the book this often (the kernel lifted them already).
 const SWEEP_EVERY_MS: u64 = 60_000;
@@ -77,6 +77,10 @@ pub struct RemoteBans {
     refused: HashSet<u64>,
     /// Every set is written afresh at the next apply: at the start, and after a failed write.
     rewrite_all: bool,
+    /// Most addresses held per family, and half as many ranges (`lapi-max-decisions`).
+    max_held: usize,
+    /// Whether the book was found full (logged once until it has room again).
+    full_logged: bool,
     /// The handle of the table the sets were last written in: a new one means a rebuilt table.
     table_handle: Option<u64>,
     /// The last write error logged: the same error again (a table missing for a while) is
@@ -104,11 +108,20 @@ impl RemoteBans {
             ranges_written: HashMap::new(),
             refused: HashSet::new(),
             rewrite_all: true,
+            max_held: REMOTE_SET_SIZE as usize,
+            full_logged: false,
             table_handle: None,
             last_error: None,
             last_sweep_ms: 0,
             totals: Totals::default(),
         }
+    }
+
+    /// At most `max` addresses per family held, and `max / 2` ranges (`lapi-max-decisions`;
+    /// the default is what the kernel sets hold).
+    pub fn limit(mut self, max: u32) -> RemoteBans {
+        self.max_held = (max as usize).clamp(2, REMOTE_SET_SIZE as usize);
+        self
     }
 
     /// Where the main thread leaves the allowlist it read again (SIGHUP, address changes):
@@ -419,6 +432,10 @@ impl DecisionSink for RemoteBans {
             if d.duration_ms == 0 {
                 return;
             }
+            if self.book.primary(&t).is_none() && self.book.full_for(&t, self.max_held) {
+                applied.over_limit += 1;
+                return;
+            }
             let held = Held {
                 id: d.id,
                 expires_ms: now.saturating_add(d.duration_ms),
@@ -433,6 +450,17 @@ impl DecisionSink for RemoteBans {
             self.book.insert(t, held);
             applied.added += 1;
         });
+        if applied.over_limit > 0 && !self.full_logged {
+            warn!(
+                "remote decisions: {} held, as many as lapi-max-decisions {} allows; {} skipped, \
+                 and more will be until some expire or are deleted (counted as \
+                 lapi_decisions_over_limit)",
+                self.book.len(),
+                self.max_held,
+                applied.over_limit
+            );
+        }
+        self.full_logged = applied.over_limit > 0 || (self.full_logged && applied.added == 0);
         // A range that ran out uncovers what it contained.
         ranges_changed |= self.ranges_written.values().any(|expires| *expires <= now);
         if now.saturating_sub(self.last_sweep_ms) >= SWEEP_EVERY_MS {

@@ -100,6 +100,7 @@ impl Settings {
             "lapi-credentials" => path(&self.lapi_credentials),
             "lapi-bouncer-key" => path(&self.lapi_bouncer_key),
             "lapi-poll" => d(self.lapi_poll),
+            "lapi-max-decisions" => n(self.lapi_max_decisions),
             "lapi-ca" => path(&self.lapi_ca),
             _ => None,
         }

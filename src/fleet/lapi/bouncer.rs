@@ -48,6 +48,7 @@ pub struct BouncerCounters {
     pub lifted: AtomicU64,
     pub refused: AtomicU64,
     pub failed: AtomicU64,
+    pub over_limit: AtomicU64,
 }
 
 impl BouncerCounters {
@@ -62,6 +63,7 @@ impl BouncerCounters {
         f.decisions_lifted = get(&self.lifted);
         f.decisions_refused = get(&self.refused);
         f.decisions_failed = get(&self.failed);
+        f.decisions_over_limit = get(&self.over_limit);
     }
 }
 
@@ -148,6 +150,9 @@ fn poll_loop(
                     counters.lifted.fetch_add(a.lifted, Ordering::Relaxed);
                     counters.refused.fetch_add(a.refused, Ordering::Relaxed);
                     counters.failed.fetch_add(a.failed, Ordering::Relaxed);
+                    counters
+                        .over_limit
+                        .fetch_add(a.over_limit, Ordering::Relaxed);
                     let msg = format!(
                         "LAPI decisions{}: {} new, {} deleted ({} skipped): {} applied, {} lifted, {} refused, {} failed (answer read in {} ms, applied in {} ms)",
                         if startup { " (startup)" } else { "" },

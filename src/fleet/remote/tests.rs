@@ -415,6 +415,42 @@ fn empty_sets_are_filled_in_parts_and_held_ones_replaced_in_one_transaction() {
     assert_eq!(connect_from(&tb, "2001:db8:1::7"), "refused");
 }
 
+/// A LAPI (or a machine of the fleet pushing alerts) sending more than `lapi-max-decisions`:
+/// the rest is skipped and counted, the sets keep working, and room made by a deletion is used.
+#[test]
+fn decisions_past_the_limit_are_skipped_and_counted() {
+    let Some((tb, sink)) = setup("remote-limit", &[]) else {
+        return;
+    };
+    let mut sink = sink.limit(4);
+    let hosts: Vec<Decision> = (0..10)
+        .map(|i| decision(i + 1, &format!("198.51.100.{}", 20 + i), 3600))
+        .collect();
+    let got = sink.apply(new(hosts.clone()));
+    assert_eq!((got.added, got.over_limit, got.failed), (4, 6, 0));
+    assert_eq!(count(&tb, "remote4"), 4);
+    // IPv6 has its own room; ranges half of it.
+    let got = sink.apply(new(vec![
+        decision(20, "2001:db8:1::7", 3600),
+        decision(21, "2001:db8:5::/48", 3600),
+        decision(22, "2001:db8:6::/48", 3600),
+        decision(23, "2001:db8:7::/48", 3600),
+    ]));
+    assert_eq!((got.added, got.over_limit), (3, 1));
+    assert_eq!(connect_from(&tb, "2001:db8:1::7"), "timeout");
+    // A held decision deleted makes room for the next one.
+    let held = hosts
+        .iter()
+        .find(|d| set(&tb, "remote4").contains(&d.target.addr.to_string()))
+        .unwrap()
+        .clone();
+    assert_eq!(sink.apply(deleted(vec![held])).lifted, 1);
+    let got = sink.apply(new(vec![decision(30, "198.51.100.7", 3600)]));
+    assert_eq!((got.added, got.over_limit), (1, 0));
+    assert_eq!(count(&tb, "remote4"), 4);
+    assert_eq!(connect_from(&tb, "198.51.100.7"), "timeout");
+}
+
 /// VmRSS of this process, kB.
 fn rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
