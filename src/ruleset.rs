@@ -60,7 +60,7 @@ pub const REMOTE4_NET: &str = "remote4_net";
 pub const REMOTE6_NET: &str = "remote6_net";
 /// Elements each remote set may hold: a community blocklist and a fleet's own decisions fit
 /// many times over (a range takes two elements).
-pub const REMOTE_SET_SIZE: u32 = 1 << 20;
+pub const REMOTE_SET_SIZE: u32 = crate::settings::MAX_REMOTE_DECISIONS;
 /// Listening ports, kept by the daemon where the nft `socket` expression is missing.
 pub const OPEN_TCP: &str = "open_tcp";
 pub const OPEN_UDP: &str = "open_udp";

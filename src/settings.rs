@@ -117,6 +117,10 @@ impl fmt::Display for QueueRange {
     }
 }
 
+/// The most remote addresses of a family a bouncer may hold (`lapi-max-decisions`): what each
+/// remote-ban set holds (`ruleset::REMOTE_SET_SIZE`).
+pub const MAX_REMOTE_DECISIONS: u32 = 1 << 20;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     // Packets in.
@@ -248,7 +252,7 @@ impl Default for Settings {
             lapi_credentials: None,
             lapi_bouncer_key: None,
             lapi_poll: Duration::from_secs(1),
-            lapi_max_decisions: crate::ruleset::REMOTE_SET_SIZE,
+            lapi_max_decisions: MAX_REMOTE_DECISIONS,
             lapi_ca: None,
         }
     }

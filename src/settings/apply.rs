@@ -201,9 +201,7 @@ impl Settings {
             "lapi-credentials" => self.lapi_credentials = Some(PathBuf::from(v()?)),
             "lapi-bouncer-key" => self.lapi_bouncer_key = Some(PathBuf::from(v()?)),
             "lapi-poll" => self.lapi_poll = dur(Duration::from_millis(100))?,
-            "lapi-max-decisions" => {
-                self.lapi_max_decisions = num(2, crate::ruleset::REMOTE_SET_SIZE)?
-            }
+            "lapi-max-decisions" => self.lapi_max_decisions = num(2, super::MAX_REMOTE_DECISIONS)?,
             "lapi-ca" => self.lapi_ca = Some(PathBuf::from(v()?)),
             _ => return Err(fail("unknown setting".into())),
         }
