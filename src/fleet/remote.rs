@@ -474,12 +474,13 @@ impl DecisionSink for RemoteBans {
         let handle = nft::dump::table_handle(&mut self.sock, Family::Inet, TABLE)
             .ok()
             .flatten();
-        if handle.is_none() || handle != self.table_handle {
-            self.rewrite_all = true;
-        }
+        // A table this sink has not written to yet: the first start, or a rebuild. Only then
+        // may the host sets be empty with decisions in the book (else they hold what it wrote).
+        let unknown_table = handle.is_none() || handle != self.table_handle;
+        self.rewrite_all |= unknown_table;
         let mut batch = Batch::new();
         let mut loaded = None;
-        if self.rewrite_all && self.host_sets_empty() {
+        if unknown_table && self.host_sets_empty() {
             loaded = Some(self.load_in_parts(now));
         } else if self.rewrite_all {
             self.write_all(&mut batch, now);
