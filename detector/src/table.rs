@@ -14,19 +14,20 @@
 //! has passed its slot once after T and then come round again. Between those two passes the
 //! hand visits each of the other `capacity - 1` slots once, and each visit either evicts (a new
 //! source is tracked) or clears the flag of a source seen again since the hand's previous visit.
-//! So evicting a source that keeps probing takes `capacity - 1` probes of other sources per
-//! lap of the hand, new or repeated: the rate an exact least-recently-seen order demands
-//! (`capacity - 1` other sources between two of its probes). Under a flood of new sources alone,
-//! a track seen at T survives at least `capacity - 1 - R` evictions, R being the other tracks
-//! referenced at T (seen again since the hand last passed them; 0 once the hand has gone round
-//! the flood once, new tracks being unreferenced), where an exact least-recently-seen order
-//! gives `capacity - 1`: a burst that follows repeats of `R` other sources can evict it `R`
+//! So evicting a source that keeps probing takes, per lap of the hand, `capacity - 1` other
+//! sources seen (new, or seen again since the hand last passed them): the rate an exact
+//! least-recently-seen order demands (`capacity - 1` other sources between two of its probes),
+//! though part of a lap's may come before the source's last probe. Under a flood of new sources
+//! alone, a track seen at T survives at least `capacity - 1 - R` evictions, R being the other
+//! tracks referenced at T (seen again since the hand last passed them; none among the flood's
+//! own, which start unreferenced), where an exact least-recently-seen order gives
+//! `capacity - 1`: a flood that follows repeats of R other sources can evict it up to R
 //! evictions sooner.
 //!
 //! Memory is bounded at construction, so a flood of spoofed sources costs evictions, never growth
 //! or allocation (the slab and the index are reserved up front; the kernel maps their pages as
 //! they are first written, so an idle table costs next to nothing). The index is open addressing
-//! with linear probing over twice as many u32 slots as sources (load ≤ 1/2), with backward-shift
+//! with linear probing over twice as many u32 buckets as sources (load ≤ 1/2), with backward-shift
 //! deletion so churn leaves no tombstones, hashed with a keyed multiply-and-fold hash under 256
 //! random bits per table (foldhash's construction; SipHash-1-3 before, at about 15 ns a probe):
 //! a sender never sees a hash or the seed, so it cannot aim sources at one probe run, and no
