@@ -313,6 +313,8 @@ impl Detector {
         };
         // A source seen again is marked referenced (CLOCK's second chance, in the line written
         // here anyway); a new one is not, so a flood of sources seen once evicts its own.
+        // Read here (the track is borrowed below); only a new port uses it.
+        let hint = self.table.hint(slot);
         let track = if new_source {
             self.table.at_mut(slot)
         } else {
@@ -326,8 +328,8 @@ impl Detector {
             // last) is checked now, so that its load overlaps the one of the source's ports.
             if c.prefix_threshold != 0 {
                 let pkey = SourceKey::aggregate(obs.src, c.prefix_v4, c.prefix_v6);
-                let held = self.prefixes.holds(track.prefix_slot, &pkey);
-                prefix = Some((pkey, held.then_some(track.prefix_slot)));
+                let held = self.prefixes.holds(hint, &pkey);
+                prefix = Some((pkey, held.then_some(hint)));
             }
             track.add_port(obs.proto, obs.dst_port)
         };
@@ -403,7 +405,7 @@ impl Detector {
                     (self.prefixes.insert(pkey, now_ms).0, true)
                 }
             };
-            self.table.at_mut(src_slot).prefix_slot = slot;
+            self.table.set_hint(src_slot, slot);
             (slot, new_prefix)
         };
         // Referenced as a source is: only when seen again.

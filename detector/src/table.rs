@@ -93,9 +93,6 @@ pub struct Track {
     /// (saturating: only "at least `PREFIX_MIN_SOURCES`" matters).
     pub sources: u8,
     pub probes: u32,
-    /// A source's guess at its prefix's slot in the prefix table (checked against that slot's
-    /// key before use): spares the prefix tier a hash and an index lookup per new port.
-    pub prefix_slot: u32,
     /// The port added last, `(proto << 16) | port` (`NO_PORT` before the first): a retry of
     /// it, the commonest repeat, is told from the first cache line alone.
     last_port: u32,
@@ -140,7 +137,6 @@ impl Track {
             next_port: 0,
             stealth: 0,
             sources: 0,
-            prefix_slot: NONE,
             referenced: 0,
         }
     }
@@ -355,6 +351,9 @@ impl Index {
 pub struct Table {
     index: Index,
     slots: Vec<Track>,
+    /// Per slot, a number its user keeps with the track (`hint`), apart from it: its address is
+    /// known as soon as the slot is, so its load need not wait for the track's.
+    hints: Vec<u32>,
     free: Vec<u32>,
     capacity: usize,
     /// CLOCK's hand: the slot the next eviction looks at first.
@@ -377,6 +376,7 @@ impl Table {
         Table {
             index: Index::new(capacity),
             slots: Vec::with_capacity(capacity),
+            hints: Vec::with_capacity(capacity),
             free: Vec::with_capacity(capacity),
             capacity,
             hand: 0,
@@ -428,6 +428,7 @@ impl Table {
             i
         } else if self.slots.len() < self.capacity {
             self.slots.push(Track::new(key, now_ms));
+            self.hints.push(NONE);
             (self.slots.len() - 1) as u32
         } else {
             let victim = self.advance_hand();
@@ -439,6 +440,7 @@ impl Table {
             victim
         };
         self.slots[i as usize] = Track::new(key, now_ms);
+        self.hints[i as usize] = NONE;
         self.index.insert(&key, i);
         (i, how)
     }
@@ -486,6 +488,19 @@ impl Table {
         Some(track)
     }
 
+    /// The hint kept with slot `i` (`u32::MAX` until set): the detector keeps a source's guess at
+    /// its prefix's slot in the prefix table here (checked against that slot's key before use),
+    /// which spares the prefix tier a hash and an index lookup per new port, and lets the
+    /// prefix's track be loaded alongside the source's.
+    #[inline]
+    pub fn hint(&self, i: u32) -> u32 {
+        self.hints[i as usize]
+    }
+
+    pub fn set_hint(&mut self, i: u32, hint: u32) {
+        self.hints[i as usize] = hint;
+    }
+
     /// The track in slot `i` (from `find` or `insert`), leaving its referenced flag alone.
     pub fn at_mut(&mut self, i: u32) -> &mut Track {
         &mut self.slots[i as usize]
@@ -511,12 +526,14 @@ impl Table {
         forgotten
     }
 
-    /// Bytes one tracked source costs: its slab slot, its free-list entry, and two index
+    /// Bytes one tracked source costs: its slab slot, its hint, its free-list entry, and two index
     /// buckets (twice the capacity, rounded up to a power of two; four in a table of 4,097 to
     /// 8,192 sources, as each of the daemon's shards, whose index is `FRESH_BUCKETS`). CLOCK's
     /// flag lives in the slot's padding: no list links.
     pub fn bytes_per_source() -> usize {
-        std::mem::size_of::<Track>() + std::mem::size_of::<u32>() + 2 * std::mem::size_of::<u32>()
+        std::mem::size_of::<Track>()
+            + 2 * std::mem::size_of::<u32>()
+            + 2 * std::mem::size_of::<u32>()
     }
 }
 
