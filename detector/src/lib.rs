@@ -311,10 +311,12 @@ impl Detector {
         } else {
             u64::from(c.slow_threshold.max(c.threshold)) * slow_unit
         };
+        // The source's guess at its prefix's slot, read before its track is borrowed below (only
+        // a new port uses it). It is kept apart from the track, so its load need not wait for
+        // the track's.
+        let hint = self.table.hint(slot);
         // A source seen again is marked referenced (CLOCK's second chance, in the line written
         // here anyway); a new one is not, so a flood of sources seen once evicts its own.
-        // Read here (the track is borrowed below); only a new port uses it.
-        let hint = self.table.hint(slot);
         let track = if new_source {
             self.table.at_mut(slot)
         } else {
@@ -325,7 +327,8 @@ impl Detector {
         let mut prefix = None;
         let new_port = !track.repeats_last_port(obs.proto, obs.dst_port) && {
             // Not a retry of its last port: the prefix's track (where the source found it
-            // last) is checked now, so that its load overlaps the one of the source's ports.
+            // last: `hint`) is checked now, so that its load overlaps the one of the source's
+            // ports.
             if c.prefix_threshold != 0 {
                 let pkey = SourceKey::aggregate(obs.src, c.prefix_v4, c.prefix_v6);
                 let held = self.prefixes.holds(hint, &pkey);
@@ -408,7 +411,7 @@ impl Detector {
             self.table.set_hint(src_slot, slot);
             (slot, new_prefix)
         };
-        // Referenced as a source is: only when seen again.
+        // Like a source's: referenced when seen again, not when new.
         let track = if new_prefix {
             self.prefixes.at_mut(slot)
         } else {
