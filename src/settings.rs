@@ -297,7 +297,7 @@ pub const OPTIONS: &[OptionDoc] = &[
     opt("leak-every", "DURATION", "a source's score drops by one point per DURATION (default {default})"),
     opt("ipv6-prefix", "LEN", "IPv6 sources are counted and banned by this prefix (default {default})"),
     opt("allow", "CIDR", "never track or ban these sources; repeatable (loopback, link-local and multicast are always allowed)"),
-    opt("capacity", "N", "sources tracked at once; the least recently seen is forgotten first (default {default})"),
+    opt("capacity", "N", "sources tracked at once; when full, one not seen again lately is forgotten first (default {default})"),
     opt("spare-ports", "PORT,...|none", "a source with a TCP session to one of these local ports, open before its scan began and for at least spare-after, is not banned (default {default})"),
     opt("spare-after", "DURATION", "how old such a management session must be (default {default}, sshd's LoginGraceTime)"),
     opt("ban-time", "DURATION", "first ban's length (default {default})"),

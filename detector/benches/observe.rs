@@ -1,5 +1,5 @@
-//! ns per observation, at capacity: for a source already tracked, a new source (which evicts the
-//! least recently seen), and an allowlisted source. The tracked sources sit four to a /24, so
+//! ns per observation, at capacity: for a source already tracked, a new source (which evicts one
+//! by CLOCK), and an allowlisted source. The tracked sources sit four to a /24, so
 //! the prefix tier (where it exists) holds every prefix without churn, and none of them adds up
 //! to a distributed scan: what a busy host sees, not an attack. A plain timing loop (no criterion): run with
 //! `cargo bench -p detector --bench observe`. Figures belong in docs/BENCHMARKS.md, never in a
@@ -55,7 +55,7 @@ fn main() {
         d.observe(0, &obs(src(i), 2000));
     }
     let mut now = 1u64;
-    // Known source, repeated port: lookup, leak, LRU move, repeat.
+    // Known source, repeated port: lookup, leak, referenced flag, repeat.
     time("tracked source, repeated port", 2_000_000, |i| {
         now += 1;
         black_box(d.observe(now, &obs(src((i * 7919) % capacity), 2000)));
@@ -71,7 +71,7 @@ fn main() {
         black_box(o);
         while d.poll_action().is_some() {}
     });
-    // New sources at capacity: each evicts the least recently seen.
+    // New sources at capacity: each evicts one (the first unreferenced from CLOCK's hand).
     let mut next = 0x0c00_0000u32; // 12.0.0.0/8
     time("new source at capacity (evicts one)", 2_000_000, |_| {
         now += 1;

@@ -29,7 +29,8 @@ pub struct Config {
     /// IPv6 sources are keyed by this prefix length.
     pub ipv6_prefix: u8,
     pub allow: Vec<Cidr>,
-    /// Sources tracked at once; the least recently seen is forgotten first.
+    /// Sources tracked at once; when full, one not seen again since the eviction hand last
+    /// passed it is forgotten first (CLOCK: `table`).
     pub capacity: usize,
     /// First ban, in milliseconds.
     pub ban_ms: u64,

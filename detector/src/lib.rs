@@ -141,6 +141,10 @@ pub const PREFIX_MIN_SOURCES: u8 = 4;
 /// Housekeeping period.
 const TICK_MS: u64 = 1_000;
 
+/// Slots of each table `on_timer` looks at per tick for spent tracks: its work is bounded
+/// however many are spent (walking the oldest first was not).
+const SWEEP_PER_TICK: usize = 1_024;
+
 pub struct Detector {
     config: Config,
     allow: Allowlist,
@@ -307,23 +311,31 @@ impl Detector {
         } else {
             u64::from(c.slow_threshold.max(c.threshold)) * slow_unit
         };
-        // The track's own fields first, its place in the recency list after: the list's
-        // neighbours are other sources' memory, and the track's loads need not wait for them.
-        let track = self.table.at_mut(slot);
+        // The source's guess at its prefix's slot, read before its track is borrowed below (only
+        // a new port uses it). It is kept apart from the track, so its load need not wait for
+        // the track's.
+        let hint = self.table.hint(slot);
+        // A source seen again is marked referenced (CLOCK's second chance, in the line written
+        // here anyway); a new one is not, so a flood of sources seen once evicts its own.
+        let track = if new_source {
+            self.table.at_mut(slot)
+        } else {
+            self.table.touch(slot)
+        };
         track.leak(now_ms);
         track.probes = track.probes.saturating_add(1);
         let mut prefix = None;
         let new_port = !track.repeats_last_port(obs.proto, obs.dst_port) && {
             // Not a retry of its last port: the prefix's track (where the source found it
-            // last) is checked now, so that its load overlaps the one of the source's ports.
+            // last: `hint`) is checked now, so that its load overlaps the one of the source's
+            // ports.
             if c.prefix_threshold != 0 {
                 let pkey = SourceKey::aggregate(obs.src, c.prefix_v4, c.prefix_v6);
-                let held = self.prefixes.holds(track.prefix_slot, &pkey);
-                prefix = Some((pkey, held.then_some(track.prefix_slot)));
+                let held = self.prefixes.holds(hint, &pkey);
+                prefix = Some((pkey, held.then_some(hint)));
             }
             track.add_port(obs.proto, obs.dst_port)
         };
-        let track = self.table.touch(slot);
         if !new_port {
             self.counters.repeats += 1;
             return Outcome::Repeat;
@@ -382,31 +394,35 @@ impl Detector {
         let c = &self.config;
         let unit = c.prefix_leak_every_ms.max(1);
         let bar = u64::from(c.prefix_threshold) * unit;
-        let slot = if let Some(slot) = held {
-            slot
+        let (slot, new_prefix) = if let Some(slot) = held {
+            (slot, false)
         } else {
             // As for sources: a banned prefix has no track, and gets none while the ban lasts.
-            let slot = match self.prefixes.find(&pkey) {
-                Some(i) => i,
+            let (slot, new_prefix) = match self.prefixes.find(&pkey) {
+                Some(i) => (i, false),
                 None => {
                     if self.is_banned(&pkey, now_ms) {
                         self.counters.already_banned += 1;
                         return Some(Outcome::AlreadyBanned);
                     }
-                    self.prefixes.insert(pkey, now_ms).0
+                    (self.prefixes.insert(pkey, now_ms).0, true)
                 }
             };
-            self.table.at_mut(src_slot).prefix_slot = slot;
-            slot
+            self.table.set_hint(src_slot, slot);
+            (slot, new_prefix)
         };
-        let track = self.prefixes.at_mut(slot);
+        // Like a source's: referenced when seen again, not when new.
+        let track = if new_prefix {
+            self.prefixes.at_mut(slot)
+        } else {
+            self.prefixes.touch(slot)
+        };
         track.leak(now_ms);
         if new_source {
             track.sources = track.sources.saturating_add(1);
         }
         track.probes = track.probes.saturating_add(1);
         let new_port = track.add_port(obs.proto, obs.dst_port);
-        let track = self.prefixes.touch(slot);
         if !new_port {
             return None;
         }
@@ -508,21 +524,14 @@ impl Detector {
         self.last_tick_ms + TICK_MS
     }
 
-    /// Housekeeping: forgets sources whose score has leaked to nothing (oldest first, stopping
-    /// at the first that still counts) and offences past the memory horizon.
+    /// Housekeeping: forgets sources and prefixes whose scores have leaked to nothing, looking
+    /// at `SWEEP_PER_TICK` slots of each table per call (a sweep that goes round: a spent track
+    /// is forgotten within `capacity / SWEEP_PER_TICK` ticks, 64 s at the default capacity and
+    /// 8 s in each of the daemon's shards), and offences past the memory horizon.
     pub fn on_timer(&mut self, now_ms: u64) {
         self.last_tick_ms = now_ms;
-        for table in [&mut self.table, &mut self.prefixes] {
-            while let Some(oldest) = table.oldest() {
-                let mut t = *oldest;
-                t.leak(now_ms);
-                if !t.is_spent() {
-                    break;
-                }
-                let key = t.key;
-                table.remove(&key);
-            }
-        }
+        self.table.forget_spent(now_ms, SWEEP_PER_TICK);
+        self.prefixes.forget_spent(now_ms, SWEEP_PER_TICK);
         self.offenders.expire(now_ms);
     }
 

@@ -1,10 +1,33 @@
-//! The bounded table of tracked sources: a hash index over a preallocated slab, with an
-//! intrusive least-recently-seen list for O(1) eviction.
+//! The bounded table of tracked sources: a hash index over a preallocated slab, evicting by
+//! CLOCK (second chance).
+//!
+//! Eviction: each track has a referenced flag, set when a tracked source is seen again (in the
+//! track's first cache line, which that probe writes anyway) and left clear on a new track. When
+//! the table is full, a hand walks the slots in a circle: a referenced track is cleared and
+//! passed over, the first unreferenced one is evicted, and the new track takes its slot, just
+//! behind the hand. Seeing a source writes nothing but its own track (an exact
+//! least-recently-seen list wrote its neighbours' links and the head's, three more cache lines
+//! per probe). The hand's steps are amortised O(1): each step past the one that evicts clears a
+//! flag that a probe set.
+//!
+//! What this guarantees (tested below): a track seen at time T is not evicted before the hand
+//! has passed its slot once after T and then come round again. Between those two passes the
+//! hand visits each of the other `capacity - 1` slots once, and each visit either evicts (a new
+//! source is tracked) or clears the flag of a source seen again since the hand's previous visit.
+//! So evicting a source that keeps probing takes, per lap of the hand, `capacity - 1` other
+//! sources seen (new, or seen again since the hand last passed them): the rate an exact
+//! least-recently-seen order demands (`capacity - 1` other sources between two of its probes),
+//! though part of a lap's may come before the source's last probe. Under a flood of new sources
+//! alone, a track seen at T survives at least `capacity - 1 - R` evictions, R being the other
+//! tracks referenced at T (seen again since the hand last passed them; none among the flood's
+//! own, which start unreferenced), where an exact least-recently-seen order gives
+//! `capacity - 1`: a flood that follows repeats of R other sources can evict it up to R
+//! evictions sooner.
 //!
 //! Memory is bounded at construction, so a flood of spoofed sources costs evictions, never growth
 //! or allocation (the slab and the index are reserved up front; the kernel maps their pages as
 //! they are first written, so an idle table costs next to nothing). The index is open addressing
-//! with linear probing over twice as many u32 slots as sources (load ≤ 1/2), with backward-shift
+//! with linear probing over twice as many u32 buckets as sources (load ≤ 1/2), with backward-shift
 //! deletion so churn leaves no tombstones, hashed with a keyed multiply-and-fold hash under 256
 //! random bits per table (foldhash's construction; SipHash-1-3 before, at about 15 ns a probe):
 //! a sender never sees a hash or the seed, so it cannot aim sources at one probe run, and no
@@ -70,12 +93,11 @@ pub struct Track {
     /// (saturating: only "at least `PREFIX_MIN_SOURCES`" matters).
     pub sources: u8,
     pub probes: u32,
-    /// A source's guess at its prefix's slot in the prefix table (checked against that slot's
-    /// key before use): spares the prefix tier a hash and an index lookup per new port.
-    pub prefix_slot: u32,
     /// The port added last, `(proto << 16) | port` (`NO_PORT` before the first): a retry of
     /// it, the commonest repeat, is told from the first cache line alone.
     last_port: u32,
+    /// Seen again since the eviction hand last passed (CLOCK's second chance): 0 or 1.
+    referenced: u8,
     pub updated_ms: u64,
     /// The short-horizon score (`leak-every` per point), as of `updated_ms`.
     pub score: u64,
@@ -115,7 +137,7 @@ impl Track {
             next_port: 0,
             stealth: 0,
             sources: 0,
-            prefix_slot: NONE,
+            referenced: 0,
         }
     }
 
@@ -130,6 +152,12 @@ impl Track {
     /// Whether both scores have leaked to nothing (as of `updated_ms`).
     pub fn is_spent(&self) -> bool {
         self.score == 0 && self.slow == 0
+    }
+
+    /// Whether both scores will have leaked to nothing by `now_ms` (the track unchanged).
+    fn spent_at(&self, now_ms: u64) -> bool {
+        let elapsed = now_ms.saturating_sub(self.updated_ms);
+        self.score <= elapsed && self.slow <= elapsed
     }
 
     fn proto_at(&self, i: usize) -> u32 {
@@ -196,20 +224,6 @@ impl Track {
         })
     }
 }
-
-/// A slot's place in the least-recently-seen list. Kept apart from the tracks, in one dense
-/// array (8 bytes a slot): moving a source to the front touches its neighbours' links, and
-/// those stay in cache where the neighbours' tracks would not.
-#[derive(Debug, Clone, Copy)]
-struct Link {
-    prev: u32,
-    next: u32,
-}
-
-const UNLINKED: Link = Link {
-    prev: NONE,
-    next: NONE,
-};
 
 /// Open-addressing index from source to slab slot.
 struct Index {
@@ -337,13 +351,15 @@ impl Index {
 pub struct Table {
     index: Index,
     slots: Vec<Track>,
-    links: Vec<Link>,
+    /// Per slot, a number its user keeps with the track (`hint`), apart from it: its address is
+    /// known as soon as the slot is, so its load need not wait for the track's.
+    hints: Vec<u32>,
     free: Vec<u32>,
     capacity: usize,
-    /// Most recently seen.
-    head: u32,
-    /// Least recently seen: evicted first.
-    tail: u32,
+    /// CLOCK's hand: the slot the next eviction looks at first.
+    hand: u32,
+    /// Where `forget_spent` looks next.
+    sweep: u32,
 }
 
 /// Whether `get_or_insert` had to make room.
@@ -360,11 +376,11 @@ impl Table {
         Table {
             index: Index::new(capacity),
             slots: Vec::with_capacity(capacity),
-            links: Vec::with_capacity(capacity),
+            hints: Vec::with_capacity(capacity),
             free: Vec::with_capacity(capacity),
             capacity,
-            head: NONE,
-            tail: NONE,
+            hand: 0,
+            sweep: 0,
         }
     }
 
@@ -380,8 +396,8 @@ impl Table {
         self.capacity
     }
 
-    /// The source's track, created (evicting the least recently seen if full) if absent, and
-    /// marked most recently seen.
+    /// The source's track: if tracked, marked seen again (`touch`); if not, created unreferenced
+    /// (evicting one by CLOCK if full).
     pub fn get_or_insert(&mut self, key: SourceKey, now_ms: u64) -> (&mut Track, Inserted) {
         if let Some(i) = self.find(&key) {
             return (self.touch(i), Inserted::Existing);
@@ -395,29 +411,27 @@ impl Table {
         Some(self.index.find(key, &self.slots)?.1)
     }
 
-    /// The track in slot `i` (from `find`), marked most recently seen.
+    /// The track in slot `i` (from `find`), marked seen again: the hand passes over it once
+    /// more before it can be evicted. Writes the track's first line and nothing else.
     #[inline]
     pub fn touch(&mut self, i: u32) -> &mut Track {
-        if self.head != i {
-            self.unlink(i);
-            self.push_front(i);
-        }
-        &mut self.slots[i as usize]
+        let track = &mut self.slots[i as usize];
+        track.referenced = 1;
+        track
     }
 
-    /// A new track for `key`, which must not be tracked (evicting the least recently seen if
-    /// full), marked most recently seen; its slot.
+    /// A new track for `key`, which must not be tracked (evicting one by CLOCK if full), not
+    /// referenced: a source seen once is the first to go. Its slot.
     pub fn insert(&mut self, key: SourceKey, now_ms: u64) -> (u32, Inserted) {
         let mut how = Inserted::New;
         let i = if let Some(i) = self.free.pop() {
             i
         } else if self.slots.len() < self.capacity {
             self.slots.push(Track::new(key, now_ms));
-            self.links.push(UNLINKED);
+            self.hints.push(NONE);
             (self.slots.len() - 1) as u32
         } else {
-            let victim = self.tail;
-            self.unlink(victim);
+            let victim = self.advance_hand();
             let old = self.slots[victim as usize].key;
             if let Some((b, _)) = self.index.find(&old, &self.slots) {
                 self.index.remove_at(b, &self.slots);
@@ -426,9 +440,25 @@ impl Table {
             victim
         };
         self.slots[i as usize] = Track::new(key, now_ms);
+        self.hints[i as usize] = NONE;
         self.index.insert(&key, i);
-        self.push_front(i);
         (i, how)
+    }
+
+    /// CLOCK: from the hand on, clears referenced tracks and stops at the first unreferenced
+    /// one, leaving the hand just past it. Called on a full table (every slot holds a track),
+    /// so it stops within one lap: by then every flag it passed is clear.
+    fn advance_hand(&mut self) -> u32 {
+        let n = self.slots.len() as u32;
+        loop {
+            let i = self.hand;
+            self.hand = if i + 1 >= n { 0 } else { i + 1 };
+            let track = &mut self.slots[i as usize];
+            if track.referenced == 0 {
+                return i;
+            }
+            track.referenced = 0;
+        }
     }
 
     /// The slot holding `key`, if `i` is it (a cheap check of a remembered slot: a freed slot
@@ -439,10 +469,8 @@ impl Table {
 
     /// Every track, in no particular order (a reload rescales scores).
     pub fn for_each_mut(&mut self, mut f: impl FnMut(&mut Track)) {
-        let mut i = self.head;
-        while i != NONE {
-            f(&mut self.slots[i as usize]);
-            i = self.links[i as usize].next;
+        for t in self.slots.iter_mut().filter(|t| t.key != FREED) {
+            f(t);
         }
     }
 
@@ -454,59 +482,57 @@ impl Table {
     pub fn remove(&mut self, key: &SourceKey) -> Option<Track> {
         let (b, i) = self.index.find(key, &self.slots)?;
         self.index.remove_at(b, &self.slots);
-        self.unlink(i);
         self.free.push(i);
         let track = self.slots[i as usize];
         self.slots[i as usize].key = FREED;
         Some(track)
     }
 
-    /// The track in slot `i` (from `find` or `insert`), leaving its place in the list alone.
+    /// The hint kept with slot `i` (`u32::MAX` until set): the detector keeps a source's guess at
+    /// its prefix's slot in the prefix table here (checked against that slot's key before use),
+    /// which spares the prefix tier a hash and an index lookup per new port, and lets the
+    /// prefix's track be loaded alongside the source's.
+    #[inline]
+    pub fn hint(&self, i: u32) -> u32 {
+        self.hints[i as usize]
+    }
+
+    pub fn set_hint(&mut self, i: u32, hint: u32) {
+        self.hints[i as usize] = hint;
+    }
+
+    /// The track in slot `i` (from `find` or `insert`), leaving its referenced flag alone.
     pub fn at_mut(&mut self, i: u32) -> &mut Track {
         &mut self.slots[i as usize]
     }
 
-    /// The least recently seen track.
-    pub fn oldest(&self) -> Option<&Track> {
-        (self.tail != NONE).then(|| &self.slots[self.tail as usize])
+    /// Forgets the tracks whose scores have leaked to nothing by `now_ms` among the next
+    /// `max_slots` slots of a sweep that goes round the slab (each slot at most once a call):
+    /// bounded work per call, and a spent track is forgotten within
+    /// `capacity / max_slots` calls. How many it forgot.
+    pub fn forget_spent(&mut self, now_ms: u64, max_slots: usize) -> usize {
+        let n = self.slots.len();
+        let mut forgotten = 0;
+        for _ in 0..max_slots.min(n) {
+            let i = self.sweep as usize % n;
+            self.sweep = ((i + 1) % n) as u32;
+            let track = &self.slots[i];
+            if track.key != FREED && track.spent_at(now_ms) {
+                let key = track.key;
+                self.remove(&key);
+                forgotten += 1;
+            }
+        }
+        forgotten
     }
 
-    fn unlink(&mut self, i: u32) {
-        let Link { prev, next } = self.links[i as usize];
-        if prev != NONE {
-            self.links[prev as usize].next = next;
-        } else {
-            self.head = next;
-        }
-        if next != NONE {
-            self.links[next as usize].prev = prev;
-        } else {
-            self.tail = prev;
-        }
-        self.links[i as usize] = UNLINKED;
-    }
-
-    fn push_front(&mut self, i: u32) {
-        let old = self.head;
-        self.links[i as usize] = Link {
-            prev: NONE,
-            next: old,
-        };
-        if old != NONE {
-            self.links[old as usize].prev = i;
-        } else {
-            self.tail = i;
-        }
-        self.head = i;
-    }
-
-    /// Bytes one tracked source costs: its slab slot, its list links, its free-list entry, and
-    /// two index buckets (twice the capacity, rounded up to a power of two; four in a table of
-    /// 4,097 to 8,192 sources, as each of the daemon's shards, whose index is `FRESH_BUCKETS`).
+    /// Bytes one tracked source costs: its slab slot, its hint, its free-list entry, and two index
+    /// buckets (twice the capacity, rounded up to a power of two; four in a table of 4,097 to
+    /// 8,192 sources, as each of the daemon's shards, whose index is `FRESH_BUCKETS`). CLOCK's
+    /// flag lives in the slot's padding: no list links.
     pub fn bytes_per_source() -> usize {
         std::mem::size_of::<Track>()
-            + std::mem::size_of::<Link>()
-            + std::mem::size_of::<u32>()
+            + 2 * std::mem::size_of::<u32>()
             + 2 * std::mem::size_of::<u32>()
     }
 }
@@ -521,22 +547,161 @@ mod tests {
     }
 
     #[test]
-    fn evicts_the_least_recently_seen() {
+    fn evicts_the_first_unreferenced_from_the_hand() {
         let mut t = Table::new(3);
         for i in 0..3 {
             t.get_or_insert(key(i), 0);
         }
-        t.get_or_insert(key(0), 1); // 0 is now the most recent; 1 the oldest
+        t.get_or_insert(key(0), 1); // 0 is seen again: referenced; 1 and 2 are not
         let (_, how) = t.get_or_insert(key(9), 2);
         assert_eq!(how, Inserted::NewAfterEviction);
-        assert!(t.get(&key(1)).is_none());
+        assert!(
+            t.get(&key(1)).is_none(),
+            "the hand passed 0 over and took 1"
+        );
         assert!(t.get(&key(0)).is_some());
         assert_eq!(t.len(), 3);
-        assert_eq!(t.oldest().unwrap().key, key(2));
         t.remove(&key(2));
         assert_eq!(t.len(), 2);
         let (_, how) = t.get_or_insert(key(10), 3);
         assert_eq!(how, Inserted::New, "a freed slot is reused before evicting");
+        // Full again: the hand goes on from 1's slot, to 10 (in 2's, seen once), then to 0,
+        // whose second chance is spent, before it comes to 9 (taken into 1's slot).
+        t.get_or_insert(key(11), 4);
+        assert!(t.get(&key(10)).is_none());
+        t.get_or_insert(key(12), 5);
+        assert!(t.get(&key(0)).is_none());
+        assert!(t.get(&key(9)).is_some() && t.get(&key(11)).is_some());
+    }
+
+    /// Tracks referenced now other than `key`'s.
+    fn referenced_besides(t: &Table, key: &SourceKey) -> usize {
+        t.slots
+            .iter()
+            .filter(|tr| tr.referenced != 0 && tr.key != *key && tr.key != FREED)
+            .count()
+    }
+
+    /// xorshift64: a fixed, reproducible spread of cases without a dependency.
+    fn next(rng: &mut u64) -> u64 {
+        *rng ^= *rng << 13;
+        *rng ^= *rng >> 7;
+        *rng ^= *rng << 17;
+        *rng
+    }
+
+    #[test]
+    fn a_touched_track_outlives_a_flood_of_new_sources() {
+        // Whatever the table went through before (sources seen again, evictions that left the
+        // hand anywhere), a source seen at T survives at least `capacity - 1 - R` evictions of
+        // a flood of new sources, R the other tracks referenced at T; `capacity - 1` (what an
+        // exact least-recently-seen order gives) when R is 0.
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut fresh = 1_000_000u32;
+        for case in 0..2_000u32 {
+            let cap = 1 + (next(&mut rng) % 40) as usize;
+            let mut t = Table::new(cap);
+            // A history: new sources and repeats of tracked ones, in a random mix.
+            let pool = (cap * 2) as u64;
+            for _ in 0..next(&mut rng) % (4 * pool) {
+                t.get_or_insert(key((next(&mut rng) % pool) as u32), 0);
+            }
+            while t.len() < cap {
+                fresh += 1;
+                t.get_or_insert(key(fresh), 0);
+            }
+            let x = t.slots[(next(&mut rng) % cap as u64) as usize].key;
+            t.get_or_insert(x, 1);
+            let r = referenced_besides(&t, &x);
+            let mut evictions = 0;
+            loop {
+                fresh += 1;
+                let (_, how) = t.get_or_insert(key(fresh), 2);
+                assert_eq!(how, Inserted::NewAfterEviction);
+                if t.get(&x).is_none() {
+                    break;
+                }
+                evictions += 1;
+                assert!(evictions < 2 * cap, "case {case}: never evicted");
+            }
+            assert!(
+                evictions + 1 >= cap - r,
+                "case {case}: capacity {cap}, {r} others referenced: evicted after {evictions}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_flood_bound_is_exact() {
+        // Every other track referenced and the hand on the source's slot: one lap clears them
+        // all and the next new source takes its slot (R = capacity - 1: no eviction survived).
+        let mut t = Table::new(4);
+        for i in 0..4 {
+            t.get_or_insert(key(i), 0);
+        }
+        for i in 0..4 {
+            t.get_or_insert(key(i), 1);
+        }
+        assert_eq!(referenced_besides(&t, &key(0)), 3);
+        t.get_or_insert(key(100), 2);
+        assert!(t.get(&key(0)).is_none());
+        // With nothing else referenced, a source seen once more outlives `capacity - 1` of
+        // them, wherever the hand is.
+        for start in 0..4u32 {
+            let mut t = Table::new(4);
+            for i in 0..4 {
+                t.get_or_insert(key(i), 0);
+            }
+            for i in 0..start {
+                t.get_or_insert(key(200 + i), 0); // moves the hand on
+            }
+            let x = t.slots[0].key;
+            t.get_or_insert(x, 1);
+            for i in 0..3 {
+                t.get_or_insert(key(300 + i), 2);
+                assert!(t.get(&x).is_some(), "hand from {start}, eviction {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_source_that_keeps_probing_is_never_evicted_by_a_flood() {
+        // Seen again once every `capacity - 1` new sources, as an exact least-recently-seen order
+        // would keep it: CLOCK keeps it too (the flood's own tracks are never referenced).
+        let cap = 64;
+        let mut t = Table::new(cap);
+        let scanner = key(0);
+        t.get_or_insert(scanner, 0);
+        for i in 1..20_000u32 {
+            t.get_or_insert(key(i), 0);
+            if i % (cap as u32 - 1) == 0 {
+                let (_, how) = t.get_or_insert(scanner, 0);
+                assert_eq!(how, Inserted::Existing, "after {i} new sources");
+            }
+        }
+    }
+
+    #[test]
+    fn spent_tracks_are_forgotten_a_bounded_number_at_a_time() {
+        let mut t = Table::new(10);
+        for i in 0..10u32 {
+            let (tr, _) = t.get_or_insert(key(i), 0);
+            // Odd sources still count at 1 s; even ones are spent.
+            tr.score = if i % 2 == 1 { 5_000 } else { 0 };
+        }
+        assert!(
+            t.forget_spent(1_000, 4) <= 2,
+            "4 slots looked at, 2 of them spent"
+        );
+        let mut calls = 1;
+        while t.len() > 5 {
+            t.forget_spent(1_000, 4);
+            calls += 1;
+        }
+        assert!(calls <= 3, "10 slots, 4 a call: {calls} calls");
+        assert!((0..10u32).all(|i| t.get(&key(i)).is_some() == (i % 2 == 1)));
+        assert_eq!(t.forget_spent(10_000, 100), 5, "each slot once a call");
+        assert!(t.is_empty());
     }
 
     #[test]

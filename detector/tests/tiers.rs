@@ -311,7 +311,7 @@ fn bytes_per_tracked_source_and_prefix() {
     // What docs/BENCHMARKS.md states: both tiers of a source live in one slot, and a prefix
     // costs the same slot in its own table.
     assert_eq!(std::mem::size_of::<detector::table::Track>(), 128);
-    assert_eq!(detector::table::Table::bytes_per_source(), 148);
+    assert_eq!(detector::table::Table::bytes_per_source(), 144);
 }
 
 #[test]
