@@ -1677,6 +1677,33 @@ fn a_router_bans_a_sweep_of_unassigned_addresses_on_one_port() {
     );
 }
 
+#[test]
+fn a_router_bans_an_ipv6_sweep_of_unassigned_addresses_on_one_port() {
+    let Some(tb) = Testbed::new("e2esweep6") else {
+        return;
+    };
+    let _inside = tb.add_inside().unwrap();
+    let d = Daemon::start(&tb, &[]);
+    // One port, sixty addresses of the routed 2001:db8:2::/64 where only ::1 and ::10 exist:
+    // the router's own address unreachables (neighbour discovery failed, ~3 s each; ICMPv6
+    // errors are rate-limited to a burst of about six, then one a second).
+    let targets: Vec<String> = (0x20..0x5c).map(|i| format!("2001:db8:2::{i:x}")).collect();
+    let out = nmap(
+        &tb,
+        &format!("-6 -sS -p 80 --max-rtt-timeout 4s {}", targets.join(" ")),
+    );
+    let ok = wait_for(Duration::from_secs(20), || {
+        (banned(&tb, "banned6", "2001:db8::/64") || banned(&tb, "banned6_host", ATTACKER_V6))
+            .then_some(())
+    });
+    assert!(ok.is_some(), "log:\n{}\nnmap:\n{out}", d.log());
+    assert!(
+        d.log().contains("ports (ip/"),
+        "counted by address: {}",
+        d.log()
+    );
+}
+
 /// Clients of an inside host that connect to many ports of OUTSIDE hosts, which answer RST:
 /// `lan0` is the LAN side, so the inside host is reported; banned only with `ban-lan`.
 fn lan_scanner(ban_lan: bool) {
