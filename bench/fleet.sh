@@ -14,6 +14,8 @@
 #     request), and `nft -f` of the very elements C then holds into the same sets of a fresh
 #     table, in the same run.
 #  3. RSS of that bouncer holding them: VmRSS and VmHWM of the scanban process.
+#  4. That bouncer restarted: its sets still hold the decisions, so the startup answer replaces
+#     them in one transaction (no ban lifted for a moment); the time, VmRSS and VmHWM again.
 # Usage (as root): bench/fleet.sh [RUNS] [DECISIONS]   (defaults 10 and 100000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -256,3 +258,21 @@ echo "== 3. memory of the bouncer holding them (scanban pid $c_pid)"
 sleep 2 # a poll or two after the load
 grep -E '^(VmRSS|VmHWM)' "/proc/$c_pid/status" | tr -s ' ' | sed 's/^/  /'
 echo "  (host B, bouncer holding the ten attackers of part 1: $b_mem)"
+
+echo
+echo "== 4. a restart of that bouncer: its sets hold the 100,000, so the startup answer replaces them in one transaction"
+kill "$c_pid"
+wait "$c_pid" 2>/dev/null || true
+mv "$tmp/c.log" "$tmp/c.first.log"
+t0=$(now_us)
+start_scanban c --mode bouncer --lapi-url http://192.0.2.1:8080 --lapi-bouncer-key "$tmp/c.key"
+c_pid=$scanban_pid
+wait_until 120 grep -q 'LAPI decisions (startup)' "$tmp/c.log"
+line=$(grep -m1 'LAPI decisions (startup)' "$tmp/c.log")
+echo "bouncer restarted → startup answer applied: $(((${line%% *} - t0) / 1000)) ms"
+echo "  ${line#* }"
+v4=$(in_ns c nft list set inet scanban remote4 | grep -o 'expires' | wc -l)
+v6=$(in_ns c nft list set inet scanban remote6 | grep -o 'expires' | wc -l)
+echo "  the kernel holds $v4 + $v6 = $((v4 + v6)) elements"
+sleep 2
+grep -E '^(VmRSS|VmHWM)' "/proc/$c_pid/status" | tr -s ' ' | sed 's/^/  /'

@@ -134,43 +134,30 @@ pub fn list_elements(
     table: &str,
     set_name: &str,
 ) -> Result<Vec<Element>, Error> {
-    let label = format!("list set {family} {table} {set_name}");
-    let batches = dump(
-        sock,
-        Some(family),
-        msg::GETSETELEM,
-        &label,
-        |m| {
-            m.str(elem::LIST_TABLE, table).str(elem::LIST_SET, set_name);
-        },
-        |_, _, attrs| Ok(Some(elements(attrs)?)),
-    )?;
-    Ok(batches.into_iter().flatten().collect())
+    let mut all = Vec::new();
+    each_element(sock, family, table, set_name, |e| all.push(e))?;
+    Ok(all)
 }
 
-/// Whether set `set_name` holds no element. Only the dump's first message with elements is
-/// decoded; the rest of the dump is read past, so a set of 100,000 elements costs the kernel's
-/// walk of it and no memory here.
-pub fn set_is_empty(
+/// Every element of a set, handed to `f` as each dump message is decoded: a set of 100,000
+/// elements is never held whole.
+pub fn each_element(
     sock: &mut NlSocket,
     family: Family,
     table: &str,
     set_name: &str,
-) -> Result<bool, Error> {
+    mut f: impl FnMut(Element),
+) -> Result<(), Error> {
     let label = format!("list set {family} {table} {set_name}");
     let seq = sock.next_seq();
     let req = request(seq, Some(family), msg::GETSETELEM, |m| {
         m.str(elem::LIST_TABLE, table).str(elem::LIST_SET, set_name);
     })?;
-    let mut found = false;
     sock.dump(&req, seq, &label, |msg| {
-        if !found {
-            let (_, attrs) = msg.nfgen()?;
-            found = !elements(attrs)?.is_empty();
-        }
+        let (_, attrs) = msg.nfgen()?;
+        elements(attrs)?.into_iter().for_each(&mut f);
         Ok(())
-    })?;
-    Ok(!found)
+    })
 }
 
 /// The elements in the attributes of one NEWSETELEM dump message.

@@ -384,11 +384,11 @@ fn count(tb: &Testbed, name: &str) -> usize {
 }
 
 #[test]
-fn empty_sets_are_filled_in_parts_and_held_ones_replaced_in_one_transaction() {
+fn sets_are_filled_in_parts_and_a_restart_writes_only_the_difference() {
     let Some((tb, mut sink)) = setup("remote-parts", &[]) else {
         return;
     };
-    // Into empty sets: several transactions (`TX_ELEMENTS` each, then the ranges).
+    // Into empty sets: several transactions (`TX_ELEMENTS` changes each, then the ranges).
     let n = 2 * super::TX_ELEMENTS as u64 + 100;
     let got = sink.apply(many(n, true));
     assert_eq!((got.added, got.failed), (n + 2, 0));
@@ -401,18 +401,39 @@ fn empty_sets_are_filled_in_parts_and_held_ones_replaced_in_one_transaction() {
     assert_eq!(count(&tb, "remote4"), 1);
     assert_eq!(connect_from(&tb, "198.51.100.7"), "timeout");
     assert_eq!(connect_from(&tb, "2001:db8:1::7"), "timeout");
-    // A restart: the sets hold the bans, so the next full answer (which lacks the two sources)
-    // replaces them in one transaction, never lifting for a moment what it keeps.
+    // Left by hand meanwhile: an element the book does not hold, and one it holds without a
+    // timeout (its time is off).
+    tb.sh(
+        &tb.server,
+        "nft add element inet scanban remote6 '{ 2001:db8:4::1 timeout 1h }' && \
+         nft delete element inet scanban remote6 '{ 2001:db8:3::5 }' && \
+         nft add element inet scanban remote6 '{ 2001:db8:3::5 }'",
+    )
+    .unwrap();
+    // A restart: the sets hold the bans, and the next full answer lacks the two sources. Only
+    // the difference is written (the sources and the hand-made element lifted, ::5 lifted and
+    // added again with its time, in one transaction); nothing kept is lifted for a moment.
     let mut sink = tb.in_server(|| {
         let (sock, f) = install_ban_sets();
         RemoteBans::new(sock, Allowlist::new([]), f.destroy)
     });
     let got = sink.apply(many(n, false));
     assert_eq!((got.added, got.failed), (n, 0));
-    assert_eq!(sink.totals().writes, 1);
+    assert_eq!(sink.totals().writes, 3, "remote4, remote6, the ranges");
     assert_eq!(count(&tb, "remote6"), n as usize);
     assert_eq!(count(&tb, "remote4"), 0);
+    let v6 = set(&tb, "remote6");
+    assert!(!v6.contains("2001:db8:4::1"), "{v6}");
+    let renewed = v6
+        .split(',')
+        .find(|e| e.contains("2001:db8:3::5 "))
+        .unwrap_or_default();
+    assert!(renewed.contains("timeout"), "{renewed}");
     assert_eq!(connect_from(&tb, "2001:db8:1::7"), "refused");
+    // The same answer again, to a sink that wrote it: nothing to write but the ranges.
+    let got = sink.apply(many(n, false));
+    assert_eq!((got.added, got.failed), (n, 0));
+    assert_eq!(sink.totals().writes, 4);
 }
 
 /// A LAPI (or a machine of the fleet pushing alerts) sending more than `lapi-max-decisions`:
