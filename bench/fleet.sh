@@ -14,8 +14,8 @@
 #     request), and `nft -f` of the very elements C then holds into the same sets of a fresh
 #     table, in the same run.
 #  3. RSS of that bouncer holding them: VmRSS and VmHWM of the scanban process.
-#  4. That bouncer restarted: its sets still hold the decisions, so the startup answer replaces
-#     them in one transaction (no ban lifted for a moment); the time, VmRSS and VmHWM again.
+#  4. That bouncer restarted: its sets still hold the decisions, so the startup answer is
+#     compared with what they hold and only the difference written; the time, VmRSS and VmHWM.
 # Usage (as root): bench/fleet.sh [RUNS] [DECISIONS]   (defaults 10 and 100000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -260,7 +260,7 @@ grep -E '^(VmRSS|VmHWM)' "/proc/$c_pid/status" | tr -s ' ' | sed 's/^/  /'
 echo "  (host B, bouncer holding the ten attackers of part 1: $b_mem)"
 
 echo
-echo "== 4. a restart of that bouncer: its sets hold the 100,000, so the startup answer replaces them in one transaction"
+echo "== 4. a restart of that bouncer: its sets hold the 100,000; only the difference is written"
 kill "$c_pid"
 wait "$c_pid" 2>/dev/null || true
 mv "$tmp/c.log" "$tmp/c.first.log"

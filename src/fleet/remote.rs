@@ -5,12 +5,13 @@
 //! Each `apply` is one nf_tables transaction: single addresses are written or lifted one by
 //! one; when the ranges change, both interval sets are flushed and the outermost ranges written
 //! again in the same transaction (the kernel refuses overlapping intervals, and a flush cannot
-//! fail on an element that expired meanwhile: see `book`). One exception: when every set is
-//! written afresh and both host sets are empty (a first start, a rebuilt table), they are filled
-//! in transactions of `TX_ELEMENTS`, since nothing held can be lifted for a moment by it; a
-//! startup answer of 100,000 decisions then costs one transaction's memory, not 7 MB, and the
-//! kernel's commit stays small (it builds a notification per element while any process on the
-//! machine, in any namespace, listens to nf_tables events: 1.7 s against 0.4 s in parts). Every element carries the time its
+//! fail on an element that expired meanwhile: see `book`). When every set is written afresh (the
+//! first answer, a full answer after an outage, a rebuilt table, a failed write, an allowlist
+//! that now protects a ban), the host sets are read back and only the difference is written,
+//! in transactions of `TX_ELEMENTS` changes (`reconcile`): no ban that stays is lifted for a
+//! moment, a startup answer of 100,000 decisions costs one transaction's memory, not 7 MB, and
+//! the kernel's commits stay small (each builds a notification per element while any process on
+//! the machine, in any namespace, listens to nf_tables events). Every element carries the time its
 //! decision has left, so the kernel lifts it on its own when LAPI's duration runs out, and the
 //! comment `remote:ORIGIN SCENARIO` that `scanban list` shows.
 //!
