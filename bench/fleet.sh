@@ -221,17 +221,25 @@ for _ in 1 2 3; do
 done > "$tmp/curl"
 read -r ttfb total size < <(sort -n -k2 "$tmp/curl" | sed -n 2p)
 echo "LAPI's answer to /v1/decisions/stream?startup=true (curl, median of 3): first byte $(awk -v t="$ttfb" 'BEGIN {printf "%d", t * 1000}') ms, whole $size bytes $(awk -v t="$total" 'BEGIN {printf "%d", t * 1000}') ms"
-t0=$(now_us)
-start_scanban c --mode bouncer --lapi-url http://192.0.2.1:8080 --lapi-bouncer-key "$tmp/c.key"
-c_pid=$scanban_pid
-wait_until 120 grep -q 'LAPI decisions (startup)' "$tmp/c.log"
+# Starts bouncer C and waits for its startup answer: sets $c_pid, $t0 and $line (the log line).
+start_c() {
+  t0=$(now_us)
+  start_scanban c --mode bouncer --lapi-url http://192.0.2.1:8080 --lapi-bouncer-key "$tmp/c.key"
+  c_pid=$scanban_pid
+  wait_until 120 grep -q 'LAPI decisions (startup)' "$tmp/c.log"
+  line=$(grep -m1 'LAPI decisions (startup)' "$tmp/c.log")
+}
+c_holds() {
+  local v4 v6
+  v4=$(in_ns c nft list set inet scanban remote4 | grep -o 'expires' | wc -l)
+  v6=$(in_ns c nft list set inet scanban remote6 | grep -o 'expires' | wc -l)
+  echo "  the kernel holds $v4 + $v6 = $((v4 + v6)) elements"
+}
+start_c
 t_ready=$(awk '/ready/ {print $1; exit}' "$tmp/c.log")
-line=$(grep -m1 'LAPI decisions (startup)' "$tmp/c.log")
 echo "bouncer start → ready: $(((t_ready - t0) / 1000)) ms; start → startup answer applied: $(((${line%% *} - t0) / 1000)) ms"
 echo "  ${line#* }"
-v4=$(in_ns c nft list set inet scanban remote4 | grep -o 'expires' | wc -l)
-v6=$(in_ns c nft list set inet scanban remote6 | grep -o 'expires' | wc -l)
-echo "  the kernel holds $v4 + $v6 = $((v4 + v6)) elements"
+c_holds
 
 # The peer: nft -f of the very elements C holds into the same sets of a fresh table, timed
 # inside a namespace of its own (C's table untouched).
@@ -264,15 +272,9 @@ echo "== 4. a restart of that bouncer: its sets hold the 100,000; only the diffe
 kill "$c_pid"
 wait "$c_pid" 2>/dev/null || true
 mv "$tmp/c.log" "$tmp/c.first.log"
-t0=$(now_us)
-start_scanban c --mode bouncer --lapi-url http://192.0.2.1:8080 --lapi-bouncer-key "$tmp/c.key"
-c_pid=$scanban_pid
-wait_until 120 grep -q 'LAPI decisions (startup)' "$tmp/c.log"
-line=$(grep -m1 'LAPI decisions (startup)' "$tmp/c.log")
+start_c
 echo "bouncer restarted → startup answer applied: $(((${line%% *} - t0) / 1000)) ms"
 echo "  ${line#* }"
-v4=$(in_ns c nft list set inet scanban remote4 | grep -o 'expires' | wc -l)
-v6=$(in_ns c nft list set inet scanban remote6 | grep -o 'expires' | wc -l)
-echo "  the kernel holds $v4 + $v6 = $((v4 + v6)) elements"
+c_holds
 sleep 2
 grep -E '^(VmRSS|VmHWM)' "/proc/$c_pid/status" | tr -s ' ' | sed 's/^/  /'
