@@ -27,7 +27,9 @@
 //! - router mode (`protect` forward or both, `crate::protect`): chain `forward_sensor`, hook
 //!   forward priority -10, queues the ANSWERS of the hosts behind the router, which it has no
 //!   socket for: TCP RST in a connection's reply direction, and ICMP/ICMPv6 destination
-//!   unreachable (port, protocol, host/address, admin-prohibited) related to a connection;
+//!   unreachable (port, protocol, host/address, admin-prohibited) related to a connection; and
+//!   NULL/FIN/Xmas probes themselves (no connection sends TCP without SYN, RST or ACK, and
+//!   conntrack ties no answer to them);
 //!   chain `output_sensor`, hook output priority -10, queues the router's own host/address
 //!   unreachables (an unassigned address of a routed prefix), never its answers for its own
 //!   closed ports (the input sensor counts those probes). `detector::packet::reply` reads an
@@ -362,6 +364,14 @@ fn forward_sensor(chains: &mut Vec<Chain>, rules: &mut Vec<Rule>, queue: &dyn Fn
                 .tcp_flags(tcp_flag::RST, tcp_flag::RST),
         )
         .with_comment("answers: RST of a closed port behind the router"),
+    );
+    // NULL, FIN and Xmas probes have no answer tied to them (conntrack makes no entry for
+    // them), and no connection sends a segment without SYN, RST or ACK: such a segment passing
+    // through is queued itself, as a probe (before a filter that drops invalid packets, as
+    // OpenWrt's does, has its say).
+    rules.push(
+        queue(r(FORWARD_SENSOR).tcp_flags(tcp_flag::SYN | tcp_flag::RST | tcp_flag::ACK, 0))
+            .with_comment("probes: NULL, FIN, XMAS through the router"),
     );
     let unreachable = [
         (false, icmp::V4_PORT, "port-unreachable"),

@@ -1656,6 +1656,53 @@ fn a_router_bans_an_ipv6_scan_of_the_host_behind_it() {
     );
 }
 
+/// NULL, FIN and Xmas probes of a host behind the router: conntrack makes no entry for them, so
+/// no answer is tied to them; the forward sensor queues the probes themselves. A connection
+/// through the router (every segment with SYN, ACK or RST) is never queued by that rule.
+#[test]
+fn a_router_bans_null_fin_and_xmas_scans_of_the_host_behind_it() {
+    let Some(tb) = Testbed::new("e2erstealth") else {
+        return;
+    };
+    tb.add_attacker_addr("192.0.2.3/24").unwrap();
+    tb.add_attacker_addr("192.0.2.4/24").unwrap();
+    tb.add_attacker_addr("192.0.2.5/24").unwrap();
+    let inside = tb.add_inside().unwrap();
+    listen_inside(&tb, &inside, &[8080], 120);
+    let d = Daemon::start(&tb, &[]);
+    for _ in 0..5 {
+        assert_eq!(
+            connect_from(&tb, "192.0.2.5", testbed::INSIDE_V4, 8080),
+            "connected"
+        );
+    }
+    for (scan, source, name) in [
+        ("-sN", ATTACKER_V4, "NULL"),
+        ("-sF", "192.0.2.3", "FIN"),
+        ("-sX", "192.0.2.4", "XMAS"),
+    ] {
+        let out = nmap(
+            &tb,
+            &format!(
+                "{scan} -S {source} -e veth0 --top-ports 20 {}",
+                testbed::INSIDE_V4
+            ),
+        );
+        let ok = wait_for(Duration::from_secs(10), || {
+            banned(&tb, "banned4", source).then_some(())
+        });
+        assert!(ok.is_some(), "{scan}:\n{}\nnmap:\n{out}", d.log());
+        let line = d
+            .log()
+            .lines()
+            .find(|l| l.contains(&format!("ban {source} for")))
+            .unwrap_or_default()
+            .to_string();
+        assert!(line.contains(&format!("stealth {name}")), "{line}");
+    }
+    assert!(!banned(&tb, "banned4", "192.0.2.5"), "{}", d.log());
+}
+
 #[test]
 fn a_router_bans_a_sweep_of_unassigned_addresses_on_one_port() {
     let Some(tb) = Testbed::new("e2esweep") else {

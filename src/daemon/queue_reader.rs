@@ -5,6 +5,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use detector::packet::is_stealth_tcp;
 use detector::Outcome;
 use log::{error, warn};
 use nfnl::queue::{QueueSocket, Verdict, VerdictBatcher};
@@ -81,8 +82,14 @@ pub fn read_queue(mut q: QueueSocket, mut pipeline: Pipeline) {
             // would be in input mode (docs/ARCHITECTURE.md, "Router mode"); a LAN-side
             // source that is not banned (`ban-lan` off) keeps them.
             let v = if managed && matches!(p.hook, HOOK_FORWARD | HOOK_OUTPUT) {
-                let ifindex = p.out_ifindex;
-                match pipeline.observe(now, probe, p.payload, ifindex, None, Queued::Answer) {
+                // A NULL, FIN or Xmas probe passing through is queued itself (nothing ties an
+                // answer to it): a probe, from the interface it came in on.
+                let (queued, ifindex) = if p.hook == HOOK_FORWARD && is_stealth_tcp(p.payload) {
+                    (Queued::Probe, p.in_ifindex)
+                } else {
+                    (Queued::Answer, p.out_ifindex)
+                };
+                match pipeline.observe(now, probe, p.payload, ifindex, None, queued) {
                     Outcome::Banned | Outcome::AlreadyBanned
                         if enforce && !pipeline.shared().lan.spares(ifindex) =>
                     {

@@ -131,6 +131,13 @@ pub fn parse(b: &[u8]) -> Result<Observation, Ignored> {
     transport(&network(b)?)
 }
 
+/// Whether `b` is TCP with none of SYN, RST and ACK (a NULL, FIN or Xmas probe): no connection
+/// sends such a segment, so one a router forwards is a probe itself, not an answer.
+pub fn is_stealth_tcp(b: &[u8]) -> bool {
+    use crate::inet::tcp_flag::{ACK, RST, SYN};
+    parse(b).is_ok_and(|o| o.proto == Proto::Tcp && o.tcp_flags & (SYN | RST | ACK) == 0)
+}
+
 /// The network layer of a packet: addresses, transport protocol and the transport header bytes
 /// (after IPv6 extension headers). Errors as `parse`.
 pub fn network(b: &[u8]) -> Result<Network<'_>, Ignored> {
