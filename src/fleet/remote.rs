@@ -179,23 +179,14 @@ impl RemoteBans {
         refusal(&self.allow, t)
     }
 
-    fn comment(&self, h: &Held) -> String {
-        comment(&self.names, h)
-    }
-
-    fn host_element(&self, t: &Target, h: &Held, now: u64) -> Element {
-        host_element(&self.names, t, h, now)
-    }
-
     /// Lifts `t` in its host set (DESTROY where the kernel has it).
     fn lift_host(&self, batch: &mut Batch, t: &Target) {
-        let set = host_set(t);
-        let e = [Element::new(&key_bytes(t.addr))];
-        if self.destroy {
-            batch.destroy_elements(Family::Inet, TABLE, set, &e);
-        } else {
-            batch.delete_elements(Family::Inet, TABLE, set, &e);
-        }
+        lift(
+            batch,
+            self.destroy,
+            host_set(t),
+            &[Element::new(&key_bytes(t.addr))],
+        );
     }
 
     /// The outermost ranges in both interval sets, which are flushed first.
@@ -206,7 +197,7 @@ impl RemoteBans {
             let (mut start, end) =
                 Element::prefix_interval(&key_bytes(t.addr), u32::from(t.prefix_len));
             start.timeout_ms = Some(h.expires_ms.saturating_sub(now).max(1));
-            start.comment = Some(self.comment(h));
+            start.comment = Some(comment(&self.names, h));
             let out = if t.addr.is_ipv4() { &mut v4 } else { &mut v6 };
             out.push(start);
             out.extend(end);
@@ -336,11 +327,7 @@ impl<'a> Part<'a> {
     fn send(&mut self, sock: &mut NlSocket, totals: &mut Totals) -> Result<(), nfnl::Error> {
         let mut batch = Batch::new();
         for chunk in self.lifts.chunks(CHUNK) {
-            if self.destroy {
-                batch.destroy_elements(Family::Inet, TABLE, self.set, chunk);
-            } else {
-                batch.delete_elements(Family::Inet, TABLE, self.set, chunk);
-            }
+            lift(&mut batch, self.destroy, self.set, chunk);
         }
         for chunk in self.adds.chunks(CHUNK) {
             batch.add_elements(Family::Inet, TABLE, self.set, chunk);
@@ -366,6 +353,16 @@ fn host_of_key(key: &[u8]) -> Option<Target> {
         prefix_len: full_len(&addr),
         addr,
     })
+}
+
+/// Lifts `elements` from `set`: DESTROY where the kernel has it (`destroy`), so an element that
+/// expired meanwhile is no error; DELETE before.
+fn lift(batch: &mut Batch, destroy: bool, set: &str, elements: &[Element]) {
+    if destroy {
+        batch.destroy_elements(Family::Inet, TABLE, set, elements);
+    } else {
+        batch.delete_elements(Family::Inet, TABLE, set, elements);
+    }
 }
 
 /// The element comment `remote:ORIGIN SCENARIO` that `scanban list` shows.
@@ -566,7 +563,7 @@ impl DecisionSink for RemoteBans {
                     self.lift_host(&mut batch, t);
                 }
                 if let Some(h) = after {
-                    adds[usize::from(t.addr.is_ipv6())].push(self.host_element(t, &h, now));
+                    adds[usize::from(t.addr.is_ipv6())].push(host_element(&self.names, t, &h, now));
                 }
             }
             for (set, elements) in [REMOTE4, REMOTE6].iter().zip(&adds) {
