@@ -29,7 +29,8 @@
 //!   socket for: TCP RST in a connection's reply direction, and ICMP/ICMPv6 destination
 //!   unreachable (port, protocol, host/address, admin-prohibited) related to a connection; and
 //!   NULL/FIN/Xmas probes themselves (no connection sends TCP without SYN, RST or ACK, and
-//!   conntrack ties no answer to them);
+//!   conntrack ties no answer to them), with the input sensor's twin rule for IPv6 extension
+//!   headers (the port and kind in the mark);
 //!   chain `output_sensor`, hook output priority -10, queues the router's own host/address
 //!   unreachables (an unassigned address of a routed prefix), never its answers for its own
 //!   closed ports (the input sensor counts those probes). `detector::packet::reply` reads an
@@ -313,18 +314,7 @@ pub fn build(settings: &Settings, features: &Features, parts: Parts) -> Ruleset 
             ),
         ];
         for (matched, kind, comment) in kinds {
-            let (proto, name, port) = match kind {
-                mark::UDP => (ipproto::UDP, "udp", field::udp::DST_PORT),
-                mark::SCTP => (ipproto::SCTP, "sctp", field::sctp::DST_PORT),
-                _ => (ipproto::TCP, "tcp", field::tcp::DST_PORT),
-            };
-            let mut deep = r("sensor").ip6_nexthdr_not(proto, name);
-            deep.exprs.extend(matched.exprs.iter().cloned());
-            // nft lists the rule without the `meta l4proto` that `dport` implies.
-            let implied = format!("meta l4proto {name}");
-            deep.text
-                .extend(matched.text.iter().filter(|t| **t != implied).cloned());
-            let deep = deep.mark_set_port(name, port, sensor_mark::MASK, sensor_mark::xor(kind));
+            let deep = marked_twin(r("sensor"), &matched, kind);
             rules.push(queue(deep).with_comment(&format!("{comment}, IPv6 extension headers")));
             rules.push(queue(matched).with_comment(comment));
             match kind {
@@ -348,6 +338,25 @@ pub fn build(settings: &Settings, features: &Features, parts: Parts) -> Ruleset 
     }
 }
 
+/// `matched`'s twin for IPv6 packets with extension headers, whose transport header may lie past
+/// the copy range: it also writes the destination port and the probe `kind` into the packet
+/// mark (`detector::packet::sensor_mark`). Starts from `empty`, a rule of the same chain; goes
+/// before `matched`, which would queue the packet without the mark.
+fn marked_twin(empty: Rule, matched: &Rule, kind: u8) -> Rule {
+    let (proto, name, port) = match kind {
+        mark::UDP => (ipproto::UDP, "udp", field::udp::DST_PORT),
+        mark::SCTP => (ipproto::SCTP, "sctp", field::sctp::DST_PORT),
+        _ => (ipproto::TCP, "tcp", field::tcp::DST_PORT),
+    };
+    let mut deep = empty.ip6_nexthdr_not(proto, name);
+    deep.exprs.extend(matched.exprs.iter().cloned());
+    // nft lists the rule without the `meta l4proto` that `dport` implies.
+    let implied = format!("meta l4proto {name}");
+    deep.text
+        .extend(matched.text.iter().filter(|t| **t != implied).cloned());
+    deep.mark_set_port(name, port, sensor_mark::MASK, sensor_mark::xor(kind))
+}
+
 /// Router mode's chains (see the module doc): the answers of the hosts behind the router, and
 /// its own host/address unreachables, to the same queue(s) as the input sensor.
 fn forward_sensor(chains: &mut Vec<Chain>, rules: &mut Vec<Rule>, queue: &dyn Fn(Rule) -> Rule) {
@@ -369,10 +378,14 @@ fn forward_sensor(chains: &mut Vec<Chain>, rules: &mut Vec<Rule>, queue: &dyn Fn
     // them), and no connection sends a segment without SYN, RST or ACK: such a segment passing
     // through is queued itself, as a probe (before a filter that drops invalid packets, as
     // OpenWrt's does, has its say).
+    let stealth = r(FORWARD_SENSOR).tcp_flags(tcp_flag::SYN | tcp_flag::RST | tcp_flag::ACK, 0);
+    // Behind IPv6 extension headers the TCP header may lie past the copy range: as in the input
+    // sensor, a twin rule hands the port over in the mark.
     rules.push(
-        queue(r(FORWARD_SENSOR).tcp_flags(tcp_flag::SYN | tcp_flag::RST | tcp_flag::ACK, 0))
-            .with_comment("probes: NULL, FIN, XMAS through the router"),
+        queue(marked_twin(r(FORWARD_SENSOR), &stealth, mark::STEALTH))
+            .with_comment("probes: NULL, FIN, XMAS through the router, IPv6 extension headers"),
     );
+    rules.push(queue(stealth).with_comment("probes: NULL, FIN, XMAS through the router"));
     let unreachable = [
         (false, icmp::V4_PORT, "port-unreachable"),
         (false, icmp::V4_PROTOCOL, "prot-unreachable"),

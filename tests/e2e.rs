@@ -1361,12 +1361,27 @@ s.sendto(bytes([typ,0,0,0,0,1,0,seq]) if fam==socket.AF_INET6 else bytes([typ,0,
 /// ours); with `fragment`, each probe carries 1500 bytes of data and is sent as two fragments,
 /// the first with the whole header chain (Linux drops a first fragment without it, RFC 7112).
 fn crafted_v6_syns(tb: &Testbed, first: u16, count: u16, optlen: usize, fragment: bool) {
+    crafted_v6_probes(tb, SERVER_V6, first, count, optlen, fragment, TCP_SYN);
+}
+
+const TCP_SYN: u8 = 0x02;
+
+/// As `crafted_v6_syns`, to `dst`, with TCP flags `flags`.
+fn crafted_v6_probes(
+    tb: &Testbed,
+    dst: &str,
+    first: u16,
+    count: u16,
+    optlen: usize,
+    fragment: bool,
+    flags: u8,
+) {
     const SEND: &str = include_str!("../fixtures/pcap/v6-syns.py");
     let out = tb
         .sh(
             &tb.attacker,
             &format!(
-                "timeout 20 python3 - {first} {count} {optlen} {} {ATTACKER_V6} {SERVER_V6} 2>&1 <<'EOF'\n{SEND}\nEOF",
+                "timeout 20 python3 - {first} {count} {optlen} {} {ATTACKER_V6} {dst} {flags} 2>&1 <<'EOF'\n{SEND}\nEOF",
                 u8::from(fragment)
             ),
         )
@@ -1701,6 +1716,37 @@ fn a_router_bans_null_fin_and_xmas_scans_of_the_host_behind_it() {
         assert!(line.contains(&format!("stealth {name}")), "{line}");
     }
     assert!(!banned(&tb, "banned4", "192.0.2.5"), "{}", d.log());
+}
+
+/// A NULL scan of a host behind the router over IPv6, each probe behind a 256-byte Destination
+/// Options header: the TCP header lies past the copy range, so the forward sensor's twin rule
+/// hands the port and the kind over in the mark.
+#[test]
+fn a_router_bans_an_ipv6_null_scan_behind_a_large_destination_options_header() {
+    let Some(tb) = Testbed::new("e2erdstopt") else {
+        return;
+    };
+    let inside = tb.add_inside().unwrap();
+    listen_inside(&tb, &inside, &[8080], 120);
+    let d = Daemon::start(&tb, &[]);
+    // The new links settle (neighbour discovery) before probes that are sent once.
+    wait_for(Duration::from_secs(10), || {
+        (connect_from(&tb, ATTACKER_V6, testbed::INSIDE_V6, 8080) == "connected").then_some(())
+    })
+    .expect("the inside host answers over IPv6");
+    crafted_v6_probes(&tb, testbed::INSIDE_V6, 20, 10, 256, false, 0);
+    let ok = wait_for(Duration::from_secs(5), || {
+        (banned(&tb, "banned6", "2001:db8::/64") || banned(&tb, "banned6_host", ATTACKER_V6))
+            .then_some(())
+    });
+    assert!(ok.is_some(), "{}\n{}", d.log(), d.fresh_stats());
+    let line = d
+        .log()
+        .lines()
+        .find(|l| l.contains(" for ") && l.contains("tcp/20,21,22"))
+        .map(str::to_string)
+        .unwrap_or_default();
+    assert!(line.contains("stealth"), "{}", d.log());
 }
 
 #[test]

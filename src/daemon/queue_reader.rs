@@ -83,13 +83,15 @@ pub fn read_queue(mut q: QueueSocket, mut pipeline: Pipeline) {
             // source that is not banned (`ban-lan` off) keeps them.
             let v = if managed && matches!(p.hook, HOOK_FORWARD | HOOK_OUTPUT) {
                 // A NULL, FIN or Xmas probe passing through is queued itself (nothing ties an
-                // answer to it): a probe, from the interface it came in on.
-                let (queued, ifindex) = if p.hook == HOOK_FORWARD && is_stealth_tcp(p.payload) {
-                    (Queued::Probe, p.in_ifindex)
-                } else {
-                    (Queued::Answer, p.out_ifindex)
-                };
-                match pipeline.observe(now, probe, p.payload, ifindex, None, queued) {
+                // answer to it): a probe, from the interface it came in on (its port in the
+                // mark if IPv6 extension headers pushed it past the copy range).
+                let (queued, ifindex, mark) =
+                    if p.hook == HOOK_FORWARD && is_stealth_tcp(p.payload, mark) {
+                        (Queued::Probe, p.in_ifindex, mark)
+                    } else {
+                        (Queued::Answer, p.out_ifindex, None)
+                    };
+                match pipeline.observe(now, probe, p.payload, ifindex, mark, queued) {
                     Outcome::Banned | Outcome::AlreadyBanned
                         if enforce && !pipeline.shared().lan.spares(ifindex) =>
                     {

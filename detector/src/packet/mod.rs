@@ -132,10 +132,19 @@ pub fn parse(b: &[u8]) -> Result<Observation, Ignored> {
 }
 
 /// Whether `b` is TCP with none of SYN, RST and ACK (a NULL, FIN or Xmas probe): no connection
-/// sends such a segment, so one a router forwards is a probe itself, not an answer.
-pub fn is_stealth_tcp(b: &[u8]) -> bool {
+/// sends such a segment, so one a router forwards is a probe itself, not an answer. An IPv6
+/// packet whose TCP header the copy range cut is one if its sensor `mark` says so (the forward
+/// sensor's twin rule matched it in the kernel: `sensor_mark`).
+pub fn is_stealth_tcp(b: &[u8], mark: Option<u32>) -> bool {
     use crate::inet::tcp_flag::{ACK, RST, SYN};
-    parse(b).is_ok_and(|o| o.proto == Proto::Tcp && o.tcp_flags & (SYN | RST | ACK) == 0)
+    let stealth = |o: Observation| o.proto == Proto::Tcp && o.tcp_flags & (SYN | RST | ACK) == 0;
+    match parse(b) {
+        Ok(o) => stealth(o),
+        Err(Ignored::Truncated) => mark
+            .and_then(|m| sensor_mark::observation(b, m))
+            .is_some_and(stealth),
+        Err(_) => false,
+    }
 }
 
 /// The network layer of a packet: addresses, transport protocol and the transport header bytes
