@@ -126,7 +126,7 @@ def dest_options(size):
     return bytes([0, size // 8 - 1]) + body
 
 
-def ext6_syn(src, dst, first, count, size):
+def ext6_syn(src, dst, first, count, size, flags=0x02):
     import socket
     s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_TCP)
     s.setsockopt(socket.IPPROTO_IPV6, 7, 16)  # IPV6_CHECKSUM: the kernel fills TCP's at 16
@@ -134,7 +134,7 @@ def ext6_syn(src, dst, first, count, size):
     opts = [(socket.IPPROTO_IPV6, 59, dest_options(size))]  # IPV6_DSTOPTS
     for i in range(count):
         port = first + i
-        tcp = struct.pack(">HHIIBBHHH", 40000 + i, port, 0x5CA1AB1E, 0, 5 << 4, 0x02, 1024, 0, 0)
+        tcp = struct.pack(">HHIIBBHHH", 40000 + i, port, 0x5CA1AB1E, 0, 5 << 4, flags, 1024, 0, 0)
         s.sendmsg([tcp], opts, 0, (dst, 0))
     print("sent", count)
 
@@ -147,10 +147,11 @@ def main():
         stretch(sys.argv[2], sys.argv[3], float(sys.argv[4]),
                 {ipaddress.ip_address(a) for a in sys.argv[5:]})
     elif cmd == "ext6-syn":
-        ext6_syn(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]))
+        ext6_syn(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]),
+                 int(sys.argv[7]) if len(sys.argv) > 7 else 0x02)
     else:
         sys.exit("usage: coverage-tools.py answers PCAP ADDR... | stretch IN OUT SECONDS ADDR... | "
-                 "ext6-syn SRC DST PORT_FIRST COUNT OPT_BYTES")
+                 "ext6-syn SRC DST PORT_FIRST COUNT OPT_BYTES [TCP_FLAGS]")
 
 
 if __name__ == "__main__":

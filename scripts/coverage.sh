@@ -29,7 +29,7 @@ declare -A EXPECT=(
   [frag]=banned [v6]=banned [decoy]=banned [sport53]=banned
   [T5]=banned [T4]=banned [T3]=banned [T2]=banned [T1]=banned [T0]=banned
   [pktgen]=banned [dist24]=banned [dist48]=banned [forward]=banned [forwardN]=banned
-  [ext6]=banned
+  [ext6]=banned [forward6ext]=banned
 )
 # Why a row is not banned on the tree of today (printed only for rows that are not banned).
 declare -A WHY=()
@@ -42,6 +42,7 @@ declare -A NAME=(
   [dist48]="distributed over a /48" [forward]="router: LAN host behind it"
   [forwardN]="router: NULL scan of a LAN host"
   [ext6]="IPv6 extension headers"
+  [forward6ext]="router: IPv6 NULL probes behind extension headers"
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -331,6 +332,36 @@ if ! skip ext6; then
   ip netns exec "$atk" $tools ext6-syn $ATK6 $SRV6 1 100 256 >"$tmp/ext6.out" 2>&1 || cat "$tmp/ext6.out" >&2
   capture_stop
   finish_row ext6 "100 SYNs (ports 1-100) behind a 256-byte Destination Options header" "$ip6" "$tmp/ext6.pcap"
+  cleanup
+fi
+
+# IPv6 NULL probes behind a 256-byte Destination Options header, through the router to the LAN
+# host 2001:db8::1: the TCP header lies past the copy range, so the forward sensor's twin rule
+# hands the port over in the mark. The scanner 2001:db8:1::2 is on the router's own WAN /64, so
+# it is banned by its address.
+if ! skip forward6ext; then
+  ip netns add "$srv"; ip netns add "$atk"; ip netns add "$lan"
+  ip link add name wan netns "$srv" type veth peer name veth0 netns "$atk"
+  ip link add name lan netns "$srv" type veth peer name veth0 netns "$lan"
+  ip -n "$srv" addr add 2001:db8:1::1/64 dev wan nodad; ip -n "$srv" addr add 2001:db8::254/64 dev lan nodad
+  ip -n "$atk" addr add $ATK6/64 dev veth0 nodad; ip -n "$lan" addr add $SRV6/64 dev veth0 nodad
+  for ns in "$srv" "$atk" "$lan"; do ip -n "$ns" link set lo up; done
+  ip -n "$srv" link set wan up; ip -n "$srv" link set lan up
+  ip -n "$atk" link set veth0 up; ip -n "$lan" link set veth0 up
+  ip -n "$atk" route add 2001:db8::/64 via 2001:db8:1::1
+  ip -n "$lan" route add 2001:db8:1::/64 via 2001:db8::254
+  ip netns exec "$srv" sysctl -qw net.ipv6.conf.all.forwarding=1
+  services "$lan"
+  daemon "$srv"
+  # Neighbour discovery settles before probes that are sent once.
+  wait_for 100 ip netns exec "$atk" python3 -c "import socket; socket.create_connection(('$SRV6', 8080), 1).close()" \
+    || echo "coverage: the LAN host did not answer over IPv6" >&2
+  capture_start forward6ext
+  ip netns exec "$atk" $tools ext6-syn $ATK6 $SRV6 1 100 256 0 >"$tmp/forward6ext.out" 2>&1 \
+    || cat "$tmp/forward6ext.out" >&2
+  capture_stop
+  finish_row forward6ext "100 NULL probes (ports 1-100) behind a 256-byte Destination Options header, to a LAN host through the router" \
+    "2001:db8:1::(2( |$)|/(64|48))" "$tmp/forward6ext.pcap"
   cleanup
 fi
 
