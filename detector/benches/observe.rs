@@ -23,6 +23,9 @@ fn obs(src: u32, port: u16) -> Observation {
     }
 }
 
+/// Observations per `observe_batch` call in the batched rows.
+const SHARD_BATCH: usize = 8;
+
 fn time(label: &str, n: u32, mut f: impl FnMut(u32)) {
     // Best of five runs: the least disturbed by the rest of the machine.
     let best = (0..5)
@@ -60,6 +63,23 @@ fn main() {
         now += 1;
         black_box(d.observe(now, &obs(src((i * 7919) % capacity), 2000)));
     });
+    // The same through `observe_batch`, eight at a time: what each detector shard gets of a
+    // full queue batch (64 packets, spread over 8 shards), one clock reading per batch.
+    let mut batch = [obs(0, 0); SHARD_BATCH];
+    let mut outcomes = [detector::Outcome::Repeat; SHARD_BATCH];
+    time(
+        "tracked source, repeated port, batches of 8",
+        2_000_000,
+        |i| {
+            let k = i as usize % SHARD_BATCH;
+            batch[k] = obs(src((i * 7919) % capacity), 2000);
+            if k == SHARD_BATCH - 1 {
+                now += SHARD_BATCH as u64;
+                d.observe_batch(now, &batch, &mut outcomes);
+                black_box(&outcomes);
+            }
+        },
+    );
     // Known source, new ports. 20 ms apart, each source's new ports come 22 minutes apart: no
     // tier adds them up (a new port a minute would be a slow scan, banned at the 30th).
     time("tracked source, new port", 2_000_000, |i| {
@@ -70,6 +90,18 @@ fn main() {
         );
         black_box(o);
         while d.poll_action().is_some() {}
+    });
+    // New ports as above (from 4000 up: none of them seen yet), through `observe_batch`, eight
+    // at a time.
+    time("tracked source, new port, batches of 8", 2_000_000, |i| {
+        let k = i as usize % SHARD_BATCH;
+        batch[k] = obs(src((i * 7919) % capacity), 4000 + (i / capacity) as u16);
+        if k == SHARD_BATCH - 1 {
+            now += 20 * SHARD_BATCH as u64;
+            d.observe_batch(now, &batch, &mut outcomes);
+            black_box(&outcomes);
+            while d.poll_action().is_some() {}
+        }
     });
     // New sources at capacity: each evicts one (the first unreferenced from CLOCK's hand).
     let mut next = 0x0c00_0000u32; // 12.0.0.0/8

@@ -141,6 +141,13 @@ pub const PREFIX_MIN_SOURCES: u8 = 4;
 /// Housekeeping period.
 const TICK_MS: u64 = 1_000;
 
+/// Observations `observe_batch` looks up before counting them: enough cache misses in flight to
+/// overlap their waits, few enough that what they loaded is still in cache when counted.
+pub const BATCH_WINDOW: usize = 16;
+
+/// No slot: a source not looked up (no table has this many slots).
+const NO_SLOT: u32 = u32::MAX;
+
 /// Slots of each table `on_timer` looks at per tick for spent tracks: its work is bounded
 /// however many are spent (walking the oldest first was not).
 const SWEEP_PER_TICK: usize = 1_024;
@@ -255,7 +262,8 @@ impl Detector {
         }
     }
 
-    fn ignore(&mut self, why: Ignored) -> Outcome {
+    /// Counts a packet that could not be observed, for `why` (the caller parsed it and failed).
+    pub fn ignore(&mut self, why: Ignored) -> Outcome {
         self.counters.observed += 1;
         let i = Ignored::ALL.iter().position(|w| *w == why).unwrap_or(0);
         self.counters.ignored[i] += 1;
@@ -263,25 +271,74 @@ impl Detector {
     }
 
     pub fn observe(&mut self, now_ms: u64, obs: &Observation) -> Outcome {
+        let keyed = self.keyed(obs);
+        self.count(now_ms, obs, keyed, NO_SLOT)
+    }
+
+    /// Observes `batch` at `now_ms`, writing the outcome of `batch[i]` to `out[i]`: the same
+    /// outcomes, actions and counters as one `observe` per observation, in order, and each
+    /// `Banned` outcome pushed exactly one action, in the same order. Cheaper per observation
+    /// than `observe` where the tables outgrow the CPU's caches: it first looks up the source
+    /// of every IPv4 probe of a window of `BATCH_WINDOW` (its own key: an IPv6 source's key
+    /// takes the allowlist, and is left to the count), reading its track and its prefix's, so
+    /// that the window's cache misses are in flight together instead of one after another;
+    /// then counts each probe where its source was found (checked again: an earlier probe of
+    /// the window may have moved it).
+    ///
+    /// Panics if `out` is shorter than `batch`.
+    pub fn observe_batch(&mut self, now_ms: u64, batch: &[Observation], out: &mut [Outcome]) {
+        assert!(out.len() >= batch.len(), "one outcome per observation");
+        for (window, outs) in batch.chunks(BATCH_WINDOW).zip(out.chunks_mut(BATCH_WINDOW)) {
+            let mut slots = [NO_SLOT; BATCH_WINDOW];
+            let mut loaded = 0u64;
+            for (obs, slot) in window.iter().zip(&mut slots) {
+                if let IpAddr::V4(a) = obs.src {
+                    if let Some(i) = self.table.find(&SourceKey::V4(a)) {
+                        *slot = i;
+                        loaded ^= self.table.load(i) ^ self.prefixes.load(self.table.hint(i));
+                    }
+                }
+            }
+            // What the loads read is of no use but to make them happen: without a use, the
+            // compiler would drop them.
+            std::hint::black_box(loaded);
+            for ((obs, slot), o) in window.iter().zip(slots).zip(outs) {
+                *o = self.count(now_ms, obs, self.keyed(obs), slot);
+            }
+        }
+    }
+
+    /// The key `obs` is counted under, or `Protected`.
+    fn keyed(&self, obs: &Observation) -> Keyed {
         // An IPv4 source is its own key: decided here, without the IPv6 keying's call (the
         // detector bench measured ~40 ns less per IPv4 observation this way).
-        let keyed = match obs.src {
+        match obs.src {
             IpAddr::V4(_) if source::never_tracked(&obs.src) || self.allow.contains(&obs.src) => {
                 Keyed::Protected
             }
             IpAddr::V4(a) => Keyed::Key(SourceKey::V4(a), Narrowed::No),
             IpAddr::V6(_) => self.allow.key_for(&obs.src, self.config.ipv6_prefix),
-        };
+        }
+    }
+
+    /// Counts `obs` against `keyed`; `guess` is where the source's track was found a moment
+    /// ago (`NO_SLOT`: not looked up), used if it still holds the source.
+    fn count(&mut self, now_ms: u64, obs: &Observation, keyed: Keyed, guess: u32) -> Outcome {
         let (key, narrowed) = match keyed {
             Keyed::Protected => return self.ignore(Ignored::Allowlisted),
             Keyed::Key(key, narrowed) => (key, narrowed),
         };
         self.counters.observed += 1;
+        let found = if self.table.holds(guess, &key) {
+            Some(guess)
+        } else {
+            self.table.find(&key)
+        };
         // A tracked source is not banned: its track goes at the ban and is not made again while
         // the ban lasts (the offender check below comes first). So only an untracked source
         // pays for the offender lookups.
         let mut new_source = false;
-        let slot = match self.table.find(&key) {
+        let slot = match found {
             Some(i) => i,
             None => {
                 new_source = true;

@@ -72,11 +72,13 @@ impl Offenders {
         if !self.map.contains_key(&key) && self.map.len() >= self.capacity {
             self.expire(now_ms);
             if self.map.len() >= self.capacity {
-                // Rare (a ban rate limit keeps offenders few): O(n) to find the oldest.
+                // Rare (a ban rate limit keeps offenders few): O(n) to find the oldest. Ties
+                // (bans of one batch) go by key, not by the map's random order: the same
+                // probes forget the same offender, in a replay as in the daemon.
                 if let Some(oldest) = self
                     .map
                     .iter()
-                    .min_by_key(|(_, o)| o.last_ban_ms)
+                    .min_by_key(|(k, o)| (o.last_ban_ms, **k))
                     .map(|(k, _)| *k)
                 {
                     self.map.remove(&oldest);

@@ -406,6 +406,15 @@ impl Table {
         (&mut self.slots[i as usize], how)
     }
 
+    /// Reads both cache lines of slot `i`'s track (if there is one): loads them ahead of use.
+    /// What it returns is of no use but to keep the reads.
+    #[inline]
+    pub fn load(&self, i: u32) -> u64 {
+        self.slots
+            .get(i as usize)
+            .map_or(0, |t| t.updated_ms ^ t.ports[0])
+    }
+
     /// The slot of `key`'s track, if tracked.
     pub fn find(&self, key: &SourceKey) -> Option<u32> {
         Some(self.index.find(key, &self.slots)?.1)
