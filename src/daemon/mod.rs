@@ -1,9 +1,10 @@
 //! `scanban run`. The parts, and the path of one probe through them:
 //!
-//! - `queue_reader` — the NFQUEUE input: one thread per queue receives a batch and hands each
-//!   packet to its `Pipeline`, then sends every verdict of the batch in one message;
-//! - `pipeline` — what does not depend on the input: observe the packet in the detector shard
-//!   that owns its source (`shards`), then write the bans the batch decided in one nf_tables
+//! - `queue_reader` — the NFQUEUE input: one thread per queue receives a batch and hands it to
+//!   its `Pipeline`, then sends every verdict of the batch in one message;
+//! - `pipeline` — what does not depend on the input: observe each packet in the detector shard
+//!   that owns its source (`shards`; a shard's packets of the batch together, under one
+//!   lock), then write the bans the batch decided in one nf_tables
 //!   transaction (sparing a source with an aged management session) before the verdicts go;
 //!   a new input (another chain's sensor, decisions from elsewhere) is a new reader that
 //!   calls the pipeline;

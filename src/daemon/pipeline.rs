@@ -8,7 +8,9 @@ use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 
 use detector::packet::sensor_mark;
-use detector::{Action, Ignored, Outcome, SourceKey};
+use std::net::{IpAddr, Ipv4Addr};
+
+use detector::{Action, Ignored, Observation, Outcome, SourceKey, BATCH_WINDOW};
 use nfnl::NlSocket;
 
 use crate::bans::{self, Ban, COMMENT_MAX};
@@ -16,6 +18,7 @@ use crate::latency::{Acked, Probe};
 
 use super::follow_up::{self, Report};
 use super::retry;
+use super::shards::Shards;
 use super::shared::Shared;
 
 /// Most bans written in one transaction; more wait for the next one.
@@ -37,12 +40,47 @@ pub enum Queued {
     Answer,
 }
 
+/// A queued packet as the pipeline reads it (`Pipeline::packet`), and what observing it gave.
+#[derive(Debug, Clone, Copy)]
+pub struct Packet {
+    /// The probe (an answer read into the probe it answers), with the interface toward its
+    /// source; or why it could not be read.
+    parsed: Result<Observation, Ignored>,
+    queued: Queued,
+    ifindex: Option<u32>,
+    seen: Probe,
+    /// The detector shard that owns its source.
+    shard: usize,
+    pub outcome: Outcome,
+}
+
+impl Packet {
+    /// The interface toward the packet's source.
+    pub fn ifindex(&self) -> Option<u32> {
+        self.ifindex
+    }
+}
+
+/// Fills the unused end of a window (never observed).
+const EMPTY_OBSERVATION: Observation = Observation {
+    src: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+    dst: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+    proto: detector::Proto::Tcp,
+    src_port: 0,
+    dst_port: 0,
+    tcp_flags: 0,
+    ifindex: None,
+};
+
 /// One input's handle on the pipeline: its own nf_tables socket (a ban is written by the thread
 /// that decided it, with no hand-over in its path) and the bans its current batch decided.
 pub struct Pipeline {
     shared: Arc<Shared>,
     nft: NlSocket,
     decided: Vec<Decided>,
+    /// One shard's packets of the batch being observed (index in the batch, observation),
+    /// kept between batches.
+    window: Vec<(usize, Observation)>,
     /// The probe times of the bans being written, kept between batches (no allocation per
     /// batch for what stays on this thread).
     seen: Vec<Probe>,
@@ -55,6 +93,7 @@ impl Pipeline {
             shared,
             nft,
             decided: Vec::with_capacity(BAN_BATCH_MAX),
+            window: Vec::with_capacity(nfnl::queue::RECV_SLOTS),
             seen: Vec::with_capacity(BAN_BATCH_MAX),
             follow_up,
         }
@@ -64,28 +103,18 @@ impl Pipeline {
         &self.shared
     }
 
-    /// Observes one packet (`now_ms` on the daemon's clock); a ban it decides waits for
-    /// `write_bans`. `Banned`/`AlreadyBanned`: the source is banned, drop its probe at once, so
-    /// a fast scan is cut right at the threshold, before the kernel set has the element.
-    ///
-    /// `sensor_mark`: the packet's mark where scanban's own sensor may have written one
-    /// (managed mode): a probe whose transport header the copy range cut is read from it
-    /// (`detector::packet::sensor_mark`).
-    ///
-    /// `ifindex`: the interface toward the source (a probe's input interface, an answer's
-    /// output interface), for the observation and the LAN-side check.
-    pub fn observe(
-        &mut self,
-        now_ms: u64,
-        seen: Probe,
+    /// Reads a queued packet for `observe_batch`: `sensor_mark` is the packet's mark where
+    /// scanban's own sensor may have written one (managed mode): a probe whose transport header
+    /// the copy range cut is read from it (`detector::packet::sensor_mark`). `ifindex`: the
+    /// interface toward the source (a probe's input interface, an answer's output interface),
+    /// for the observation and the LAN-side check.
+    pub fn packet(
         payload: &[u8],
+        seen: Probe,
         ifindex: Option<u32>,
         sensor_mark: Option<u32>,
         queued: Queued,
-    ) -> Outcome {
-        let shards = &self.shared.shards;
-        // Parsed once here to pick the shard that owns the source; a packet that does not
-        // parse is counted by the first shard.
+    ) -> Packet {
         let parsed = match (queued, sensor_mark) {
             (Queued::Answer, _) => detector::packet::reply::parse(payload),
             (Queued::Probe, mark) => match (detector::packet::parse(payload), mark) {
@@ -95,32 +124,97 @@ impl Pipeline {
                 (parsed, _) => parsed,
             },
         };
-        let shard = match &parsed {
-            Ok(o) => shards.owner(&SourceKey::new(o.src, shards.ipv6_prefix())),
-            Err(_) => shards.first(),
-        };
-        let Ok(mut d) = shard.lock() else {
-            return Outcome::Repeat;
-        };
-        let outcome = match parsed {
-            Ok(mut obs) => {
-                obs.ifindex = ifindex;
-                d.observe(now_ms, &obs)
+        Packet {
+            parsed: parsed.map(|o| Observation { ifindex, ..o }),
+            queued,
+            ifindex,
+            seen,
+            shard: 0,
+            outcome: Outcome::Repeat,
+        }
+    }
+
+    /// Observes a batch of packets (`now_ms` on the daemon's clock), each in the detector shard
+    /// that owns its source, writing each packet's `outcome`; the bans they decide wait for
+    /// `write_bans`. `Banned`/`AlreadyBanned`: the source is banned, drop its probe at once, so
+    /// a fast scan is cut right at the threshold, before the kernel set has the element.
+    ///
+    /// One lock per shard per batch, and the shard sees its packets together
+    /// (`Detector::observe_batch`, which overlaps their cache misses), in their order: a
+    /// source's probes are counted in the order they came.
+    pub fn observe_batch(&mut self, now_ms: u64, packets: &mut [Packet]) {
+        let shared = Arc::clone(&self.shared);
+        let shards = &shared.shards;
+        let prefix = shards.ipv6_prefix();
+        // Taken for the call (and given back: its memory stays), so that `decide` may borrow.
+        let mut window = std::mem::take(&mut self.window);
+        // A packet that does not parse is counted by the first shard.
+        for p in packets.iter_mut() {
+            p.shard = match &p.parsed {
+                Ok(o) => shards.index_of(&SourceKey::new(o.src, prefix)),
+                Err(_) => 0,
+            };
+        }
+        for shard in 0..Shards::COUNT {
+            if !packets.iter().any(|p| p.shard == shard) {
+                continue;
             }
-            // The forward sensor queues only what `reply` reads, so an answer it cannot read
-            // is rare (cut short); a probe the detector reads again and counts by reason.
-            Err(e) if queued == Queued::Answer => Outcome::Ignored(e),
-            Err(_) => d.observe_packet(now_ms, payload, ifindex),
-        };
-        while let Some(action) = d.poll_action() {
-            // Bans are rate-limited upstream; past this many in one batch, the source is
-            // banned again on its next new port.
-            if self.decided.len() < BAN_BATCH_MAX {
-                let lan = self.shared.lan.contains(ifindex);
-                self.decided.push(Decided { action, seen, lan });
+            let Ok(mut d) = shards.at(shard).lock() else {
+                for p in packets.iter_mut().filter(|p| p.shard == shard) {
+                    p.outcome = Outcome::Repeat;
+                }
+                continue;
+            };
+            window.clear();
+            for (i, p) in packets.iter_mut().enumerate() {
+                if p.shard != shard {
+                    continue;
+                }
+                match p.parsed {
+                    Ok(o) => window.push((i, o)),
+                    // The forward sensor queues only what `reply` reads, so an answer it cannot
+                    // read is rare (cut short); a probe is counted by reason.
+                    Err(e) if p.queued == Queued::Answer => p.outcome = Outcome::Ignored(e),
+                    Err(e) => p.outcome = d.ignore(e),
+                }
+            }
+            // A window at a time: the detector keeps at least 32 actions, so none is dropped
+            // before it is taken here.
+            for part in window.chunks(BATCH_WINDOW) {
+                let mut obs = [EMPTY_OBSERVATION; BATCH_WINDOW];
+                for (slot, (_, o)) in obs.iter_mut().zip(part) {
+                    *slot = *o;
+                }
+                let mut outcomes = [Outcome::Repeat; BATCH_WINDOW];
+                d.observe_batch(now_ms, &obs[..part.len()], &mut outcomes);
+                for ((i, _), outcome) in part.iter().zip(outcomes) {
+                    let p = &mut packets[*i];
+                    p.outcome = outcome;
+                    // Each `Banned` outcome pushed one action, in order: the probe that
+                    // decided the ban is this packet.
+                    if outcome == Outcome::Banned {
+                        if let Some(action) = d.poll_action() {
+                            self.decide(action, p.seen, p.ifindex);
+                        }
+                    }
+                }
+                if let Some((i, _)) = part.last() {
+                    while let Some(action) = d.poll_action() {
+                        self.decide(action, packets[*i].seen, packets[*i].ifindex);
+                    }
+                }
             }
         }
-        outcome
+        self.window = window;
+    }
+
+    fn decide(&mut self, action: Action, seen: Probe, ifindex: Option<u32>) {
+        // Bans are rate-limited upstream; past this many in one batch, the source is banned
+        // again on its next new port.
+        if self.decided.len() < BAN_BATCH_MAX {
+            let lan = self.shared.lan.contains(ifindex);
+            self.decided.push(Decided { action, seen, lan });
+        }
     }
 
     /// Writes the bans decided since the last call in one transaction; logging and everything

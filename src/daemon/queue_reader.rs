@@ -1,6 +1,6 @@
-//! The NFQUEUE input: one thread per queue receives a batch, feeds each packet to the pipeline,
-//! has the pipeline write the bans the batch decided, then sends every verdict of the batch in
-//! one message. Nothing is allocated or logged per packet.
+//! The NFQUEUE input: one thread per queue receives a batch, has the pipeline observe its
+//! packets, write the bans the batch decided, then sends every verdict of the batch in one
+//! message. Nothing is allocated or logged per packet.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 use detector::packet::is_stealth_tcp;
 use detector::Outcome;
 use log::{error, warn};
-use nfnl::queue::{QueueSocket, Verdict, VerdictBatcher};
+use nfnl::queue::{QueueSocket, Verdict, VerdictBatcher, RECV_SLOTS};
 
 use crate::latency::Probe;
 use crate::tail::{CameBack, Pass};
 
-use super::pipeline::{Pipeline, Queued};
+use super::pipeline::{Packet, Pipeline, Queued};
 use crate::settings::Mode;
 
 /// Netfilter hooks (`NF_INET_*`) of queued packets: router mode's answers.
@@ -36,6 +36,10 @@ pub fn read_queue(mut q: QueueSocket, mut pipeline: Pipeline) {
         .map_or(true, |s| s.mode == Mode::Managed);
     let mut came_back = CameBack::new(queue, pass);
     let mut batcher = VerdictBatcher::new(queue);
+    // One batch's packets, and what their verdicts need (id, mark, answer or probe, the
+    // interface toward the source), kept between batches: nothing is allocated per packet.
+    let mut packets: Vec<Packet> = Vec::with_capacity(RECV_SLOTS);
+    let mut verdicts: Vec<(u32, Option<u32>, bool, Option<u32>)> = Vec::with_capacity(RECV_SLOTS);
     while !pipeline.shared().stopping() {
         match q.wait(Duration::from_millis(200)) {
             Ok(true) => {}
@@ -62,6 +66,10 @@ pub fn read_queue(mut q: QueueSocket, mut pipeline: Pipeline) {
         };
         // A dry run only watches: the verdict is the configured one, banned or not.
         let enforce = !shared.dry_run;
+        // Read the batch, observe it shard by shard, then decide each packet's verdict in
+        // the order the packets came.
+        packets.clear();
+        verdicts.clear();
         for p in q.packets() {
             let counts = &pipeline.shared().counts;
             let Ok(p) = p else {
@@ -76,22 +84,33 @@ pub fn read_queue(mut q: QueueSocket, mut pipeline: Pipeline) {
             let mark = pass.sensor_mark(p.mark);
             // Router mode's chains queue answers (hook forward or output, managed mode only),
             // read into the probe they answer; the interface toward the scanner is the
-            // answer's output one. Accepted, but for a source just banned: the router holds
-            // no probe (they were forwarded at once), so until the ban is in the kernel set
-            // the scan's answers are all it would learn. Those are dropped, as its probes
-            // would be in input mode (docs/ARCHITECTURE.md, "Router mode"); a LAN-side
-            // source that is not banned (`ban-lan` off) keeps them.
-            let v = if managed && matches!(p.hook, HOOK_FORWARD | HOOK_OUTPUT) {
+            // answer's output one.
+            let answer = managed && matches!(p.hook, HOOK_FORWARD | HOOK_OUTPUT);
+            let packet = if answer {
                 // A NULL, FIN or Xmas probe passing through is queued itself (nothing ties an
                 // answer to it): a probe, from the interface it came in on (its port in the
                 // mark if IPv6 extension headers pushed it past the copy range).
-                let (queued, ifindex, mark) =
-                    if p.hook == HOOK_FORWARD && is_stealth_tcp(p.payload, mark) {
-                        (Queued::Probe, p.in_ifindex, mark)
-                    } else {
-                        (Queued::Answer, p.out_ifindex, None)
-                    };
-                match pipeline.observe(now, probe, p.payload, ifindex, mark, queued) {
+                if p.hook == HOOK_FORWARD && is_stealth_tcp(p.payload, mark) {
+                    Pipeline::packet(p.payload, probe, p.in_ifindex, mark, Queued::Probe)
+                } else {
+                    Pipeline::packet(p.payload, probe, p.out_ifindex, None, Queued::Answer)
+                }
+            } else {
+                Pipeline::packet(p.payload, probe, p.in_ifindex, mark, Queued::Probe)
+            };
+            packets.push(packet);
+            verdicts.push((p.id, p.mark, answer, packet.ifindex()));
+        }
+        pipeline.observe_batch(now, &mut packets);
+        for (packet, &(id, mark, answer, ifindex)) in packets.iter().zip(&verdicts) {
+            let outcome = packet.outcome;
+            // An answer is accepted, but for a source just banned: the router holds no probe
+            // (they were forwarded at once), so until the ban is in the kernel set the scan's
+            // answers are all it would learn. Those are dropped, as its probes would be in
+            // input mode (docs/ARCHITECTURE.md, "Router mode"); a LAN-side source that is not
+            // banned (`ban-lan` off) keeps them.
+            let v = if answer {
+                match outcome {
                     Outcome::Banned | Outcome::AlreadyBanned
                         if enforce && !pipeline.shared().lan.spares(ifindex) =>
                     {
@@ -100,16 +119,16 @@ pub fn read_queue(mut q: QueueSocket, mut pipeline: Pipeline) {
                     _ => Verdict::Accept,
                 }
             } else {
-                match pipeline.observe(now, probe, p.payload, p.in_ifindex, mark, Queued::Probe) {
+                match outcome {
                     Outcome::Banned | Outcome::AlreadyBanned if enforce => Verdict::Drop,
                     _ => verdict,
                 }
             };
-            if pass.came_back(p.mark) {
+            if pass.came_back(mark) {
                 came_back.note();
             }
-            let (v, mark) = pass.leave(v, p.mark);
-            batcher.push_marked(p.id, v, mark);
+            let (v, mark) = pass.leave(v, mark);
+            batcher.push_marked(id, v, mark);
         }
         // Bans first: the set has the element before any packet of this batch moves on, and
         // the verdict syscall (which also runs the softirq work queued meanwhile) is not in

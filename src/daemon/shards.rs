@@ -45,13 +45,18 @@ impl Shards {
 
     /// The detector that owns `key`.
     pub fn owner(&self, key: &SourceKey) -> &Mutex<Detector> {
-        let whole = key.aggregate_key(self.prefix_v4, self.prefix_v6);
-        &self.detectors[whole.shard(Self::COUNT)]
+        &self.detectors[self.index_of(key)]
     }
 
-    /// The detector that counts what has no source (a packet that does not parse).
-    pub fn first(&self) -> &Mutex<Detector> {
-        &self.detectors[0]
+    /// Which detector (`at`) owns `key`.
+    pub fn index_of(&self, key: &SourceKey) -> usize {
+        key.aggregate_key(self.prefix_v4, self.prefix_v6)
+            .shard(Self::COUNT)
+    }
+
+    /// Detector `i` (`index_of`), `i` below `COUNT`.
+    pub fn at(&self, i: usize) -> &Mutex<Detector> {
+        &self.detectors[i]
     }
 
     pub fn ipv6_prefix(&self) -> u8 {

@@ -28,7 +28,7 @@ pub use config::{
     copy_mode, encode_unbind, flags, QueueConfig, DEFAULT_COPY_RANGE, DEFAULT_MAX_LEN,
 };
 pub use packet::{skb_info, PacketView};
-pub use reader::QueueSocket;
+pub use reader::{QueueSocket, RECV_SLOTS};
 pub use stats::QueueStats;
 pub use verdict::{
     encode_verdict, encode_verdict_batch, Verdict, VerdictBatcher, NF_ACCEPT, NF_DROP, NF_QUEUE,

@@ -26,8 +26,8 @@ use super::packet::PacketView;
 use super::stats;
 use super::verdict::{encode_verdict_batch, Verdict, VerdictBatcher};
 
-/// Datagrams read per `recvmmsg`.
-const RECV_SLOTS: usize = 64;
+/// Datagrams read per `recvmmsg` (the kernel sends each queued packet in a datagram of its own).
+pub const RECV_SLOTS: usize = 64;
 /// Room for the netlink, nfgenmsg and attribute headers around the copied payload.
 const MESSAGE_OVERHEAD: usize = 512;
 /// Kernel bookkeeping per queued notification: "at least 768 bytes due to the skbuff overhead".
