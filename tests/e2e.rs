@@ -1647,19 +1647,26 @@ fn a_router_bans_a_syn_scan_of_the_host_behind_it() {
     );
 }
 
-#[test]
-fn a_router_bans_an_ipv6_scan_of_the_host_behind_it() {
-    let Some(tb) = Testbed::new("e2erouter6") else {
-        return;
-    };
+/// A router testbed: the inside host listens on tcp/8080, the zero-config daemon runs on the
+/// router, and the new links have settled over IPv6 (neighbour discovery) before probes that
+/// are sent once. Dropped in reverse order: the daemon, the inside host, the testbed.
+fn router_ready_for_ipv6(name: &str) -> Option<(Testbed, testbed::Inside, Daemon)> {
+    let tb = Testbed::new(name)?;
     let inside = tb.add_inside().unwrap();
     listen_inside(&tb, &inside, &[8080], 120);
     let d = Daemon::start(&tb, &[]);
-    // The new links settle (neighbour discovery) before a scan without retries.
     wait_for(Duration::from_secs(10), || {
         (connect_from(&tb, ATTACKER_V6, testbed::INSIDE_V6, 8080) == "connected").then_some(())
     })
     .expect("the inside host answers over IPv6");
+    Some((tb, inside, d))
+}
+
+#[test]
+fn a_router_bans_an_ipv6_scan_of_the_host_behind_it() {
+    let Some((tb, _inside, d)) = router_ready_for_ipv6("e2erouter6") else {
+        return;
+    };
     let out = nmap(
         &tb,
         &format!("-6 -sS --top-ports 200 {}", testbed::INSIDE_V6),
@@ -1723,17 +1730,9 @@ fn a_router_bans_null_fin_and_xmas_scans_of_the_host_behind_it() {
 /// hands the port and the kind over in the mark.
 #[test]
 fn a_router_bans_an_ipv6_null_scan_behind_a_large_destination_options_header() {
-    let Some(tb) = Testbed::new("e2erdstopt") else {
+    let Some((tb, _inside, d)) = router_ready_for_ipv6("e2erdstopt") else {
         return;
     };
-    let inside = tb.add_inside().unwrap();
-    listen_inside(&tb, &inside, &[8080], 120);
-    let d = Daemon::start(&tb, &[]);
-    // The new links settle (neighbour discovery) before probes that are sent once.
-    wait_for(Duration::from_secs(10), || {
-        (connect_from(&tb, ATTACKER_V6, testbed::INSIDE_V6, 8080) == "connected").then_some(())
-    })
-    .expect("the inside host answers over IPv6");
     crafted_v6_probes(&tb, testbed::INSIDE_V6, 20, 10, 256, false, 0);
     let ok = wait_for(Duration::from_secs(5), || {
         (banned(&tb, "banned6", "2001:db8::/64") || banned(&tb, "banned6_host", ATTACKER_V6))
