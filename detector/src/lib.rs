@@ -145,6 +145,11 @@ const TICK_MS: u64 = 1_000;
 /// overlap their waits, few enough that what they loaded is still in cache when counted.
 pub const BATCH_WINDOW: usize = 16;
 
+/// Ban actions a detector keeps until polled, at the least (twice `ban-burst` if more): a caller
+/// that polls after each `observe_batch` of at most this many observations loses none.
+pub const MIN_ACTIONS: usize = 32;
+const _: () = assert!(BATCH_WINDOW <= MIN_ACTIONS);
+
 /// No slot: a source not looked up (no table has this many slots).
 const NO_SLOT: u32 = u32::MAX;
 
@@ -170,7 +175,7 @@ pub struct Detector {
 impl Detector {
     /// `seed` drives the ban-length jitter (the daemon passes randomness, tests a constant).
     pub fn new(config: Config, seed: u64) -> Self {
-        let action_capacity = (config.ban_burst as usize).max(16) * 2;
+        let action_capacity = (config.ban_burst as usize * 2).max(MIN_ACTIONS);
         Detector {
             allow: Allowlist::new(config.allow.iter().copied()),
             table: Table::new(config.capacity),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use detector::packet::sensor_mark;
 use std::net::{IpAddr, Ipv4Addr};
 
-use detector::{Action, Ignored, Observation, Outcome, SourceKey, BATCH_WINDOW};
+use detector::{Action, Detector, Ignored, Observation, Outcome, SourceKey, BATCH_WINDOW};
 use nfnl::NlSocket;
 
 use crate::bans::{self, Ban, COMMENT_MAX};
@@ -141,13 +141,12 @@ impl Pipeline {
     ///
     /// One lock per shard per batch, and the shard sees its packets together
     /// (`Detector::observe_batch`, which overlaps their cache misses), in their order: a
-    /// source's probes are counted in the order they came.
+    /// source's probes are counted in the order they came. The shards take their turns in the
+    /// order of their first packet, so the ban budget they share goes to sources about in the
+    /// order their probes came (a fixed order would always serve one shard's sources first).
     pub fn observe_batch(&mut self, now_ms: u64, packets: &mut [Packet]) {
-        let shared = Arc::clone(&self.shared);
-        let shards = &shared.shards;
+        let shards = &self.shared.shards;
         let prefix = shards.ipv6_prefix();
-        // Taken for the call (and given back: its memory stays), so that `decide` may borrow.
-        let mut window = std::mem::take(&mut self.window);
         // A packet that does not parse is counted by the first shard.
         for p in packets.iter_mut() {
             p.shard = match &p.parsed {
@@ -155,8 +154,10 @@ impl Pipeline {
                 Err(_) => 0,
             };
         }
-        for shard in 0..Shards::COUNT {
-            if !packets.iter().any(|p| p.shard == shard) {
+        let mut done = [false; Shards::COUNT];
+        for first in 0..packets.len() {
+            let shard = packets[first].shard;
+            if std::mem::replace(&mut done[shard], true) {
                 continue;
             }
             let Ok(mut d) = shards.at(shard).lock() else {
@@ -165,55 +166,27 @@ impl Pipeline {
                 }
                 continue;
             };
-            window.clear();
-            for (i, p) in packets.iter_mut().enumerate() {
-                if p.shard != shard {
-                    continue;
-                }
-                match p.parsed {
-                    Ok(o) => window.push((i, o)),
-                    // The forward sensor queues only what `reply` reads, so an answer it cannot
-                    // read is rare (cut short); a probe is counted by reason.
-                    Err(e) if p.queued == Queued::Answer => p.outcome = Outcome::Ignored(e),
-                    Err(e) => p.outcome = d.ignore(e),
-                }
-            }
-            // A window at a time: the detector keeps at least 32 actions, so none is dropped
-            // before it is taken here.
-            for part in window.chunks(BATCH_WINDOW) {
-                let mut obs = [EMPTY_OBSERVATION; BATCH_WINDOW];
-                for (slot, (_, o)) in obs.iter_mut().zip(part) {
-                    *slot = *o;
-                }
-                let mut outcomes = [Outcome::Repeat; BATCH_WINDOW];
-                d.observe_batch(now_ms, &obs[..part.len()], &mut outcomes);
-                for ((i, _), outcome) in part.iter().zip(outcomes) {
-                    let p = &mut packets[*i];
-                    p.outcome = outcome;
-                    // Each `Banned` outcome pushed one action, in order: the probe that
-                    // decided the ban is this packet.
-                    if outcome == Outcome::Banned {
-                        if let Some(action) = d.poll_action() {
-                            self.decide(action, p.seen, p.ifindex);
-                        }
+            let lan = &self.shared.lan;
+            let decided = &mut self.decided;
+            observe_shard(
+                &mut d,
+                now_ms,
+                shard,
+                packets,
+                &mut self.window,
+                |action, p| {
+                    // Bans are rate-limited upstream; past this many in one batch, the source is
+                    // banned again on its next new port.
+                    if decided.len() < BAN_BATCH_MAX {
+                        let lan = lan.contains(p.ifindex);
+                        decided.push(Decided {
+                            action,
+                            seen: p.seen,
+                            lan,
+                        });
                     }
-                }
-                if let Some((i, _)) = part.last() {
-                    while let Some(action) = d.poll_action() {
-                        self.decide(action, packets[*i].seen, packets[*i].ifindex);
-                    }
-                }
-            }
-        }
-        self.window = window;
-    }
-
-    fn decide(&mut self, action: Action, seen: Probe, ifindex: Option<u32>) {
-        // Bans are rate-limited upstream; past this many in one batch, the source is banned
-        // again on its next new port.
-        if self.decided.len() < BAN_BATCH_MAX {
-            let lan = self.shared.lan.contains(ifindex);
-            self.decided.push(Decided { action, seen, lan });
+                },
+            );
         }
     }
 
@@ -303,5 +276,158 @@ impl Pipeline {
         let lan = report.lan_side.len() as u64;
         shared.counts.lan_side.fetch_add(lan, Ordering::Relaxed);
         report
+    }
+}
+
+/// Observes the packets of `packets` that `shard` owns, in their order, with `d` (that shard's
+/// detector, locked by the caller), writing each one's outcome, and hands each ban `d` decides
+/// to `decided` with the packet whose probe decided it. `window` is room kept by the caller.
+fn observe_shard(
+    d: &mut Detector,
+    now_ms: u64,
+    shard: usize,
+    packets: &mut [Packet],
+    window: &mut Vec<(usize, Observation)>,
+    mut decided: impl FnMut(Action, &Packet),
+) {
+    window.clear();
+    for (i, p) in packets.iter_mut().enumerate() {
+        if p.shard != shard {
+            continue;
+        }
+        match p.parsed {
+            Ok(o) => window.push((i, o)),
+            // The forward sensor queues only what `reply` reads, so an answer it cannot read
+            // is rare (cut short); a probe is counted by reason.
+            Err(e) if p.queued == Queued::Answer => p.outcome = Outcome::Ignored(e),
+            Err(e) => p.outcome = d.ignore(e),
+        }
+    }
+    // A window at a time, its actions taken before the next: the detector keeps at least
+    // `MIN_ACTIONS` of them, so none is dropped.
+    for part in window.chunks(BATCH_WINDOW) {
+        let mut obs = [EMPTY_OBSERVATION; BATCH_WINDOW];
+        for (slot, (_, o)) in obs.iter_mut().zip(part) {
+            *slot = *o;
+        }
+        let mut outcomes = [Outcome::Repeat; BATCH_WINDOW];
+        d.observe_batch(now_ms, &obs[..part.len()], &mut outcomes);
+        for ((i, _), outcome) in part.iter().zip(outcomes) {
+            let p = &mut packets[*i];
+            p.outcome = outcome;
+            // Each `Banned` outcome pushed one action, in order: the probe that decided the
+            // ban is this packet.
+            if outcome == Outcome::Banned {
+                let action = d.poll_action();
+                debug_assert!(action.is_some(), "a Banned outcome without its action");
+                if let Some(action) = action {
+                    decided(action, p);
+                }
+            }
+        }
+        // None is left (`Detector::observe_batch`); were one left, it would not be lost.
+        while let Some(action) = d.poll_action() {
+            debug_assert!(false, "an action without a Banned outcome");
+            if let Some((i, _)) = part.last() {
+                decided(action, &packets[*i]);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::time::Instant;
+
+    use detector::{Action, Config, Detector, Ignored, Observation, Outcome, Proto};
+
+    use super::{observe_shard, Packet, Queued};
+    use crate::latency::Probe;
+
+    /// A SYN from 203.0.113.`host` to privileged port `port`, tagged with its place in the batch
+    /// as its interface index.
+    fn syn(i: usize, host: u8, port: u16, shard: usize) -> Packet {
+        let src = IpAddr::V4(Ipv4Addr::new(203, 0, 113, host));
+        Packet {
+            parsed: Ok(Observation {
+                src,
+                dst: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+                proto: Proto::Tcp,
+                src_port: 40000,
+                dst_port: port,
+                tcp_flags: 0x02,
+                ifindex: Some(i as u32),
+            }),
+            queued: Queued::Probe,
+            ifindex: Some(i as u32),
+            seen: Probe {
+                received: Instant::now(),
+                stamp: Some((i as u64, 0)),
+            },
+            shard,
+            outcome: Outcome::Repeat,
+        }
+    }
+
+    /// Two scanners interleaved in one shard's part of a batch of 90 (one on privileged ports,
+    /// one on others: it takes more probes), both crossing the threshold inside it, in
+    /// different windows of the detector's look-ahead, among
+    /// another shard's packets and a packet that does not parse: each ban goes with the probe
+    /// that decided it, every packet of the shard gets its outcome, the other shard's none.
+    #[test]
+    fn each_ban_goes_with_the_probe_that_decided_it() {
+        let mut d = Detector::new(Config::default(), 1);
+        let mut packets: Vec<Packet> = (0..90)
+            .map(|i| match i % 3 {
+                0 => syn(i, 1, 1 + (i / 3) as u16, 0),
+                1 => syn(i, 2, 2001 + (i / 3) as u16, 0),
+                _ => syn(i, 3, 201 + (i / 3) as u16, 5),
+            })
+            .collect();
+        packets[86].parsed = Err(Ignored::Truncated);
+        packets[86].shard = 0;
+        let mut window = Vec::new();
+        let mut bans = Vec::new();
+        observe_shard(&mut d, 1_000, 0, &mut packets, &mut window, |action, p| {
+            let Action::Ban { key, .. } = action;
+            bans.push((key.to_string(), p.ifindex, p.seen.stamp));
+        });
+        let banned_at: Vec<usize> = (0..90)
+            .filter(|&i| packets[i].outcome == Outcome::Banned)
+            .collect();
+        assert_eq!(banned_at.len(), 2, "{banned_at:?}");
+        assert_eq!(bans.len(), 2);
+        for ((key, ifindex, stamp), &i) in bans.iter().zip(&banned_at) {
+            let Ok(o) = packets[i].parsed else {
+                panic!("packet {i} parsed")
+            };
+            assert_eq!(*key, o.src.to_string());
+            assert_eq!(*ifindex, Some(i as u32));
+            assert_eq!(*stamp, Some((i as u64, 0)));
+        }
+        // In different windows of 16 of the shard's packets (two of every three are its).
+        let window_of = |i: usize| (i - i / 3) / 16;
+        assert_ne!(
+            window_of(banned_at[0]),
+            window_of(banned_at[1]),
+            "{banned_at:?}"
+        );
+        for (i, p) in packets.iter().enumerate() {
+            match (i % 3, i) {
+                (_, 86) => assert_eq!(p.outcome, Outcome::Ignored(Ignored::Truncated)),
+                (2, _) => assert_eq!(p.outcome, Outcome::Repeat, "packet {i}: other shard"),
+                _ if i > banned_at[usize::from(i % 3 == 1)] => {
+                    assert_eq!(p.outcome, Outcome::AlreadyBanned, "packet {i}")
+                }
+                _ => assert!(
+                    matches!(p.outcome, Outcome::Counted { .. } | Outcome::Banned),
+                    "packet {i}: {:?}",
+                    p.outcome
+                ),
+            }
+        }
+        assert_eq!(d.counters().bans, 2);
+        assert!(d.poll_action().is_none());
     }
 }

@@ -36,8 +36,9 @@ pub fn read_queue(mut q: QueueSocket, mut pipeline: Pipeline) {
         .map_or(true, |s| s.mode == Mode::Managed);
     let mut came_back = CameBack::new(queue, pass);
     let mut batcher = VerdictBatcher::new(queue);
-    // One batch's packets, and what their verdicts need (id, mark, answer or probe, the
-    // interface toward the source), kept between batches: nothing is allocated per packet.
+    // One batch's packets, and what their verdicts need (id, the packet's own mark, whether a
+    // router chain queued it, the interface toward the source), kept between batches: nothing
+    // is allocated per packet.
     let mut packets: Vec<Packet> = Vec::with_capacity(RECV_SLOTS);
     let mut verdicts: Vec<(u32, Option<u32>, bool, Option<u32>)> = Vec::with_capacity(RECV_SLOTS);
     while !pipeline.shared().stopping() {
@@ -81,35 +82,36 @@ pub fn read_queue(mut q: QueueSocket, mut pipeline: Pipeline) {
                 received: seen,
                 stamp: p.timestamp,
             };
-            let mark = pass.sensor_mark(p.mark);
+            let sensor_mark = pass.sensor_mark(p.mark);
             // Router mode's chains queue answers (hook forward or output, managed mode only),
             // read into the probe they answer; the interface toward the scanner is the
             // answer's output one.
-            let answer = managed && matches!(p.hook, HOOK_FORWARD | HOOK_OUTPUT);
-            let packet = if answer {
+            let routed = managed && matches!(p.hook, HOOK_FORWARD | HOOK_OUTPUT);
+            let packet = if routed {
                 // A NULL, FIN or Xmas probe passing through is queued itself (nothing ties an
                 // answer to it): a probe, from the interface it came in on (its port in the
                 // mark if IPv6 extension headers pushed it past the copy range).
-                if p.hook == HOOK_FORWARD && is_stealth_tcp(p.payload, mark) {
-                    Pipeline::packet(p.payload, probe, p.in_ifindex, mark, Queued::Probe)
+                if p.hook == HOOK_FORWARD && is_stealth_tcp(p.payload, sensor_mark) {
+                    Pipeline::packet(p.payload, probe, p.in_ifindex, sensor_mark, Queued::Probe)
                 } else {
                     Pipeline::packet(p.payload, probe, p.out_ifindex, None, Queued::Answer)
                 }
             } else {
-                Pipeline::packet(p.payload, probe, p.in_ifindex, mark, Queued::Probe)
+                Pipeline::packet(p.payload, probe, p.in_ifindex, sensor_mark, Queued::Probe)
             };
             packets.push(packet);
-            verdicts.push((p.id, p.mark, answer, packet.ifindex()));
+            verdicts.push((p.id, p.mark, routed, packet.ifindex()));
         }
         pipeline.observe_batch(now, &mut packets);
-        for (packet, &(id, mark, answer, ifindex)) in packets.iter().zip(&verdicts) {
+        for (packet, &(id, raw_mark, routed, ifindex)) in packets.iter().zip(&verdicts) {
             let outcome = packet.outcome;
-            // An answer is accepted, but for a source just banned: the router holds no probe
+            // What a router chain queued (an answer, or a NULL/FIN/Xmas probe passing through)
+            // is accepted, but for a source just banned: the router holds no probe
             // (they were forwarded at once), so until the ban is in the kernel set the scan's
             // answers are all it would learn. Those are dropped, as its probes would be in
             // input mode (docs/ARCHITECTURE.md, "Router mode"); a LAN-side source that is not
             // banned (`ban-lan` off) keeps them.
-            let v = if answer {
+            let v = if routed {
                 match outcome {
                     Outcome::Banned | Outcome::AlreadyBanned
                         if enforce && !pipeline.shared().lan.spares(ifindex) =>
@@ -124,10 +126,10 @@ pub fn read_queue(mut q: QueueSocket, mut pipeline: Pipeline) {
                     _ => verdict,
                 }
             };
-            if pass.came_back(mark) {
+            if pass.came_back(raw_mark) {
                 came_back.note();
             }
-            let (v, mark) = pass.leave(v, mark);
+            let (v, mark) = pass.leave(v, raw_mark);
             batcher.push_marked(id, v, mark);
         }
         // Bans first: the set has the element before any packet of this batch moves on, and
