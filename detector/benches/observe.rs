@@ -1,9 +1,10 @@
-//! ns per observation, at capacity: for a source already tracked, a new source (which evicts one
-//! by CLOCK), and an allowlisted source. The tracked sources sit four to a /24, so
-//! the prefix tier (where it exists) holds every prefix without churn, and none of them adds up
-//! to a distributed scan: what a busy host sees, not an attack. A plain timing loop (no criterion): run with
-//! `cargo bench -p detector --bench observe`. Figures belong in docs/BENCHMARKS.md, never in a
-//! test.
+//! ns per observation, at capacity: for a source already tracked (one `observe` at a time, and
+//! through `observe_batch` eight at a time, as the daemon's shards get them), a new source
+//! (which evicts one by CLOCK), and an allowlisted source. The tracked sources sit four to a
+//! /24, so the prefix tier (where it exists) holds every prefix without churn, and none of them
+//! adds up to a distributed scan: what a busy host sees, not an attack. A plain timing loop (no
+//! criterion): run with `cargo bench -p detector --bench observe`. Figures belong in
+//! docs/BENCHMARKS.md, never in a test.
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
