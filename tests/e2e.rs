@@ -1748,6 +1748,86 @@ fn a_router_bans_an_ipv6_null_scan_behind_a_large_destination_options_header() {
     assert!(line.contains("stealth"), "{}", d.log());
 }
 
+/// Both sides of the forward sensor's twin rule. A client whose every segment carries a
+/// 256-byte Destination Options header (a sticky IPV6_DSTOPTS on its TCP socket) talks to the
+/// inside host and knocks on one closed port, five times: none of its segments is a NULL/FIN/Xmas
+/// one, so nothing of it is queued as a probe, and it is not banned. A scanner that also cuts
+/// each NULL probe into two fragments (the header chain in the first) gains nothing: the
+/// router reassembles before its forward hook, so each probe is counted once and it is banned.
+#[test]
+fn a_router_counts_fragmented_ipv6_null_probes_once_and_spares_clients_with_extension_headers() {
+    let Some((tb, _inside, d)) = router_ready_for_ipv6("e2erfrag6") else {
+        return;
+    };
+    let client = "2001:db8::7";
+    tb.add_attacker_addr(&format!("{client}/64")).unwrap();
+    // Bounded: 10 connections of at most 3 s each.
+    let script = format!(
+        r#"
+import socket
+hdr = bytes([0, 31, 0x1e, 252]) + bytes(252)  # Destination Options, 256 bytes, skippable
+done = 0
+for i in range(5):
+    for port, data in ((8080, bytes(2000)), (9999, b"")):
+        s = socket.socket(socket.AF_INET6)
+        s.settimeout(3)
+        s.bind(("{client}", 0))
+        s.setsockopt(socket.IPPROTO_IPV6, 59, hdr)  # IPV6_DSTOPTS, on every segment
+        try:
+            s.connect(("{inside}", port))
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+            done += 1
+        except ConnectionRefusedError:
+            done += 1
+        s.close()
+print(done)
+"#,
+        inside = testbed::INSIDE_V6
+    );
+    let out = tb
+        .sh(
+            &tb.attacker,
+            &format!("timeout 40 python3 - 2>&1 <<'EOF'\n{script}\nEOF"),
+        )
+        .unwrap();
+    assert_eq!(
+        out.trim(),
+        "10",
+        "every connection and refusal went through: {out}"
+    );
+    crafted_v6_probes(&tb, testbed::INSIDE_V6, 20, 10, 256, true, 0);
+    wait_for(Duration::from_secs(5), || {
+        banned(&tb, "banned6_host", ATTACKER_V6).then_some(())
+    })
+    .unwrap_or_else(|| panic!("{}\n{}", d.log(), d.fresh_stats()));
+    assert!(!banned(&tb, "banned6_host", client), "{}", d.log());
+    let stats = d.fresh_stats();
+    // Every queued packet is one observation: the client's five refusals (RSTs answering its
+    // SYNs: its one closed port, counted once, then four repeats) and the scanner's reassembled
+    // probes (at most its 10, those after the ban dropped as already banned), none ignored.
+    let (packets, probes, repeats) = (d.stat("packets"), d.stat("probes"), d.stat("repeats"));
+    assert_eq!(
+        packets,
+        probes + repeats + d.stat("already_banned"),
+        "{stats}"
+    );
+    assert_eq!(repeats, 4, "{stats}");
+    assert!(packets <= 5 + 10, "{stats}");
+    assert!(stats.contains("\nignored 0\n"), "{stats}");
+    let line = d
+        .log()
+        .lines()
+        .find(|l| l.contains(&format!("ban {ATTACKER_V6} for")))
+        .map(str::to_string)
+        .unwrap_or_default();
+    assert!(
+        line.contains("tcp/20,21,22") && line.contains("stealth"),
+        "{}",
+        d.log()
+    );
+}
+
 #[test]
 fn a_router_bans_a_sweep_of_unassigned_addresses_on_one_port() {
     let Some(tb) = Testbed::new("e2esweep") else {
