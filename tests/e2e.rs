@@ -653,12 +653,7 @@ fn the_tail_rule_queues_null_fin_and_xmas_probes() {
             &format!("{scan} -S {source} -e veth0 --top-ports 20 {SERVER_V4}"),
         );
         assert!(banned(&tb, "banned4", source), "{scan}:\n{}", d.log());
-        let line = d
-            .log()
-            .lines()
-            .find(|l| l.contains(&format!("ban {source} for")))
-            .unwrap_or_default()
-            .to_string();
+        let line = d.ban_line(source);
         assert!(line.contains(&format!("stealth {name}")), "{line}");
     }
 }
@@ -1241,12 +1236,7 @@ fn each_scan_is_banned(name: &str, scans: [(&str, &str, &str); 3]) {
     for (scan, src, shown) in scans {
         nmap(&tb, &format!("{scan} -S {src} -e veth0 {SERVER_V4}"));
         assert!(banned(&tb, "banned4", src), "{scan}: {}", d.log());
-        let line = d
-            .log()
-            .lines()
-            .find(|l| l.contains(&format!("ban {src} for")))
-            .map(str::to_string)
-            .unwrap_or_default();
+        let line = d.ban_line(src);
         assert!(line.contains(shown), "{scan}: {line}");
     }
 }
@@ -1404,12 +1394,7 @@ fn an_ipv6_syn_scan_behind_a_large_destination_options_header_is_banned() {
         banned(&tb, "banned6_host", ATTACKER_V6).then_some(())
     })
     .unwrap_or_else(|| panic!("{}\n{}", d.log(), d.fresh_stats()));
-    let line = d
-        .log()
-        .lines()
-        .find(|l| l.contains(&format!("ban {ATTACKER_V6} for")))
-        .map(str::to_string)
-        .unwrap_or_default();
+    let line = d.ban_line(ATTACKER_V6);
     assert!(line.contains("tcp/20,21,22"), "{line}");
 }
 
@@ -1433,12 +1418,7 @@ fn the_tail_rule_queues_ack_maimon_sctp_and_protocol_probes() {
     ] {
         nmap(&tb, &format!("{scan} -S {source} -e veth0 {SERVER_V4}"));
         assert!(banned(&tb, "banned4", source), "{scan}:\n{}", d.log());
-        let line = d
-            .log()
-            .lines()
-            .find(|l| l.contains(&format!("ban {source} for")))
-            .unwrap_or_default()
-            .to_string();
+        let line = d.ban_line(source);
         assert!(line.contains(shown), "{scan}: {line}");
     }
 }
@@ -1714,12 +1694,7 @@ fn a_router_bans_null_fin_and_xmas_scans_of_the_host_behind_it() {
             banned(&tb, "banned4", source).then_some(())
         });
         assert!(ok.is_some(), "{scan}:\n{}\nnmap:\n{out}", d.log());
-        let line = d
-            .log()
-            .lines()
-            .find(|l| l.contains(&format!("ban {source} for")))
-            .unwrap_or_default()
-            .to_string();
+        let line = d.ban_line(source);
         assert!(line.contains(&format!("stealth {name}")), "{line}");
     }
     assert!(!banned(&tb, "banned4", "192.0.2.5"), "{}", d.log());
@@ -1815,12 +1790,7 @@ print(done)
     assert_eq!(repeats, 4, "{stats}");
     assert!(packets <= 5 + 10, "{stats}");
     assert!(stats.contains("\nignored 0\n"), "{stats}");
-    let line = d
-        .log()
-        .lines()
-        .find(|l| l.contains(&format!("ban {ATTACKER_V6} for")))
-        .map(str::to_string)
-        .unwrap_or_default();
+    let line = d.ban_line(ATTACKER_V6);
     assert!(
         line.contains("tcp/20,21,22") && line.contains("stealth"),
         "{}",

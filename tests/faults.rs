@@ -377,12 +377,7 @@ fn a_spoofed_flood_plateaus_and_a_hidden_scan_is_still_banned_at_the_threshold()
     assert!(banned(&tb, "banned4", ATTACKER_V4), "{}\n{scan}", d.log());
     // Banned at the threshold (21, or up to 23 when a privileged port crosses it), not later:
     // the flood did not make the detector lose the scanner's earlier probes.
-    let line = d
-        .log()
-        .lines()
-        .find(|l| l.contains(&format!("ban {ATTACKER_V4} for")))
-        .unwrap_or_default()
-        .to_string();
+    let line = d.ban_line(ATTACKER_V4);
     let score: u32 = line
         .split("score ")
         .nth(1)

@@ -82,6 +82,16 @@ impl Daemon {
         std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
     }
 
+    /// The log line of `source`'s (first) ban, or an empty string.
+    pub fn ban_line(&self, source: &str) -> String {
+        let log = self.log();
+        let ban = format!("ban {source} for");
+        log.lines()
+            .find(|l| l.contains(&ban))
+            .unwrap_or_default()
+            .to_string()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, |c| c.id())
     }
