@@ -36,11 +36,10 @@ pub fn read_queue(mut q: QueueSocket, mut pipeline: Pipeline) {
         .map_or(true, |s| s.mode == Mode::Managed);
     let mut came_back = CameBack::new(queue, pass);
     let mut batcher = VerdictBatcher::new(queue);
-    // One batch's packets, and what their verdicts need (id, the packet's own mark, whether a
-    // router chain queued it, the interface toward the source), kept between batches: nothing
-    // is allocated per packet.
+    // One batch's packets, and what else their verdicts need (id, the packet's own mark,
+    // whether a router chain queued it), kept between batches: nothing is allocated per packet.
     let mut packets: Vec<Packet> = Vec::with_capacity(RECV_SLOTS);
-    let mut verdicts: Vec<(u32, Option<u32>, bool, Option<u32>)> = Vec::with_capacity(RECV_SLOTS);
+    let mut verdicts: Vec<(u32, Option<u32>, bool)> = Vec::with_capacity(RECV_SLOTS);
     while !pipeline.shared().stopping() {
         match q.wait(Duration::from_millis(200)) {
             Ok(true) => {}
@@ -100,10 +99,10 @@ pub fn read_queue(mut q: QueueSocket, mut pipeline: Pipeline) {
                 Pipeline::packet(p.payload, probe, p.in_ifindex, sensor_mark, Queued::Probe)
             };
             packets.push(packet);
-            verdicts.push((p.id, p.mark, routed, packet.ifindex()));
+            verdicts.push((p.id, p.mark, routed));
         }
         pipeline.observe_batch(now, &mut packets);
-        for (packet, &(id, raw_mark, routed, ifindex)) in packets.iter().zip(&verdicts) {
+        for (packet, &(id, raw_mark, routed)) in packets.iter().zip(&verdicts) {
             let outcome = packet.outcome;
             // What a router chain queued (an answer, or a NULL/FIN/Xmas probe passing through)
             // is accepted, but for a source just banned: the router holds no probe
@@ -114,7 +113,7 @@ pub fn read_queue(mut q: QueueSocket, mut pipeline: Pipeline) {
             let v = if routed {
                 match outcome {
                     Outcome::Banned | Outcome::AlreadyBanned
-                        if enforce && !pipeline.shared().lan.spares(ifindex) =>
+                        if enforce && !pipeline.shared().lan.spares(packet.ifindex()) =>
                     {
                         Verdict::Drop
                     }
